@@ -1,0 +1,22 @@
+//! Handler programs, built statically at build time and embedded as blobs.
+//!
+//! This is the "blob" half of the kernel design's loader: the handler's executable
+//! travels inside the trusted binary, and the loader copies it into a sealed memfd
+//! to run it. The build script (`build.rs`) compiles the `handlers/` packages with
+//! `+crt-static`; a blob the final binary never names is dropped by the linker.
+//!
+//! ```
+//! assert_eq!(&umd_blobs::SAMPLE_HANDLER[..4], b"\x7fELF");
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+/// The sample driver's handler (raw wire format, see `umd_wire::sample`).
+pub static SAMPLE_HANDLER: &[u8] = include_bytes!(env!("UMD_SAMPLE_HANDLER"));
+
+/// The echo handler: framed echo, framed byte sum, or raw echo (benchmarks, tests).
+pub static ECHO_HANDLER: &[u8] = include_bytes!(env!("UMD_ECHO_HANDLER"));
+
+/// A deliberately misbehaving handler for fault tests. Not for production use.
+#[doc(hidden)]
+pub static HOSTILE_HANDLER: &[u8] = include_bytes!(env!("UMD_HOSTILE_HANDLER"));

@@ -1,0 +1,238 @@
+//! `umd`: the command line of the umd user mode driver manager.
+//!
+//! Thin on purpose: argument parsing, output and exit statuses live here; every
+//! decision lives in the library crates.
+
+mod bench;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions, SelftestConfig};
+
+/// Exit status: success.
+const EXIT_OK: u8 = 0;
+/// Exit status: a negative verdict (a check failed).
+const EXIT_VERDICT: u8 = 1;
+/// Exit status: usage or system error.
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "umd",
+    version,
+    about = "User mode drivers: run untrusted-input parsers in small, restartable handler processes",
+    long_about = "umd runs parsers of untrusted data in handler processes started from sealed memfds, \
+                  talks to them over their stdin/stdout, restarts them when they die and kills them \
+                  when they hang. The trusted side (the manager) checks every answer.\n\n\
+                  Exit status: 0 success, 1 a negative verdict (a check failed), 2 usage or system error.",
+    after_help = "Examples:\n  umd sample request --offset 4096\n  umd sample selftest --json\n  umd bench --quick"
+)]
+struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The sample driver (the kernel patch set's acceptance test).
+    #[command(subcommand)]
+    Sample(SampleCommand),
+    /// Measure umd against baselines measured in the same run.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum SampleCommand {
+    /// Send one offset; the handler replies 128 KiB with that byte set, which the
+    /// manager verifies.
+    Request {
+        /// Byte offset to set, in 0..131072.
+        #[arg(long, value_name = "N")]
+        offset: u64,
+        #[command(flatten)]
+        common: SampleArgs,
+    },
+    /// The kernel self-test: requests at random offsets ((random % 128) * 1024),
+    /// unloading the driver every N requests so it must be loaded again on demand.
+    Selftest {
+        /// Requests to send.
+        #[arg(long, default_value_t = 500, value_name = "N")]
+        iterations: usize,
+        /// Unload the driver after every N requests (0 = never).
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        unload_every: usize,
+        /// Seed of the random offsets (default: fixed, so runs are repeatable).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        #[command(flatten)]
+        common: SampleArgs,
+    },
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Run this program (speaking the raw sample wire format) instead of the
+    /// embedded handler. It must be an ELF executable.
+    #[arg(long, value_name = "PATH")]
+    handler: Option<PathBuf>,
+    /// Deadline of each request, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Print a JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SampleArgs {
+    fn driver(&self) -> SampleDriver {
+        let source = match &self.handler {
+            Some(p) => HandlerSource::Path(p.clone()),
+            None => HandlerSource::Embedded,
+        };
+        SampleDriver::new(
+            source,
+            SampleOptions { timeout: Duration::from_millis(self.timeout_ms), ..Default::default() },
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let code = match cli.command {
+        Command::Sample(SampleCommand::Request { offset, common }) => sample_request(offset, &common),
+        Command::Sample(SampleCommand::Selftest { iterations, unload_every, seed, common }) => {
+            let cfg = SelftestConfig {
+                iterations,
+                unload_every,
+                seed: seed.unwrap_or(SelftestConfig::default().seed),
+            };
+            sample_selftest(&cfg, &common)
+        }
+        Command::Bench(args) => bench::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+fn exit_for(e: &umd::Error) -> u8 {
+    if e.is_verdict() {
+        EXIT_VERDICT
+    } else {
+        EXIT_ERROR
+    }
+}
+
+fn sample_request(offset: u64, args: &SampleArgs) -> u8 {
+    // Checked before any handler runs.
+    let offset = match Offset::new(offset) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("umd: sample request: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let sample = args.driver();
+    let result = sample.request(offset);
+    let stats = sample.driver().stats();
+    sample.driver().unload();
+    match result {
+        Ok(()) => {
+            if args.json {
+                let v = serde_json::json!({"driver": "sample", "offset": offset.get(), "verdict": "ok",
+                    "latency_ns": stats.latency.max_ns});
+                println!("{v}");
+            } else {
+                println!("sample: {offset}: ok (exactly byte {} of 131072 set)", offset.get());
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            if args.json {
+                let v = serde_json::json!({"driver": "sample", "offset": offset.get(), "verdict": "error",
+                    "error": e.to_string()});
+                println!("{v}");
+            }
+            eprintln!("umd: {e}");
+            exit_for(&e)
+        }
+    }
+}
+
+fn sample_selftest(cfg: &SelftestConfig, args: &SampleArgs) -> u8 {
+    let sample = args.driver();
+    let bar = if !args.json && std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(cfg.iterations as u64).with_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_prefix("selftest");
+    let report = umd_sample::selftest(&sample, cfg, |n| bar.set_position(n as u64));
+    bar.finish_and_clear();
+    sample.driver().unload();
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("umd: encoding the report: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        let l = &report.latency;
+        println!(
+            "sample selftest: {} requests, {} passed, {} failed",
+            report.requests, report.passed, report.failed
+        );
+        println!(
+            "  loads {}  unloads {}  starts {}  restarts {}  (unload every {}, seed {})",
+            report.loads, report.unloads, report.starts, report.restarts, report.unload_every, report.seed
+        );
+        println!(
+            "  latency p50 {}  p90 {}  p99 {}  max {}  total {:.1} ms",
+            fmt_ns(l.p50_ns),
+            fmt_ns(l.p90_ns),
+            fmt_ns(l.p99_ns),
+            fmt_ns(l.max_ns),
+            report.elapsed_s * 1e3
+        );
+        for f in &report.failures {
+            println!("  request {} (offset {}): {}", f.index, f.offset, f.error);
+        }
+        println!("{}", if report.ok() { "PASS" } else { "FAIL" });
+    }
+    if report.ok() {
+        EXIT_OK
+    } else {
+        EXIT_VERDICT
+    }
+}
+
+/// Formats nanoseconds for people.
+pub(crate) fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
+        _ => format!("{:.2} ms", ns as f64 / 1e6),
+    }
+}

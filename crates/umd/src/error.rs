@@ -1,0 +1,179 @@
+//! The manager's errors: every one names the driver, and where there was one, the
+//! request and what became of the handler.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use umd_wire::chan::ChanError;
+
+/// How a handler process ended, as far as the manager saw it. The first recorded
+/// cause is kept: a handler that crashed and was then reaped reports the crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandlerFate {
+    /// The handler exited by itself with this status.
+    Exited(i32),
+    /// The handler was killed by this signal (not sent by the manager).
+    Signaled(i32),
+    /// The manager killed it (for the reason given).
+    KilledByManager(&'static str),
+    /// Unknown (the process could not be waited for).
+    Unknown,
+}
+
+impl fmt::Display for HandlerFate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerFate::Exited(c) => write!(f, "handler exited with status {c}"),
+            HandlerFate::Signaled(s) => write!(f, "handler killed by signal {s} ({})", signal_name(*s)),
+            HandlerFate::KilledByManager(why) => write!(f, "handler killed by the manager ({why})"),
+            HandlerFate::Unknown => write!(f, "handler state unknown"),
+        }
+    }
+}
+
+/// A short name for common signals.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => "signal",
+    }
+}
+
+/// Everything a driver call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No handler program is loaded and no provider could supply one (the kernel's
+    /// `-ENOPROTOOPT` after `request_module`).
+    #[error("driver {driver}: driver not available ({reason})")]
+    NotAvailable {
+        /// Driver name.
+        driver: String,
+        /// Why the provider could not supply the program.
+        reason: String,
+    },
+    /// `load` was called on a driver that already has a program.
+    #[error("driver {driver}: already loaded (unload it first)")]
+    AlreadyLoaded {
+        /// Driver name.
+        driver: String,
+    },
+    /// The handler program could not be read or put into a sealed memfd.
+    #[error("driver {driver}: handler program {program}: {source}")]
+    Program {
+        /// Driver name.
+        driver: String,
+        /// Program name or path.
+        program: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The handler process could not be started.
+    #[error("driver {driver}: starting handler {program}: {source}")]
+    Spawn {
+        /// Driver name.
+        driver: String,
+        /// Program name.
+        program: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A freshly started handler failed its `post_start` check and was killed.
+    #[error("driver {driver}: post_start check failed: {reason}")]
+    PostStart {
+        /// Driver name.
+        driver: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The request does not fit the driver's wire format (caller error; no handler
+    /// was involved).
+    #[error("driver {driver}: request {request}: {reason}")]
+    BadRequest {
+        /// Driver name.
+        driver: String,
+        /// Request number.
+        request: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Talking to the handler failed; it was shut down and the next call starts a
+    /// fresh one.
+    #[error("driver {driver}: request {request}: {source}; {fate}")]
+    Channel {
+        /// Driver name.
+        driver: String,
+        /// Request number.
+        request: u64,
+        /// What failed on the channel.
+        source: ChanError,
+        /// What became of the handler.
+        fate: HandlerFate,
+    },
+    /// The handler did not answer within the deadline and was killed.
+    #[error("driver {driver}: request {request}: no reply within {timeout:?}; handler killed")]
+    Deadline {
+        /// Driver name.
+        driver: String,
+        /// Request number.
+        request: u64,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+    /// The handler answered with an error frame (framed mode): it is alive and
+    /// keeps serving.
+    #[error("driver {driver}: request {request}: handler reported: {message}")]
+    Handler {
+        /// Driver name.
+        driver: String,
+        /// Request number.
+        request: u64,
+        /// The handler's message (untrusted text, length-limited).
+        message: String,
+    },
+    /// The manager's check of the reply failed: the handler is considered broken and
+    /// was shut down.
+    #[error("driver {driver}: request {request}: reply rejected: {reason}")]
+    BadReply {
+        /// Driver name.
+        driver: String,
+        /// Request number.
+        request: u64,
+        /// Why the reply was rejected.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this error is a negative verdict about the handler's answer (as
+    /// opposed to a usage or system error): the CLI maps it to exit status 1.
+    pub fn is_verdict(&self) -> bool {
+        matches!(self, Error::BadReply { .. } | Error::PostStart { .. } | Error::Handler { .. })
+    }
+
+    /// The driver the error concerns.
+    pub fn driver(&self) -> &str {
+        match self {
+            Error::NotAvailable { driver, .. }
+            | Error::AlreadyLoaded { driver }
+            | Error::Program { driver, .. }
+            | Error::Spawn { driver, .. }
+            | Error::PostStart { driver, .. }
+            | Error::BadRequest { driver, .. }
+            | Error::Channel { driver, .. }
+            | Error::Deadline { driver, .. }
+            | Error::Handler { driver, .. }
+            | Error::BadReply { driver, .. } => driver,
+        }
+    }
+}

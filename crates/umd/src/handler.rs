@@ -1,0 +1,237 @@
+//! The manager's side of one running **handler**: its process, its channel, and
+//! the request/reply exchange in either wire mode.
+//!
+//! Nothing here trusts the handler: every read is bounded by the deadline and by
+//! the sizes the wire mode fixes, a reply longer than announced is an error, and
+//! bytes that arrive between requests mark the handler as broken.
+
+use std::io::IoSliceMut;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use rustix::event::{PollFd, PollFlags};
+use umd_wire::chan::{self, ChanError, Endpoint, Payload, Received};
+use umd_wire::memfd::{Mapping, SealedMemfd};
+use umd_wire::{Kind, Limits, RawSizes};
+
+use crate::loader::Process;
+
+/// How requests and replies are encoded on a driver's channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// Fixed-size request and reply, no header (the kernel sample's format).
+    Raw(RawSizes),
+    /// Length-prefixed frames with explicit limits.
+    Framed(FramedConfig),
+}
+
+/// Settings of the framed wire mode (default: default limits, pipes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramedConfig {
+    /// Size limits applied to what the handler sends.
+    pub limits: Limits,
+    /// Put a Unix socket pair on fd 0/1 so sealed memfds can be passed (needed for
+    /// [`Request::Memfd`] and for memfd replies).
+    pub fd_passing: bool,
+}
+
+/// A request to send.
+#[derive(Clone, Copy, Debug)]
+pub enum Request<'a> {
+    /// Bytes written through the channel.
+    Bytes(&'a [u8]),
+    /// A sealed memfd passed to the handler (framed mode with fd passing only).
+    Memfd(&'a SealedMemfd),
+}
+
+/// A reply, borrowed for the duration of a check.
+pub enum Reply<'a> {
+    /// Bytes read from the channel.
+    Bytes(&'a [u8]),
+    /// A sealed memfd from the handler, checked and mapped read-only.
+    Memfd(Mapping),
+}
+
+impl Reply<'_> {
+    /// The reply's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Reply::Bytes(b) => b,
+            Reply::Memfd(m) => m.as_slice(),
+        }
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The request does not fit the wire mode (no byte was sent).
+    BadRequest(String),
+    /// The channel failed; the handler must be shut down.
+    Chan(ChanError),
+    /// The handler answered with an error frame; it stays usable.
+    Handler(String),
+}
+
+impl From<ChanError> for CallError {
+    fn from(e: ChanError) -> Self {
+        CallError::Chan(e)
+    }
+}
+
+/// Longest handler error message kept (the text is untrusted).
+const MAX_HANDLER_MESSAGE: usize = 1024;
+
+/// A started handler owned by the manager.
+pub(crate) struct Handler {
+    pub process: Process,
+    /// The load generation it belongs to (unload bumps the driver's generation).
+    pub generation: u64,
+    buf: Vec<u8>,
+}
+
+impl Handler {
+    pub fn new(process: Process, generation: u64) -> Handler {
+        Handler { process, generation, buf: Vec::new() }
+    }
+
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { rx: self.process.rx.as_fd(), tx: self.process.tx.as_fd(), socket: self.process.socket }
+    }
+
+    /// Cheap check before a request: the handler has not closed its end (it died)
+    /// and has not written anything since its last reply.
+    pub fn check_idle(&self) -> Result<(), &'static str> {
+        let mut fds = [PollFd::from_borrowed_fd(self.process.rx.as_fd(), PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Ok(0) => Ok(()),
+            Ok(_) => {
+                let ev = fds[0].revents();
+                if ev.contains(PollFlags::IN) {
+                    Err("handler wrote bytes outside a reply")
+                } else {
+                    Err("handler closed its channel")
+                }
+            }
+            Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(_) => Err("cannot poll the handler's channel"),
+        }
+    }
+
+    /// One request/reply exchange, bounded by `deadline`.
+    pub fn exchange(
+        &mut self,
+        wire: &Wire,
+        req: Request<'_>,
+        deadline: Instant,
+    ) -> Result<Reply<'_>, CallError> {
+        match wire {
+            Wire::Raw(sizes) => self.exchange_raw(*sizes, req, deadline),
+            Wire::Framed(cfg) => self.exchange_framed(cfg, req, deadline),
+        }
+    }
+
+    fn exchange_raw(
+        &mut self,
+        sizes: RawSizes,
+        req: Request<'_>,
+        deadline: Instant,
+    ) -> Result<Reply<'_>, CallError> {
+        let Request::Bytes(bytes) = req else {
+            return Err(CallError::BadRequest("raw drivers take bytes, not memfds".into()));
+        };
+        if bytes.len() != sizes.request {
+            return Err(CallError::BadRequest(format!(
+                "request is {} bytes; this raw driver takes exactly {}",
+                bytes.len(),
+                sizes.request
+            )));
+        }
+        chan::write_all(self.endpoint(), &[bytes], None, Some(deadline))?;
+        if self.buf.len() < sizes.reply {
+            self.buf.resize(sizes.reply, 0);
+        }
+        let ep = Endpoint {
+            rx: self.process.rx.as_fd(),
+            tx: self.process.tx.as_fd(),
+            socket: self.process.socket,
+        };
+        let mut fds = Vec::new();
+        let mut got = 0;
+        // A one-byte probe after the reply catches a handler that wrote more than
+        // the fixed size, at no extra system call.
+        let mut probe = [0u8; 1];
+        chan::wait(ep.rx, PollFlags::IN, Some(deadline))?;
+        while got < sizes.reply {
+            let n = chan::read_some(
+                ep,
+                &mut [IoSliceMut::new(&mut self.buf[got..sizes.reply]), IoSliceMut::new(&mut probe)],
+                &mut fds,
+                Some(deadline),
+            )?;
+            if n == 0 {
+                return Err(ChanError::Eof { got, wanted: sizes.reply }.into());
+            }
+            got += n;
+        }
+        if got > sizes.reply || !fds.is_empty() {
+            return Err(ChanError::Trailing.into());
+        }
+        Ok(Reply::Bytes(&self.buf[..sizes.reply]))
+    }
+
+    fn exchange_framed(
+        &mut self,
+        cfg: &FramedConfig,
+        req: Request<'_>,
+        deadline: Instant,
+    ) -> Result<Reply<'_>, CallError> {
+        let (kind, payload) = match req {
+            Request::Bytes(b) => {
+                if b.len() > cfg.limits.max_inline as usize {
+                    return Err(CallError::BadRequest(format!(
+                        "request of {} bytes exceeds the inline limit of {} bytes (send it as a memfd)",
+                        b.len(),
+                        cfg.limits.max_inline
+                    )));
+                }
+                (Kind::Request, Payload::Inline(b))
+            }
+            Request::Memfd(m) => {
+                if !self.process.socket {
+                    return Err(CallError::BadRequest("this driver's channel cannot pass memfds".into()));
+                }
+                if m.len() > cfg.limits.max_memfd {
+                    return Err(CallError::BadRequest(format!(
+                        "memfd request of {} bytes exceeds the limit of {} bytes",
+                        m.len(),
+                        cfg.limits.max_memfd
+                    )));
+                }
+                (Kind::MemfdRequest, Payload::Memfd(m))
+            }
+        };
+        let ep = self.endpoint();
+        chan::send_frame(ep, kind, payload, &cfg.limits, Some(deadline))?;
+        chan::wait(ep.rx, PollFlags::IN, Some(deadline))?;
+        let ep = Endpoint {
+            rx: self.process.rx.as_fd(),
+            tx: self.process.tx.as_fd(),
+            socket: self.process.socket,
+        };
+        match chan::recv_frame(ep, &cfg.limits, &mut self.buf, Some(deadline))? {
+            Received::Inline { kind: Kind::Reply, len } => Ok(Reply::Bytes(&self.buf[..len])),
+            Received::Memfd { kind: Kind::MemfdReply, memfd } => {
+                let map = memfd.map().map_err(|e| ChanError::Io { op: "mapping reply memfd", source: e })?;
+                Ok(Reply::Memfd(map))
+            }
+            Received::Inline { kind: Kind::Error, len } => {
+                let text = &self.buf[..len.min(MAX_HANDLER_MESSAGE)];
+                Err(CallError::Handler(String::from_utf8_lossy(text).into_owned()))
+            }
+            Received::Inline { kind, .. } | Received::Memfd { kind, .. } => {
+                Err(ChanError::UnexpectedKind(kind).into())
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `umd`: user mode drivers in user space.
+//!
+//! A trusted program hands the parsing of hostile data to a **handler**: a small
+//! program embedded in the trusted binary as a blob, started on demand from a sealed
+//! memfd, spoken to over its stdin and stdout, restarted when it dies, killed when it
+//! hangs. The design follows the Linux kernel's user mode driver management library:
+//!
+//! ```text
+//!   caller ──► Manager (manager.rs: Driver) ──► Loader (loader.rs: Program, spawn)
+//!                 │   ▲                             │ memfd + execveat
+//!        request  │   │ reply (checked)             ▼
+//!                 └──►│◄──── fd 0 / fd 1 ──── Handler process (umd-handler runtime)
+//!                        wire format: umd-wire (raw | framed, memfd payloads)
+//! ```
+//!
+//! * [`Driver`] — the manager: `load`, `unload`, [`Driver::call`] /
+//!   [`Driver::send_recv`], `post_start`, provider, pool, [`Stats`].
+//! * [`Program`] and [`loader::spawn`] — the loader.
+//! * [`handler`] — the manager's side of one running handler (the exchange).
+//!
+//! ```
+//! use umd::{Driver, Program, RawSizes};
+//!
+//! // A raw driver: 16-byte requests echoed back by the echo handler.
+//! let driver = Driver::builder("echo16")
+//!     .raw(RawSizes { request: 16, reply: 16 })
+//!     .args(["raw", "16"])
+//!     .provider(|_| Program::from_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+//!     .build();
+//! let reply = driver.send_recv(&[7u8; 16]).unwrap();
+//! assert_eq!(reply, [7u8; 16]);
+//! assert_eq!(driver.stats().loads, 1);
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod handler;
+pub mod loader;
+mod log;
+pub mod manager;
+pub mod stats;
+
+pub use error::{Error, HandlerFate};
+pub use handler::{FramedConfig, Reply, Request, Wire};
+pub use loader::{Program, Transport};
+pub use manager::{Driver, DriverBuilder, DriverConfig, Session, Status};
+pub use stats::{LatencySummary, Stats};
+pub use umd_wire::memfd::SealedMemfd;
+pub use umd_wire::sample as wire_sample;
+pub use umd_wire::{Limits, RawSizes};

@@ -1,0 +1,356 @@
+//! The **loader**: holds a handler program (the blob) in a sealed memfd and starts
+//! handler processes from it.
+//!
+//! In the kernel design the loader copies the blob to a private in-memory
+//! filesystem and executes it there. Here the blob goes into a memfd
+//! (`memfd_create(2)`), is sealed against any change (`F_SEAL_WRITE | SHRINK | GROW
+//! | SEAL`), and every handler is started from that fd with `execveat(2)` and
+//! `AT_EMPTY_PATH`: no writable path on disk is ever involved, and what runs is
+//! exactly what was sealed.
+//!
+//! Starting a handler ([`spawn`]) is `fork` + child set-up + `execveat`. The child
+//! set-up runs between fork and exec in [`child_setup`], the one place where
+//! confinement steps (sandbox) are applied.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use umd_wire::memfd::{Exec, SealedMemfd};
+
+use crate::error::HandlerFate;
+
+/// Largest handler program accepted from a file: 256 MiB.
+pub const MAX_PROGRAM_SIZE: u64 = 256 << 20;
+
+/// A handler program sealed in a memfd, ready to be started any number of times.
+/// Cloning shares the memfd; it is closed when the last clone is dropped (unload).
+#[derive(Clone)]
+pub struct Program {
+    name: Arc<str>,
+    memfd: Arc<SealedMemfd>,
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program").field("name", &self.name).field("len", &self.memfd.len()).finish()
+    }
+}
+
+impl Program {
+    /// Copies an embedded blob into a sealed memfd.
+    ///
+    /// ```
+    /// let p = umd::Program::from_blob("sample", umd_blobs::SAMPLE_HANDLER).unwrap();
+    /// assert_eq!(p.name(), "sample");
+    /// ```
+    pub fn from_blob(name: &str, blob: &[u8]) -> io::Result<Program> {
+        check_executable(name, blob)?;
+        let memfd_name = memfd_name(name);
+        let memfd = SealedMemfd::from_bytes(&memfd_name, blob, Exec::Program)?;
+        Ok(Program { name: name.into(), memfd: Arc::new(memfd) })
+    }
+
+    /// Reads a program file once into a sealed memfd (for handlers written in other
+    /// languages). The file is never executed in place.
+    pub fn from_path(path: &Path) -> io::Result<Program> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len > MAX_PROGRAM_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program"),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes)?;
+        let name = path.display().to_string();
+        Program::from_blob(&name, &bytes)
+    }
+
+    /// The program's name (blob name or file path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size of the program in bytes.
+    pub fn len(&self) -> u64 {
+        self.memfd.len()
+    }
+
+    /// Whether the program is empty (never true for a loadable program).
+    pub fn is_empty(&self) -> bool {
+        self.memfd.is_empty()
+    }
+}
+
+fn memfd_name(name: &str) -> CString {
+    // memfd names show in /proc/PID/fd links; keep them short and NUL-free.
+    let short: String =
+        name.rsplit('/').next().unwrap_or(name).chars().filter(|&c| c != '\0').take(200).collect();
+    CString::new(format!("umd:{short}")).unwrap_or_else(|_| c"umd".to_owned())
+}
+
+/// Refuses what cannot run from a sealed memfd: the fd is close-on-exec, so an
+/// interpreter could not reopen a script, and only ELF executables are handlers.
+fn check_executable(name: &str, blob: &[u8]) -> io::Result<()> {
+    if blob.starts_with(b"#!") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is a script: a handler must be an ELF executable (it runs from a sealed memfd)"),
+        ));
+    }
+    if !blob.starts_with(b"\x7fELF") {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not an ELF executable")));
+    }
+    Ok(())
+}
+
+/// How the handler's fd 0 and fd 1 are connected to the manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Two pipes: fd 0 reads requests, fd 1 writes replies (the kernel's layout).
+    Pipes,
+    /// One Unix stream socket on both fd 0 and fd 1, so sealed memfds can travel
+    /// with `SCM_RIGHTS`. Reads and writes work as on pipes.
+    SocketPair,
+}
+
+/// What a spawn needs besides the program.
+#[derive(Clone, Debug)]
+pub struct SpawnSpec {
+    /// Driver name (logs, thread names).
+    pub driver: Arc<str>,
+    /// Arguments after argv[0].
+    pub args: Vec<String>,
+    /// Channel layout.
+    pub transport: Transport,
+    /// Pipe buffer size to request for the reply pipe (pipes only).
+    pub reply_pipe_size: Option<usize>,
+    /// Pipe buffer size to request for the request pipe (pipes only).
+    pub request_pipe_size: Option<usize>,
+}
+
+/// A running handler process: its channel ends and the process itself. Dropping it
+/// kills (SIGKILL) and reaps the process, so no zombie is left behind.
+pub struct Process {
+    child: Child,
+    /// Manager's read end (handler's fd 1).
+    pub(crate) rx: OwnedFd,
+    /// Manager's write end (handler's fd 0); the same socket as `rx` for socket pairs.
+    pub(crate) tx: OwnedFd,
+    pub(crate) socket: bool,
+    fate: Option<HandlerFate>,
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process").field("pid", &self.child.id()).field("socket", &self.socket).finish()
+    }
+}
+
+impl Process {
+    /// The handler's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Returns how the process ended if it has, without blocking.
+    pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
+        if self.fate.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.fate = Some(fate_of(status));
+            }
+        }
+        self.fate.clone()
+    }
+
+    /// Ends the process: waits up to `grace` for it to exit by itself (so a crash is
+    /// reported as the crash), then SIGKILLs it and reaps it. Returns the first
+    /// recorded cause.
+    pub(crate) fn shut_down(&mut self, grace: Duration, why: &'static str) -> HandlerFate {
+        if let Some(f) = self.try_fate() {
+            return f;
+        }
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_micros(200));
+            if let Some(f) = self.try_fate() {
+                return f;
+            }
+        }
+        let _ = self.child.kill();
+        let fate = match self.child.wait() {
+            Ok(status) if status.signal() == Some(libc::SIGKILL) => HandlerFate::KilledByManager(why),
+            Ok(status) => fate_of(status),
+            Err(_) => HandlerFate::Unknown,
+        };
+        self.fate = Some(fate.clone());
+        fate
+    }
+}
+
+fn fate_of(status: std::process::ExitStatus) -> HandlerFate {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => HandlerFate::Exited(c),
+        (None, Some(s)) => HandlerFate::Signaled(s),
+        _ => HandlerFate::Unknown,
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.fate.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Pointers for `execveat`, built before `fork` (the child must not allocate).
+struct ExecArgs {
+    _storage: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: [*const libc::c_char; 1],
+}
+
+// SAFETY: the pointers refer into `_storage`, owned by the same value and never
+// mutated; the child only reads them.
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above; shared access is read-only.
+unsafe impl Sync for ExecArgs {}
+
+impl ExecArgs {
+    fn new(argv0: &str, args: &[String]) -> io::Result<ExecArgs> {
+        let mut storage = Vec::with_capacity(args.len() + 1);
+        for a in std::iter::once(argv0).chain(args.iter().map(String::as_str)) {
+            storage.push(
+                CString::new(a)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains NUL"))?,
+            );
+        }
+        let mut argv: Vec<*const libc::c_char> = storage.iter().map(|s| s.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        // An empty environment: the handler needs nothing from the manager's.
+        Ok(ExecArgs { _storage: storage, argv, envp: [std::ptr::null()] })
+    }
+}
+
+/// Starts one handler process from `program`.
+pub fn spawn(program: &Program, spec: &SpawnSpec) -> io::Result<Process> {
+    let exec = ExecArgs::new(&format!("umd-{}", spec.driver), &spec.args)?;
+    let memfd = program.memfd.as_fd().as_raw_fd();
+
+    // The program name given to Command is only used in error messages: the child
+    // never returns from `child_setup` unless execveat failed.
+    let mut cmd = Command::new(program.name());
+    cmd.stderr(Stdio::piped());
+    let (rx, tx, socket) = match spec.transport {
+        Transport::Pipes => {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            (None, None, false)
+        }
+        Transport::SocketPair => {
+            let (mine, theirs) =
+                rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+            let theirs2 = theirs.try_clone()?;
+            cmd.stdin(Stdio::from(theirs)).stdout(Stdio::from(theirs2));
+            let mine2 = mine.try_clone()?;
+            (Some(mine), Some(mine2), true)
+        }
+    };
+    // SAFETY: `child_setup` runs in the forked child and only makes system calls on
+    // memory prepared before the fork (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || child_setup(memfd, &exec));
+    }
+    let mut child = cmd.spawn()?;
+    drop(cmd); // closes our copies of the child's socket end
+
+    let stderr = child.stderr.take().map(OwnedFd::from);
+    let (rx, tx) = match (rx, tx) {
+        (Some(rx), Some(tx)) => (rx, tx),
+        _ => {
+            let tx: OwnedFd =
+                child.stdin.take().map(OwnedFd::from).ok_or_else(|| io::Error::other("no stdin pipe"))?;
+            let rx: OwnedFd =
+                child.stdout.take().map(OwnedFd::from).ok_or_else(|| io::Error::other("no stdout pipe"))?;
+            // Bigger pipes mean fewer wake-ups for large messages; failure (limit
+            // reached, unprivileged) only costs speed.
+            if let Some(size) = spec.reply_pipe_size {
+                let _ = rustix::pipe::fcntl_setpipe_size(&rx, size);
+            }
+            if let Some(size) = spec.request_pipe_size {
+                let _ = rustix::pipe::fcntl_setpipe_size(&tx, size);
+            }
+            (rx, tx)
+        }
+    };
+    let mut process = Process { child, rx, tx, socket, fate: None };
+    // Deadlines need non-blocking ends: every wait is a bounded poll.
+    if let Err(e) = rustix::io::ioctl_fionbio(&process.rx, true)
+        .and_then(|()| rustix::io::ioctl_fionbio(&process.tx, true))
+    {
+        process.shut_down(Duration::ZERO, "set-up failed");
+        return Err(e.into());
+    }
+    if let Some(stderr) = stderr {
+        crate::log::pump_stderr(spec.driver.clone(), process.pid(), stderr);
+    }
+    Ok(process)
+}
+
+/// Runs in the child between `fork` and `execveat`. Only async-signal-safe system
+/// calls on pre-built data are allowed here. The sandbox's confinement steps slot in
+/// before the exec.
+fn child_setup(memfd: i32, exec: &ExecArgs) -> io::Result<()> {
+    // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
+    // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: std's own
+    // error-report pipe and the memfd must stay open until the exec itself).
+    // SAFETY: plain system call with integer arguments.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
+    let empty: &CStr = c"";
+    // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
+    // `exec`, which outlives this call; `memfd` is open (close-on-exec) in the child.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            memfd,
+            empty.as_ptr(),
+            exec.argv.as_ptr(),
+            exec.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    Err(io::Error::last_os_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_and_non_elf_files_are_refused() {
+        let e = Program::from_blob("x.sh", b"#!/bin/sh\necho hi\n").unwrap_err();
+        assert!(e.to_string().contains("script"), "{e}");
+        let e = Program::from_blob("x", b"hello").unwrap_err();
+        assert!(e.to_string().contains("not an ELF"), "{e}");
+    }
+
+    #[test]
+    fn program_memfd_is_sealed() {
+        let p = Program::from_blob("echo", umd_blobs::ECHO_HANDLER).unwrap();
+        let seals = rustix::fs::fcntl_get_seals(&*p.memfd).unwrap();
+        assert!(seals.contains(rustix::fs::SealFlags::from_bits_retain(umd_wire::REQUIRED_SEALS)));
+        assert_eq!(p.len(), umd_blobs::ECHO_HANDLER.len() as u64);
+    }
+}

@@ -1,0 +1,679 @@
+//! The **manager**: the front end of a driver. It is the only part callers talk to.
+//!
+//! A [`Driver`] makes sure a handler is running, forwards a request, checks and
+//! returns the reply — the kernel's `umd_mgmt_send_recv`, with these semantics:
+//!
+//! * no program loaded → ask the registered provider (the `request_module`
+//!   analogue) with the driver lock released; if none can provide:
+//!   [`Error::NotAvailable`];
+//! * an idle handler that died or wrote out of turn → shut down and restarted;
+//! * every start (first load, restart, pool member) runs `post_start` before the
+//!   handler serves anyone; a failure kills it;
+//! * a channel error, missed deadline or rejected reply → the handler is shut down
+//!   and the next call starts a fresh one;
+//! * a pool of up to `pool_size` handlers serves concurrent callers; with 1 (the
+//!   default) calls are serialized as in the kernel.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use umd_wire::chan::ChanError;
+
+use crate::error::{Error, HandlerFate};
+use crate::handler::{CallError, FramedConfig, Handler, Request, Wire};
+use crate::loader::{self, Program, SpawnSpec, Transport};
+use crate::stats::{Counters, Stats};
+
+/// Default deadline of one request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default deadline for starting a handler and running `post_start`.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a handler whose channel broke may take to exit by itself before it is
+/// killed (so its real fate — a crash, an exit status — is what gets reported).
+const EXIT_GRACE: Duration = Duration::from_millis(50);
+
+/// The `post_start` hook: a real exchange with a freshly started handler that must
+/// succeed before the handler serves anyone.
+pub type PostStart = Arc<dyn Fn(&mut Session<'_>) -> Result<(), String> + Send + Sync>;
+
+/// The on-demand loader: given the driver name, returns its program, or why it
+/// cannot be provided.
+pub type Provider = Arc<dyn Fn(&str) -> Result<Program, String> + Send + Sync>;
+
+/// A started handler during `post_start`.
+pub struct Session<'a> {
+    handler: &'a mut Handler,
+    wire: &'a Wire,
+    deadline: Instant,
+}
+
+impl Session<'_> {
+    /// Sends `req` to this handler and passes the reply to `check`.
+    pub fn call<T>(
+        &mut self,
+        req: Request<'_>,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.handler.exchange(self.wire, req, self.deadline) {
+            Ok(reply) => check(reply.as_bytes()),
+            Err(CallError::Chan(ChanError::Timeout)) => Err("no reply before the start deadline".into()),
+            Err(CallError::Chan(e)) => Err(e.to_string()),
+            Err(CallError::BadRequest(r)) => Err(format!("bad request: {r}")),
+            Err(CallError::Handler(m)) => Err(format!("handler reported: {m}")),
+        }
+    }
+
+    /// The handler's process id.
+    pub fn pid(&self) -> u32 {
+        self.handler.process.pid()
+    }
+}
+
+/// Settings of a driver. Build one with [`Driver::builder`].
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Driver name, used in every message.
+    pub name: Arc<str>,
+    /// Wire mode.
+    pub wire: Wire,
+    /// Deadline of one request (write + wait + read).
+    pub timeout: Duration,
+    /// Deadline of a start's `post_start` exchange.
+    pub start_timeout: Duration,
+    /// Most handlers running at once.
+    pub pool_size: usize,
+    /// Arguments passed to the handler after argv[0].
+    pub args: Vec<String>,
+}
+
+/// Builds a [`Driver`].
+pub struct DriverBuilder {
+    config: DriverConfig,
+    post_start: Option<PostStart>,
+    provider: Option<Provider>,
+}
+
+impl DriverBuilder {
+    /// Raw wire mode with fixed request and reply sizes.
+    pub fn raw(mut self, sizes: umd_wire::RawSizes) -> Self {
+        self.config.wire = Wire::Raw(sizes);
+        self
+    }
+
+    /// Framed wire mode.
+    pub fn framed(mut self, cfg: FramedConfig) -> Self {
+        self.config.wire = Wire::Framed(cfg);
+        self
+    }
+
+    /// Deadline of one request.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.config.timeout = t;
+        self
+    }
+
+    /// Deadline of the `post_start` exchange of each start.
+    pub fn start_timeout(mut self, t: Duration) -> Self {
+        self.config.start_timeout = t;
+        self
+    }
+
+    /// Most handlers running at once (at least 1).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.config.pool_size = n.max(1);
+        self
+    }
+
+    /// Arguments given to each handler after argv[0].
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.config.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The check each started handler must pass before it serves.
+    pub fn post_start(
+        mut self,
+        f: impl Fn(&mut Session<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.post_start = Some(Arc::new(f));
+        self
+    }
+
+    /// The on-demand loader called when a request finds no program loaded.
+    pub fn provider(mut self, f: impl Fn(&str) -> Result<Program, String> + Send + Sync + 'static) -> Self {
+        self.provider = Some(Arc::new(f));
+        self
+    }
+
+    /// Finishes the driver (nothing is started until a load or a request).
+    pub fn build(self) -> Driver {
+        let c = &self.config;
+        let (transport, reply_pipe_size, request_pipe_size) = match c.wire {
+            Wire::Raw(s) => (Transport::Pipes, pipe_size_for(s.reply), pipe_size_for(s.request)),
+            Wire::Framed(f) if f.fd_passing => (Transport::SocketPair, None, None),
+            Wire::Framed(_) => (Transport::Pipes, None, None),
+        };
+        let spawn = SpawnSpec {
+            driver: c.name.clone(),
+            args: c.args.clone(),
+            transport,
+            reply_pipe_size,
+            request_pipe_size,
+        };
+        Driver {
+            inner: Arc::new(Inner {
+                config: self.config,
+                spawn,
+                post_start: self.post_start,
+                provider: self.provider,
+                state: Mutex::new(State::default()),
+                cond: Condvar::new(),
+                counters: Counters::default(),
+                next_request: AtomicU64::new(0),
+                pids: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+/// A pipe large enough for a whole message (so the handler writes it in one go and
+/// the manager reads it in one go), capped at the default unprivileged maximum.
+fn pipe_size_for(len: usize) -> Option<usize> {
+    const DEFAULT_PIPE: usize = 64 * 1024;
+    const MAX_PIPE: usize = 1024 * 1024;
+    (len > DEFAULT_PIPE).then(|| len.next_power_of_two().min(MAX_PIPE))
+}
+
+/// A user mode driver: manager state, loader and handler pool. Cheap to clone;
+/// clones share everything. Dropping the last clone kills all its handlers.
+///
+/// ```
+/// use umd::{Driver, Program, Request};
+/// use umd::FramedConfig;
+///
+/// let driver = Driver::builder("echo")
+///     .framed(FramedConfig::default())
+///     .provider(|_name| Program::from_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo".into()) }))
+///     .build();
+/// assert_eq!(driver.send_recv(b"hello").unwrap(), b"hello");
+/// driver.unload();
+/// ```
+#[derive(Clone)]
+pub struct Driver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DriverConfig,
+    spawn: SpawnSpec,
+    post_start: Option<PostStart>,
+    provider: Option<Provider>,
+    state: Mutex<State>,
+    cond: Condvar,
+    counters: Counters,
+    next_request: AtomicU64,
+    pids: Mutex<Vec<u32>>,
+}
+
+#[derive(Default)]
+struct State {
+    program: Option<Program>,
+    /// Bumped by every unload: handlers of an older generation are killed when
+    /// they come back instead of serving again.
+    generation: u64,
+    idle: Vec<Handler>,
+    /// Slots of the current generation: idle + busy + starting handlers.
+    live: usize,
+    /// Busy or starting handlers of older generations, which unload waits for.
+    draining: usize,
+    /// Handlers of the current generation that died or were shut down and not yet
+    /// replaced: the next starts count as restarts.
+    pending_restarts: usize,
+    /// A provider call or load is in progress.
+    loading: bool,
+}
+
+impl State {
+    fn free_slot(&mut self, generation: u64) {
+        if generation == self.generation {
+            self.live -= 1;
+        } else {
+            self.draining -= 1;
+        }
+    }
+
+    /// Puts a handler back in the pool, or returns it to be killed when its
+    /// generation was unloaded meanwhile.
+    fn put_back(&mut self, h: Handler) -> Option<Handler> {
+        if h.generation == self.generation {
+            self.idle.push(h);
+            None
+        } else {
+            self.draining -= 1;
+            Some(h)
+        }
+    }
+
+    /// Drops the program and starts a new generation; returns idle handlers to kill.
+    fn unload(&mut self) -> Vec<Handler> {
+        self.program = None;
+        self.generation += 1;
+        let idle = std::mem::take(&mut self.idle);
+        self.draining += self.live - idle.len();
+        self.live = 0;
+        self.pending_restarts = 0;
+        idle
+    }
+}
+
+/// A slot in the pool, taken by one call.
+struct Lease {
+    handler: Option<Handler>,
+    program: Program,
+    generation: u64,
+    restart: bool,
+}
+
+/// What a driver looks like right now.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// Driver name.
+    pub driver: String,
+    /// Name of the loaded program, if any.
+    pub program: Option<String>,
+    /// Handler processes running (idle or busy).
+    pub handlers: Vec<u32>,
+    /// Handlers idle in the pool.
+    pub idle: usize,
+    /// Pool size.
+    pub pool_size: usize,
+}
+
+impl Driver {
+    /// Starts building a driver named `name` (framed mode, default limits and
+    /// deadlines, pool of one).
+    pub fn builder(name: &str) -> DriverBuilder {
+        DriverBuilder {
+            config: DriverConfig {
+                name: name.into(),
+                wire: Wire::Framed(FramedConfig::default()),
+                timeout: DEFAULT_TIMEOUT,
+                start_timeout: DEFAULT_START_TIMEOUT,
+                pool_size: 1,
+                args: Vec::new(),
+            },
+            post_start: None,
+            provider: None,
+        }
+    }
+
+    /// The driver's settings.
+    pub fn config(&self) -> &DriverConfig {
+        &self.inner.config
+    }
+
+    /// The driver's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock (a bug, or a panicking hook) must not
+        // wedge every later caller: the state is kept consistent at each unlock.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.inner.cond.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads `program` (the kernel's `umd_mgmt_load`): starts a handler from it and
+    /// runs `post_start`; on failure the handler is killed, the program dropped and
+    /// the error returned. Fails with [`Error::AlreadyLoaded`] if a program is loaded.
+    pub fn load(&self, program: Program) -> Result<(), Error> {
+        let mut st = self.lock();
+        while st.loading {
+            st = self.wait(st);
+        }
+        if st.program.is_some() {
+            return Err(Error::AlreadyLoaded { driver: self.name().into() });
+        }
+        st.loading = true;
+        drop(st);
+        let _done = LoadingDone(self);
+        self.install(program)
+    }
+
+    /// Installs a program and starts its first handler. Called with `loading` set.
+    fn install(&self, program: Program) -> Result<(), Error> {
+        let generation = {
+            let mut st = self.lock();
+            st.program = Some(program.clone());
+            st.live += 1;
+            st.generation
+        };
+        match self.start(&program, generation, false) {
+            Ok(h) => {
+                self.inner.counters.loads.fetch_add(1, Relaxed);
+                let doomed = self.lock().put_back(h);
+                self.inner.cond.notify_all();
+                drop(doomed);
+                Ok(())
+            }
+            Err(e) => {
+                let doomed = {
+                    let mut st = self.lock();
+                    st.free_slot(generation);
+                    if st.generation == generation {
+                        st.unload()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                self.inner.cond.notify_all();
+                self.kill_all(doomed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes sure a program is loaded, asking the provider if needed. The driver
+    /// lock is not held while the provider runs (it may take long, or re-enter).
+    fn ensure_loaded(&self) -> Result<(), Error> {
+        let mut st = self.lock();
+        loop {
+            if st.program.is_some() {
+                return Ok(());
+            }
+            if !st.loading {
+                break;
+            }
+            st = self.wait(st);
+        }
+        st.loading = true;
+        drop(st);
+        let _done = LoadingDone(self);
+        let program = match &self.inner.provider {
+            Some(provider) => provider(self.name()),
+            None => Err("no provider is registered".into()),
+        };
+        match program {
+            Ok(p) => self.install(p),
+            Err(reason) => Err(Error::NotAvailable { driver: self.name().into(), reason }),
+        }
+    }
+
+    /// Unloads the driver (the kernel's `umd_mgmt_unload`): drops the program, so
+    /// the next request goes through the provider again; kills (SIGKILL) and reaps
+    /// every idle handler; waits for in-flight calls to finish, and kills their
+    /// handlers as they come back.
+    pub fn unload(&self) {
+        let mut st = self.lock();
+        while st.loading {
+            st = self.wait(st);
+        }
+        let was_loaded = st.program.is_some() || st.live > 0;
+        let idle = st.unload();
+        drop(st);
+        if was_loaded {
+            self.inner.counters.unloads.fetch_add(1, Relaxed);
+        }
+        self.kill_all(idle);
+        let mut st = self.lock();
+        while st.draining > 0 {
+            st = self.wait(st);
+        }
+    }
+
+    /// Whether a program is loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.lock().program.is_some()
+    }
+
+    fn kill_all(&self, handlers: Vec<Handler>) {
+        for mut h in handlers {
+            h.process.shut_down(Duration::ZERO, "unloaded");
+            self.forget_pid(h.process.pid());
+        }
+    }
+
+    fn forget_pid(&self, pid: u32) {
+        let mut pids = self.inner.pids.lock().unwrap_or_else(|p| p.into_inner());
+        pids.retain(|&p| p != pid);
+    }
+
+    /// Starts one handler and runs `post_start` on it.
+    fn start(&self, program: &Program, generation: u64, restart: bool) -> Result<Handler, Error> {
+        let c = &self.inner.counters;
+        c.starts.fetch_add(1, Relaxed);
+        if restart {
+            c.restarts.fetch_add(1, Relaxed);
+        }
+        let process = loader::spawn(program, &self.inner.spawn).map_err(|source| Error::Spawn {
+            driver: self.name().into(),
+            program: program.name().into(),
+            source,
+        })?;
+        let pid = process.pid();
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+        let mut handler = Handler::new(process, generation);
+        tracing::debug!(driver = %self.name(), pid, restart, "handler started");
+        if let Some(hook) = &self.inner.post_start {
+            let mut session = Session {
+                handler: &mut handler,
+                wire: &self.inner.config.wire,
+                deadline: Instant::now() + self.inner.config.start_timeout,
+            };
+            if let Err(reason) = hook(&mut session) {
+                c.post_start_failures.fetch_add(1, Relaxed);
+                let fate = handler.process.shut_down(EXIT_GRACE, "failed post_start");
+                self.forget_pid(pid);
+                tracing::warn!(driver = %self.name(), pid, %fate, "post_start failed: {reason}");
+                return Err(Error::PostStart {
+                    driver: self.name().into(),
+                    reason: format!("{reason} ({fate})"),
+                });
+            }
+        }
+        Ok(handler)
+    }
+
+    /// Starts a handler for a slot already counted in the pool; frees the slot if
+    /// the start fails.
+    fn start_in_slot(&self, program: &Program, generation: u64, restart: bool) -> Result<Handler, Error> {
+        self.start(program, generation, restart).inspect_err(|_| {
+            let mut st = self.lock();
+            st.free_slot(generation);
+            if generation == st.generation {
+                st.pending_restarts += usize::from(restart);
+            }
+            drop(st);
+            self.inner.cond.notify_all();
+        })
+    }
+
+    /// Takes a pool slot: an idle handler, or the right to start one.
+    fn acquire(&self) -> Result<Lease, Error> {
+        loop {
+            self.ensure_loaded()?;
+            let mut st = self.lock();
+            while let Some(program) = st.program.clone() {
+                if let Some(h) = st.idle.pop() {
+                    let generation = h.generation;
+                    return Ok(Lease { handler: Some(h), program, generation, restart: false });
+                }
+                if st.live < self.inner.config.pool_size {
+                    st.live += 1;
+                    let restart = st.pending_restarts > 0;
+                    st.pending_restarts -= usize::from(restart);
+                    return Ok(Lease { handler: None, program, generation: st.generation, restart });
+                }
+                st = self.wait(st);
+            }
+            // Unloaded while we waited: load again (through the provider).
+        }
+    }
+
+    /// Gives a handler back to the pool after a successful exchange.
+    fn release(&self, h: Handler) {
+        let doomed = self.lock().put_back(h);
+        self.inner.cond.notify_all();
+        if let Some(h) = doomed {
+            self.kill_all(vec![h]);
+        }
+    }
+
+    /// Shuts a handler down after a failure and frees its slot; the next start of
+    /// this generation counts as a restart.
+    fn discard(&self, mut h: Handler, grace: Duration, why: &'static str) -> HandlerFate {
+        self.inner.counters.handler_failures.fetch_add(1, Relaxed);
+        let fate = h.process.shut_down(grace, why);
+        let pid = h.process.pid();
+        self.forget_pid(pid);
+        tracing::warn!(driver = %self.name(), pid, %fate, "handler shut down: {why}");
+        let mut st = self.lock();
+        let generation = h.generation;
+        st.free_slot(generation);
+        if generation == st.generation {
+            st.pending_restarts += 1;
+        }
+        drop(st);
+        self.inner.cond.notify_all();
+        fate
+    }
+
+    /// Sends a request and hands the reply to `check`, which returns the value the
+    /// caller wants or why the reply is wrong (then the handler is shut down as
+    /// broken). This is `umd_mgmt_send_recv` with a verifying caller.
+    pub fn call<T>(
+        &self,
+        req: Request<'_>,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let request = self.inner.next_request.fetch_add(1, Relaxed) + 1;
+        let c = &self.inner.counters;
+        c.requests.fetch_add(1, Relaxed);
+        let r = self.call_inner(request, req, check);
+        match &r {
+            Ok(_) => c.latency.record(started.elapsed()),
+            Err(e) => {
+                c.failures.fetch_add(1, Relaxed);
+                tracing::debug!(driver = %self.name(), request, "request failed: {e}");
+            }
+        }
+        r
+    }
+
+    fn call_inner<T>(
+        &self,
+        request: u64,
+        req: Request<'_>,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Error> {
+        let lease = self.acquire()?;
+        let mut handler = match lease.handler {
+            Some(h) => match h.check_idle() {
+                Ok(()) => h,
+                Err(why) => {
+                    // Restart in place: the slot stays ours.
+                    let mut h = h;
+                    self.inner.counters.handler_failures.fetch_add(1, Relaxed);
+                    let fate = h.process.shut_down(Duration::ZERO, why);
+                    self.forget_pid(h.process.pid());
+                    tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; restarting");
+                    drop(h);
+                    self.start_in_slot(&lease.program, lease.generation, true)?
+                }
+            },
+            None => self.start_in_slot(&lease.program, lease.generation, lease.restart)?,
+        };
+        drop(lease.program);
+        let driver = || self.name().to_string();
+        let timeout = self.inner.config.timeout;
+        let deadline = Instant::now() + timeout;
+        let outcome = match handler.exchange(&self.inner.config.wire, req, deadline) {
+            Ok(reply) => match check(reply.as_bytes()) {
+                Ok(v) => Outcome::Done(v),
+                Err(reason) => Outcome::Rejected(reason),
+            },
+            Err(e) => Outcome::Failed(e),
+        };
+        match outcome {
+            Outcome::Done(v) => {
+                self.release(handler);
+                Ok(v)
+            }
+            Outcome::Rejected(reason) => {
+                self.discard(handler, Duration::ZERO, "reply rejected");
+                Err(Error::BadReply { driver: driver(), request, reason })
+            }
+            Outcome::Failed(CallError::BadRequest(reason)) => {
+                self.release(handler);
+                Err(Error::BadRequest { driver: driver(), request, reason })
+            }
+            Outcome::Failed(CallError::Handler(message)) => {
+                self.release(handler);
+                Err(Error::Handler { driver: driver(), request, message })
+            }
+            Outcome::Failed(CallError::Chan(ChanError::Timeout)) => {
+                self.inner.counters.deadline_kills.fetch_add(1, Relaxed);
+                self.discard(handler, Duration::ZERO, "missed its deadline");
+                Err(Error::Deadline { driver: driver(), request, timeout })
+            }
+            Outcome::Failed(CallError::Chan(source)) => {
+                let fate = self.discard(handler, EXIT_GRACE, "channel error");
+                Err(Error::Channel { driver: driver(), request, source, fate })
+            }
+        }
+    }
+
+    /// Sends `request` bytes and returns a copy of the reply.
+    pub fn send_recv(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        self.call(Request::Bytes(request), |r| Ok(r.to_vec()))
+    }
+
+    /// Counters covering every handler this driver started.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The driver's current state.
+    pub fn status(&self) -> Status {
+        let st = self.lock();
+        let program = st.program.as_ref().map(|p| p.name().to_string());
+        let idle = st.idle.len();
+        drop(st);
+        Status {
+            driver: self.name().into(),
+            program,
+            handlers: self.handler_pids(),
+            idle,
+            pool_size: self.inner.config.pool_size,
+        }
+    }
+
+    /// Process ids of the running handlers (idle or busy).
+    pub fn handler_pids(&self) -> Vec<u32> {
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// How one exchange ended, before the handler is released or discarded.
+enum Outcome<T> {
+    Done(T),
+    Rejected(String),
+    Failed(CallError),
+}
+
+/// Clears the `loading` flag and wakes waiters, also on an early return.
+struct LoadingDone<'a>(&'a Driver);
+
+impl Drop for LoadingDone<'_> {
+    fn drop(&mut self) {
+        self.0.lock().loading = false;
+        self.0.inner.cond.notify_all();
+    }
+}
