@@ -107,10 +107,12 @@ impl Handler {
             Ok(0) => Ok(()),
             Ok(_) => {
                 let ev = fds[0].revents();
-                if ev.contains(PollFlags::IN) {
-                    Err("handler wrote bytes outside a reply")
-                } else {
+                // A socket whose peer is gone is readable (end of stream) as well
+                // as hung up: test the hang-up first so the log names the cause.
+                if ev.intersects(PollFlags::HUP | PollFlags::ERR) {
                     Err("handler closed its channel")
+                } else {
+                    Err("handler wrote bytes outside a reply")
                 }
             }
             Err(rustix::io::Errno::INTR) => Ok(()),

@@ -49,3 +49,8 @@ pub use stats::{LatencySummary, Stats};
 pub use umd_wire::memfd::SealedMemfd;
 pub use umd_wire::sample as wire_sample;
 pub use umd_wire::{Limits, RawSizes};
+
+/// The README's library example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

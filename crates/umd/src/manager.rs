@@ -14,6 +14,8 @@
 //! * a pool of up to `pool_size` handlers serves concurrent callers; with 1 (the
 //!   default) calls are serialized as in the kernel.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -466,7 +468,12 @@ impl Driver {
                 wire: &self.inner.config.wire,
                 deadline: Instant::now() + self.inner.config.start_timeout,
             };
-            if let Err(reason) = hook(&mut session) {
+            // A panicking hook is a failed start: the handler is killed and the
+            // slot freed like after any failure, instead of unwinding past the
+            // pool's bookkeeping (which would leave the slot taken forever).
+            let checked = std::panic::catch_unwind(AssertUnwindSafe(|| hook(&mut session)))
+                .unwrap_or_else(|p| Err(format!("post_start hook panicked: {}", panic_message(&*p))));
+            if let Err(reason) = checked {
                 c.post_start_failures.fetch_add(1, Relaxed);
                 let fate = handler.process.shut_down(EXIT_GRACE, "failed post_start");
                 self.forget_pid(pid);
@@ -595,9 +602,12 @@ impl Driver {
         let timeout = self.inner.config.timeout;
         let deadline = Instant::now() + timeout;
         let outcome = match handler.exchange(&self.inner.config.wire, req, deadline) {
-            Ok(reply) => match check(reply.as_bytes()) {
-                Ok(v) => Outcome::Done(v),
-                Err(reason) => Outcome::Rejected(reason),
+            // The caller's check may panic: the slot must be freed before the
+            // panic goes on, or every later call would wait for it forever.
+            Ok(reply) => match std::panic::catch_unwind(AssertUnwindSafe(|| check(reply.as_bytes()))) {
+                Ok(Ok(v)) => Outcome::Done(v),
+                Ok(Err(reason)) => Outcome::Rejected(reason),
+                Err(panic) => Outcome::Panicked(panic),
             },
             Err(e) => Outcome::Failed(e),
         };
@@ -605,6 +615,11 @@ impl Driver {
             Outcome::Done(v) => {
                 self.release(handler);
                 Ok(v)
+            }
+            Outcome::Panicked(panic) => {
+                self.inner.counters.failures.fetch_add(1, Relaxed);
+                self.discard(handler, Duration::ZERO, "the caller's reply check panicked");
+                std::panic::resume_unwind(panic)
             }
             Outcome::Rejected(reason) => {
                 self.discard(handler, Duration::ZERO, "reply rejected");
@@ -666,6 +681,15 @@ enum Outcome<T> {
     Done(T),
     Rejected(String),
     Failed(CallError),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// The message of a panic payload, if it is text.
+fn panic_message(p: &(dyn Any + Send)) -> &str {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("?")
 }
 
 /// Clears the `loading` flag and wakes waiters, also on an early return.
