@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Handler packages to build; each produces a binary of the same name.
-const HANDLERS: &[&str] = &["umd-sample-handler", "umd-echo-handler", "umd-hostile-handler"];
+const HANDLERS: &[&str] =
+    &["umd-sample-handler", "umd-echo-handler", "umd-hostile-handler", "umd-malicious-handler"];
 
 fn main() {
     let manifest_dir =
@@ -23,7 +24,14 @@ fn main() {
     let target_dir = outer_target_dir.join("umd-handlers");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
-    for dir in ["handlers", "crates/umd-handler", "crates/umd-wire", "Cargo.lock", "Cargo.toml"] {
+    for dir in [
+        "handlers",
+        "crates/umd-handler",
+        "crates/umd-wire",
+        "crates/umd-seccomp",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 

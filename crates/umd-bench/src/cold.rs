@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use umd::sandbox::{Namespaces, Policy};
 use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions, REPLY_LEN};
 
 use crate::bulk::plain_request;
@@ -34,9 +35,16 @@ pub struct DriverCold {
 }
 
 impl DriverCold {
-    /// Builds the (unloaded) driver and does one cold start to warm caches.
-    pub fn new(_pin: Pin) -> Result<DriverCold, BenchError> {
-        let sample = SampleDriver::new(HandlerSource::Embedded, SampleOptions::default());
+    /// Builds the (unloaded) driver with the default (strict) sandbox and does one
+    /// cold start to warm caches.
+    pub fn new(pin: Pin) -> Result<DriverCold, BenchError> {
+        DriverCold::with_policy(pin, Policy::default())
+    }
+
+    /// As [`DriverCold::new`], with handlers confined by `policy`.
+    pub fn with_policy(_pin: Pin, policy: Policy) -> Result<DriverCold, BenchError> {
+        let sample =
+            SampleDriver::new(HandlerSource::Embedded, SampleOptions { policy, ..SampleOptions::default() });
         let mut me = DriverCold { sample };
         me.run(1)?;
         Ok(me)
@@ -45,6 +53,29 @@ impl DriverCold {
     /// [`DriverCold::new`], boxed.
     pub fn boxed(pin: Pin) -> Result<BoxedWorkload, BenchError> {
         Ok(Box::new(DriverCold::new(pin)?))
+    }
+
+    /// Unconfined handlers (the kernel design): what the sandbox costs.
+    pub fn boxed_unconfined(pin: Pin) -> Result<BoxedWorkload, BenchError> {
+        Ok(Box::new(DriverCold::with_policy(pin, Policy::unconfined())?))
+    }
+
+    /// The default sandbox plus user, IPC and UTS namespaces.
+    pub fn boxed_user_ipc_uts(pin: Pin) -> Result<BoxedWorkload, BenchError> {
+        let ns = Namespaces { user: true, ipc: true, uts: true, ..Namespaces::default() };
+        Ok(Box::new(DriverCold::with_policy(pin, Policy { namespaces: ns, ..Policy::default() })?))
+    }
+
+    /// The default sandbox plus user and mount namespaces.
+    pub fn boxed_user_mount(pin: Pin) -> Result<BoxedWorkload, BenchError> {
+        let ns = Namespaces { user: true, mount: true, ..Namespaces::default() };
+        Ok(Box::new(DriverCold::with_policy(pin, Policy { namespaces: ns, ..Policy::default() })?))
+    }
+
+    /// The default sandbox plus user and network namespaces.
+    pub fn boxed_user_net(pin: Pin) -> Result<BoxedWorkload, BenchError> {
+        let ns = Namespaces { user: true, network: true, ..Namespaces::default() };
+        Ok(Box::new(DriverCold::with_policy(pin, Policy { namespaces: ns, ..Policy::default() })?))
     }
 }
 

@@ -41,7 +41,7 @@ impl DriverEcho {
     pub fn new(pin: Pin) -> Result<DriverEcho, BenchError> {
         let driver = Driver::builder("bench-echo")
             .framed(FramedConfig::default())
-            .provider(|_| Program::from_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+            .provider(|_| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
             .build();
         let mut me = DriverEcho { driver, next: 0 };
         me.run(1)?;

@@ -14,6 +14,10 @@
 //! | `payload16m` | a 16 MiB payload as a sealed memfd, including filling it ([`payload`]) | the same payload copied inline through the same channel | (ratio reported) |
 //! | `cold-start` | load + spawn + `post_start` + first reply, then unload ([`cold`]) | memfd + `fork`/`execveat` + first reply + kill | ≤ 1.5× the time |
 //! | `selftest` | [`umd_sample::selftest`]: 500 requests, 10 loads ([`selftest`]) | the plain manager running the same offsets, respawning every 50 | ≤ 1.5× the time |
+//! | `cold-unconfined`, `cold-ns-*` | cold start with no sandbox, or with namespaces on top of the default sandbox | as `cold-start` | (ratio reported: what each layer costs) |
+//!
+//! `cold-start` and `selftest` run with the default (strict) sandbox; the baseline
+//! is always unconfined, so their ratios include what confinement costs.
 //!
 //! Rows ending in `-pinned` run the caller and the handler on one CPU ([`pin`]):
 //! on this kind of VM a cross-CPU wake-up (60–70 µs) dwarfs a same-CPU round trip
@@ -284,6 +288,58 @@ pub static ROWS: &[RowSpec] = &[
         iters: 60,
         quick_iters: 20,
         make_ours: cold::DriverCold::boxed,
+        make_baseline: cold::PlainCold::boxed,
+    },
+    RowSpec {
+        name: "cold-unconfined",
+        title: "cold start, no sandbox",
+        ours: "as cold-start, Policy::unconfined()",
+        baseline: "memfd + fork/execveat + 1 request + kill",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 60,
+        quick_iters: 20,
+        make_ours: cold::DriverCold::boxed_unconfined,
+        make_baseline: cold::PlainCold::boxed,
+    },
+    RowSpec {
+        name: "cold-ns-user-ipc-uts",
+        title: "cold start, + user/IPC/UTS namespaces",
+        ours: "as cold-start, + user, IPC and UTS namespaces",
+        baseline: "memfd + fork/execveat + 1 request + kill",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 60,
+        quick_iters: 20,
+        make_ours: cold::DriverCold::boxed_user_ipc_uts,
+        make_baseline: cold::PlainCold::boxed,
+    },
+    RowSpec {
+        name: "cold-ns-user-mount",
+        title: "cold start, + user/mount namespaces",
+        ours: "as cold-start, + user and mount namespaces",
+        baseline: "memfd + fork/execveat + 1 request + kill",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 60,
+        quick_iters: 20,
+        make_ours: cold::DriverCold::boxed_user_mount,
+        make_baseline: cold::PlainCold::boxed,
+    },
+    RowSpec {
+        name: "cold-ns-user-net",
+        title: "cold start, + user/network namespaces",
+        ours: "as cold-start, + user and network namespaces",
+        baseline: "memfd + fork/execveat + 1 request + kill",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 60,
+        quick_iters: 20,
+        make_ours: cold::DriverCold::boxed_user_net,
         make_baseline: cold::PlainCold::boxed,
     },
     RowSpec {

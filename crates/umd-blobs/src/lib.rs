@@ -20,3 +20,8 @@ pub static ECHO_HANDLER: &[u8] = include_bytes!(env!("UMD_ECHO_HANDLER"));
 /// A deliberately misbehaving handler for fault tests. Not for production use.
 #[doc(hidden)]
 pub static HOSTILE_HANDLER: &[u8] = include_bytes!(env!("UMD_HOSTILE_HANDLER"));
+
+/// A handler that acts compromised (tries to escape its sandbox) for the sandbox
+/// tests. Not for production use.
+#[doc(hidden)]
+pub static MALICIOUS_HANDLER: &[u8] = include_bytes!(env!("UMD_MALICIOUS_HANDLER"));

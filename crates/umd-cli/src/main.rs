@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use umd::{Policy, PolicySummary};
 use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions, SelftestConfig};
 
 /// Exit status: success.
@@ -88,6 +89,23 @@ struct SampleArgs {
     /// Print a JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Handler confinement: `strict` (the default: unprivileged identity, resource
+    /// limits, no-new-privileges, Landlock, seccomp allow-list) or `off` (the kernel
+    /// design's unconfined handler; for comparisons only).
+    #[arg(long, value_enum, default_value_t = SandboxMode::Strict, value_name = "MODE")]
+    sandbox: SandboxMode,
+    /// Add one system call to the handler's seccomp allow-list (repeatable). The
+    /// widening is shown in the output.
+    #[arg(long = "allow-syscall", value_name = "NAME")]
+    allow_syscall: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SandboxMode {
+    /// Every confinement layer on (see docs/design.md, "Threat model").
+    Strict,
+    /// No confinement at all.
+    Off,
 }
 
 impl SampleArgs {
@@ -98,8 +116,20 @@ impl SampleArgs {
         };
         SampleDriver::new(
             source,
-            SampleOptions { timeout: Duration::from_millis(self.timeout_ms), ..Default::default() },
+            SampleOptions {
+                timeout: Duration::from_millis(self.timeout_ms),
+                policy: self.policy(),
+                ..Default::default()
+            },
         )
+    }
+
+    fn policy(&self) -> Policy {
+        let base = match self.sandbox {
+            SandboxMode::Strict => Policy::default(),
+            SandboxMode::Off => Policy::unconfined(),
+        };
+        self.allow_syscall.iter().fold(base, |p, name| p.allow_syscall(name))
     }
 }
 
@@ -178,6 +208,13 @@ fn sample_request(offset: u64, args: &SampleArgs) -> u8 {
 
 fn sample_selftest(cfg: &SelftestConfig, args: &SampleArgs) -> u8 {
     let sample = args.driver();
+    let policy = match sample.policy_summary() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("umd: sample selftest: sandbox: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let bar = if !args.json && std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(cfg.iterations as u64).with_style(
             indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {per_sec}")
@@ -191,7 +228,13 @@ fn sample_selftest(cfg: &SelftestConfig, args: &SampleArgs) -> u8 {
     bar.finish_and_clear();
     sample.driver().unload();
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        let doc = serde_json::to_value(&report).and_then(|mut v| {
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("policy".into(), serde_json::to_value(&policy)?);
+            }
+            serde_json::to_string_pretty(&v)
+        });
+        match doc {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("umd: encoding the report: {e}");
@@ -216,6 +259,10 @@ fn sample_selftest(cfg: &SelftestConfig, args: &SampleArgs) -> u8 {
             fmt_ns(l.max_ns),
             report.elapsed_s * 1e3
         );
+        println!("  sandbox: {}", describe_policy(&policy));
+        if report.violations > 0 {
+            println!("  seccomp violations: {}", report.violations);
+        }
         for f in &report.failures {
             println!("  request {} (offset {}): {}", f.index, f.offset, f.error);
         }
@@ -226,6 +273,56 @@ fn sample_selftest(cfg: &SelftestConfig, args: &SampleArgs) -> u8 {
     } else {
         EXIT_VERDICT
     }
+}
+
+/// One line describing the confinement, for people.
+fn describe_policy(s: &PolicySummary) -> String {
+    let p = &s.policy;
+    if !p.is_confined() {
+        return "off (unconfined handlers)".into();
+    }
+    let mut parts = vec![format!("uid {} gid {}", s.handler_uid, s.handler_gid)];
+    if let Some(l) = &p.limits {
+        parts.push(format!(
+            "limits as={}MiB nofile={} nproc={} cpu={}s fsize={} core={}",
+            l.address_space >> 20,
+            l.open_files,
+            l.processes,
+            l.cpu_seconds,
+            l.file_size,
+            l.core
+        ));
+    }
+    parts.push("no-new-privs".into());
+    if p.landlock {
+        parts.push(format!("Landlock ABI {}", s.landlock_abi));
+    }
+    if p.seccomp {
+        parts.push(format!(
+            "seccomp ({} calls, installed by the {})",
+            s.allowed_syscalls.len(),
+            s.seccomp_installed_by
+        ));
+    }
+    if !p.extra_syscalls.is_empty() {
+        parts.push(format!("WIDENED by: {}", p.extra_syscalls.join(", ")));
+    }
+    let ns = &p.namespaces;
+    let names: Vec<&str> =
+        [(ns.user, "user"), (ns.mount, "mount"), (ns.network, "net"), (ns.ipc, "ipc"), (ns.uts, "uts")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+    parts.push(if names.is_empty() {
+        "namespaces: none".into()
+    } else {
+        format!("namespaces: {}", names.join("+"))
+    });
+    if let Some(cg) = &p.cgroup {
+        parts.push(format!("cgroup pids.max={} memory={}MiB", cg.pids_max, cg.memory_bytes >> 20));
+    }
+    parts.join(", ")
 }
 
 /// Formats nanoseconds for people.

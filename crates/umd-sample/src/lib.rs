@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use umd::{Driver, LatencySummary, Program, Request};
+use umd::{Driver, LatencySummary, Policy, PolicySummary, Program, Request};
 use umd_blobs::SAMPLE_HANDLER;
 
 pub use umd::wire_sample::{REPLY_LEN, REQUEST_LEN, SIZES};
@@ -115,11 +115,18 @@ pub struct SampleOptions {
     pub pool_size: usize,
     /// Extra arguments for the handler (tests use them to pick a misbehaviour).
     pub args: Vec<String>,
+    /// How handlers are confined.
+    pub policy: Policy,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { timeout: Duration::from_secs(5), pool_size: 1, args: Vec::new() }
+        SampleOptions {
+            timeout: Duration::from_secs(5),
+            pool_size: 1,
+            args: Vec::new(),
+            policy: Policy::default(),
+        }
     }
 }
 
@@ -128,22 +135,26 @@ impl Default for SampleOptions {
 #[derive(Clone)]
 pub struct SampleDriver {
     driver: Driver,
+    source: HandlerSource,
 }
 
 impl SampleDriver {
     /// Creates the driver; nothing starts until the first request.
     pub fn new(source: HandlerSource, options: SampleOptions) -> SampleDriver {
+        let provided = source.clone();
         let driver = Driver::builder(DRIVER_NAME)
+            .policy(options.policy)
             .raw(SIZES)
             .timeout(options.timeout)
             .pool_size(options.pool_size)
             .args(options.args)
             .provider(move |_| {
-                match &source {
-                    HandlerSource::Embedded => Program::from_blob("umd-sample-handler", SAMPLE_HANDLER),
+                let source = &provided;
+                match source {
+                    HandlerSource::Embedded => Program::runtime_blob("umd-sample-handler", SAMPLE_HANDLER),
                     HandlerSource::Path(p) => Program::from_path(p),
                 }
-                .map_err(|e| match &source {
+                .map_err(|e| match source {
                     HandlerSource::Embedded => format!("embedded sample handler: {e}"),
                     HandlerSource::Path(p) => format!("handler {}: {e}", p.display()),
                 })
@@ -154,7 +165,13 @@ impl SampleDriver {
                     .map_err(|e| format!("offset 0: {e}"))
             })
             .build();
-        SampleDriver { driver }
+        SampleDriver { driver, source }
+    }
+
+    /// The confinement its handlers get (computed from the policy; no handler runs).
+    pub fn policy_summary(&self) -> Result<PolicySummary, umd::sandbox::SandboxError> {
+        let runtime = matches!(self.source, HandlerSource::Embedded);
+        Ok(self.driver.config().policy.prepare(runtime, false)?.summary(runtime, false))
     }
 
     /// Sends `offset` and verifies the reply (the kernel sample's entry point).
@@ -225,6 +242,8 @@ pub struct SelftestReport {
     pub latency: LatencySummary,
     /// The first failures (at most 10).
     pub failures: Vec<SelftestFailure>,
+    /// Handlers killed for a seccomp violation.
+    pub violations: u64,
 }
 
 impl SelftestReport {
@@ -281,6 +300,7 @@ pub fn selftest(
         elapsed_s: elapsed.as_secs_f64(),
         latency: after.latency,
         failures,
+        violations: after.violations - before.violations,
     }
 }
 

@@ -80,6 +80,12 @@ pub enum Kind {
     MemfdRequest = 4,
     /// Handler to manager: the reply is in the attached sealed memfd.
     MemfdReply = 5,
+    /// Manager to a handler built on `umd-handler`, once, right after start: how to
+    /// confine itself ([`handshake::Config`]).
+    Config = 6,
+    /// Handler to manager, once, in answer to [`Kind::Config`]: confinement is in
+    /// place and the handler is ready for requests.
+    Ready = 7,
 }
 
 impl Kind {
@@ -91,6 +97,8 @@ impl Kind {
             3 => Kind::Error,
             4 => Kind::MemfdRequest,
             5 => Kind::MemfdReply,
+            6 => Kind::Config,
+            7 => Kind::Ready,
             _ => return None,
         })
     }
@@ -102,7 +110,57 @@ impl Kind {
 
     /// Whether a handler may send this kind.
     pub fn from_handler(self) -> bool {
-        matches!(self, Kind::Reply | Kind::Error | Kind::MemfdReply)
+        matches!(self, Kind::Reply | Kind::Error | Kind::MemfdReply | Kind::Ready)
+    }
+}
+
+/// The start-up handshake between the manager and a handler built on `umd-handler`.
+///
+/// Such a handler is started with `argv[0]` beginning with [`handshake::ARGV0_PREFIX`].
+/// Before anything else it reads one [`Kind::Config`] frame, confines itself as the
+/// frame says (seccomp allow-list, widened by the driver's extra calls), and answers
+/// with an empty [`Kind::Ready`] frame. Only then does the manager check the
+/// confinement in `/proc` and send the first request. The config comes from the
+/// manager before any hostile input has been read, so the handler can trust it.
+pub mod handshake {
+    /// `argv[0]` prefix that tells a runtime handler to expect the handshake.
+    pub const ARGV0_PREFIX: &str = "umd-handler:";
+    /// Largest config payload.
+    pub const MAX_CONFIG: usize = 4096;
+    /// Start of the stderr line a runtime handler's SIGSYS reporter writes before it
+    /// dies, followed by the system call number in decimal and a newline.
+    pub const VIOLATION_PREFIX: &[u8] = b"umd-handler: seccomp violation: syscall ";
+
+    /// Confinement a runtime handler applies to itself.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Config {
+        /// Install the seccomp allow-list.
+        pub seccomp: bool,
+        /// Allow creating memfds for large replies.
+        pub memfd_replies: bool,
+        /// Extra system calls the driver allows (by name).
+        pub extra_syscalls: Vec<String>,
+    }
+
+    impl Config {
+        /// Encodes as `flags u8` + comma-separated names.
+        pub fn encode(&self) -> Vec<u8> {
+            let flags = u8::from(self.seccomp) | (u8::from(self.memfd_replies) << 1);
+            let mut v = vec![flags];
+            v.extend_from_slice(self.extra_syscalls.join(",").as_bytes());
+            v
+        }
+
+        /// Decodes a config payload.
+        pub fn decode(b: &[u8]) -> Option<Config> {
+            let (&flags, names) = b.split_first()?;
+            if flags & !3 != 0 || b.len() > MAX_CONFIG {
+                return None;
+            }
+            let names = std::str::from_utf8(names).ok()?;
+            let extra_syscalls = names.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect();
+            Some(Config { seccomp: flags & 1 != 0, memfd_replies: flags & 2 != 0, extra_syscalls })
+        }
     }
 }
 
@@ -258,6 +316,19 @@ mod tests {
             let h = FrameHeader::new(k, MEMFD_BODY_LEN as u32);
             assert_eq!(FrameHeader::decode(&h.encode(), &Limits::default()), Ok(h));
         }
+    }
+
+    #[test]
+    fn handshake_config_round_trips() {
+        use handshake::Config;
+        let c = Config {
+            seccomp: true,
+            memfd_replies: false,
+            extra_syscalls: vec!["nanosleep".into(), "uname".into()],
+        };
+        assert_eq!(Config::decode(&c.encode()), Some(c));
+        assert_eq!(Config::decode(&[]), None);
+        assert_eq!(Config::decode(&[0x80]), None);
     }
 
     #[test]

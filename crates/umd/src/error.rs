@@ -17,6 +17,14 @@ pub enum HandlerFate {
     Signaled(i32),
     /// The manager killed it (for the reason given).
     KilledByManager(&'static str),
+    /// Killed for a seccomp violation (SIGSYS). Handlers built on `umd-handler`
+    /// name the system call before they die.
+    SeccompViolation {
+        /// The offending system call's number, if the handler reported it.
+        syscall: Option<i64>,
+        /// Its name on this architecture.
+        name: Option<&'static str>,
+    },
     /// Unknown (the process could not be waited for).
     Unknown,
 }
@@ -27,6 +35,14 @@ impl fmt::Display for HandlerFate {
             HandlerFate::Exited(c) => write!(f, "handler exited with status {c}"),
             HandlerFate::Signaled(s) => write!(f, "handler killed by signal {s} ({})", signal_name(*s)),
             HandlerFate::KilledByManager(why) => write!(f, "handler killed by the manager ({why})"),
+            HandlerFate::SeccompViolation { syscall: Some(nr), name } => write!(
+                f,
+                "handler killed by SIGSYS: seccomp violation, system call {} ({nr})",
+                name.unwrap_or("unknown")
+            ),
+            HandlerFate::SeccompViolation { syscall: None, .. } => {
+                write!(f, "handler killed by SIGSYS: seccomp violation (system call not reported)")
+            }
             HandlerFate::Unknown => write!(f, "handler state unknown"),
         }
     }
@@ -88,8 +104,17 @@ pub enum Error {
         /// Cause.
         source: io::Error,
     },
-    /// A freshly started handler failed its `post_start` check and was killed.
-    #[error("driver {driver}: post_start check failed: {reason}")]
+    /// The sandbox policy cannot be applied on this machine.
+    #[error("driver {driver}: sandbox: {source}")]
+    Sandbox {
+        /// Driver name.
+        driver: String,
+        /// Cause.
+        source: crate::sandbox::SandboxError,
+    },
+    /// A freshly started handler failed its start (start-up handshake, confinement
+    /// check or `post_start`) and was killed.
+    #[error("driver {driver}: handler failed its start check: {reason}")]
     PostStart {
         /// Driver name.
         driver: String,
@@ -168,6 +193,7 @@ impl Error {
             | Error::AlreadyLoaded { driver }
             | Error::Program { driver, .. }
             | Error::Spawn { driver, .. }
+            | Error::Sandbox { driver, .. }
             | Error::PostStart { driver, .. }
             | Error::BadRequest { driver, .. }
             | Error::Channel { driver, .. }

@@ -120,6 +120,35 @@ impl Handler {
         }
     }
 
+    /// The start-up handshake with a runtime handler: send its confinement, wait
+    /// for its empty ready frame.
+    pub fn handshake(
+        &mut self,
+        config: &umd_wire::handshake::Config,
+        deadline: Instant,
+    ) -> Result<(), ChanError> {
+        let ep = self.endpoint();
+        let limits = Limits { max_inline: 0, max_memfd: 0 };
+        chan::send_frame(
+            ep,
+            Kind::Config,
+            Payload::Inline(&config.encode()),
+            &Limits::default(),
+            Some(deadline),
+        )?;
+        let ep = Endpoint {
+            rx: self.process.rx.as_fd(),
+            tx: self.process.tx.as_fd(),
+            socket: self.process.socket,
+        };
+        match chan::recv_frame(ep, &limits, &mut self.buf, Some(deadline))? {
+            Received::Inline { kind: Kind::Ready, .. } => Ok(()),
+            Received::Inline { kind, .. } | Received::Memfd { kind, .. } => {
+                Err(ChanError::UnexpectedKind(kind))
+            }
+        }
+    }
+
     /// One request/reply exchange, bounded by `deadline`.
     pub fn exchange(
         &mut self,
@@ -163,7 +192,6 @@ impl Handler {
         // A one-byte probe after the reply catches a handler that wrote more than
         // the fixed size, at no extra system call.
         let mut probe = [0u8; 1];
-        chan::wait(ep.rx, PollFlags::IN, Some(deadline))?;
         while got < sizes.reply {
             let n = chan::read_some(
                 ep,
@@ -215,7 +243,6 @@ impl Handler {
         };
         let ep = self.endpoint();
         chan::send_frame(ep, kind, payload, &cfg.limits, Some(deadline))?;
-        chan::wait(ep.rx, PollFlags::IN, Some(deadline))?;
         let ep = Endpoint {
             rx: self.process.rx.as_fd(),
             tx: self.process.tx.as_fd(),

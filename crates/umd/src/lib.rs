@@ -25,7 +25,7 @@
 //! let driver = Driver::builder("echo16")
 //!     .raw(RawSizes { request: 16, reply: 16 })
 //!     .args(["raw", "16"])
-//!     .provider(|_| Program::from_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+//!     .provider(|_| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
 //!     .build();
 //! let reply = driver.send_recv(&[7u8; 16]).unwrap();
 //! assert_eq!(reply, [7u8; 16]);
@@ -39,12 +39,14 @@ pub mod handler;
 pub mod loader;
 mod log;
 pub mod manager;
+pub mod sandbox;
 pub mod stats;
 
 pub use error::{Error, HandlerFate};
 pub use handler::{FramedConfig, Reply, Request, Wire};
-pub use loader::{Program, Transport};
+pub use loader::{Program, ProgramKind, Transport};
 pub use manager::{Driver, DriverBuilder, DriverConfig, Session, Status};
+pub use sandbox::{Policy, PolicySummary};
 pub use stats::{LatencySummary, Stats};
 pub use umd_wire::memfd::SealedMemfd;
 pub use umd_wire::sample as wire_sample;

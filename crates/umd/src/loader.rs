@@ -26,9 +26,23 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use umd_wire::memfd::{Exec, SealedMemfd};
 
 use crate::error::HandlerFate;
+use crate::log::StderrWatch;
+use crate::sandbox::Prepared;
 
 /// Largest handler program accepted from a file: 256 MiB.
 pub const MAX_PROGRAM_SIZE: u64 = 256 << 20;
+
+/// Whether a program is built on the `umd-handler` runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramKind {
+    /// Built on `umd-handler`: it runs the start-up handshake and installs its
+    /// seccomp filter itself (violations are reported with the call's name).
+    Runtime,
+    /// Any other program speaking the wire format (a C handler, say): the loader
+    /// installs its seccomp filter before `execveat`.
+    External,
+}
 
 /// A handler program sealed in a memfd, ready to be started any number of times.
 /// Cloning shares the memfd; it is closed when the last clone is dropped (unload).
@@ -36,30 +50,47 @@ pub const MAX_PROGRAM_SIZE: u64 = 256 << 20;
 pub struct Program {
     name: Arc<str>,
     memfd: Arc<SealedMemfd>,
+    kind: ProgramKind,
+    dynamic: bool,
 }
 
 impl fmt::Debug for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Program").field("name", &self.name).field("len", &self.memfd.len()).finish()
+        f.debug_struct("Program")
+            .field("name", &self.name)
+            .field("len", &self.memfd.len())
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
 impl Program {
-    /// Copies an embedded blob into a sealed memfd.
+    /// Copies an embedded blob of a handler built on `umd-handler` into a sealed
+    /// memfd.
     ///
     /// ```
-    /// let p = umd::Program::from_blob("sample", umd_blobs::SAMPLE_HANDLER).unwrap();
+    /// let p = umd::Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).unwrap();
     /// assert_eq!(p.name(), "sample");
     /// ```
+    pub fn runtime_blob(name: &str, blob: &[u8]) -> io::Result<Program> {
+        Program::new(name, blob, ProgramKind::Runtime)
+    }
+
+    /// Copies a blob of a handler *not* built on `umd-handler` into a sealed memfd.
     pub fn from_blob(name: &str, blob: &[u8]) -> io::Result<Program> {
+        Program::new(name, blob, ProgramKind::External)
+    }
+
+    fn new(name: &str, blob: &[u8], kind: ProgramKind) -> io::Result<Program> {
         check_executable(name, blob)?;
+        let dynamic = has_interpreter(blob);
         let memfd_name = memfd_name(name);
         let memfd = SealedMemfd::from_bytes(&memfd_name, blob, Exec::Program)?;
-        Ok(Program { name: name.into(), memfd: Arc::new(memfd) })
+        Ok(Program { name: name.into(), memfd: Arc::new(memfd), kind, dynamic })
     }
 
     /// Reads a program file once into a sealed memfd (for handlers written in other
-    /// languages). The file is never executed in place.
+    /// languages, [`ProgramKind::External`]). The file is never executed in place.
     pub fn from_path(path: &Path) -> io::Result<Program> {
         let file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
@@ -73,6 +104,17 @@ impl Program {
         file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes)?;
         let name = path.display().to_string();
         Program::from_blob(&name, &bytes)
+    }
+
+    /// Whether the program is built on `umd-handler`.
+    pub fn kind(&self) -> ProgramKind {
+        self.kind
+    }
+
+    /// Whether the program is dynamically linked (has an ELF interpreter). Such a
+    /// program cannot run confined: Landlock leaves it no library to load.
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     /// The program's name (blob name or file path).
@@ -113,6 +155,30 @@ fn check_executable(name: &str, blob: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether an ELF image asks for a program interpreter (`PT_INTERP`): that is, is
+/// dynamically linked. Reads only the program headers; a malformed header counts
+/// as "no interpreter" (the exec will then fail on its own).
+fn has_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| elf.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    // 64-bit little-endian ELF only (the architectures we build for).
+    if elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    (0..usize::from(phnum)).any(|i| {
+        usize::try_from(phoff)
+            .ok()
+            .and_then(|off| off.checked_add(i.checked_mul(usize::from(phentsize))?))
+            .and_then(u32_at)
+            == Some(PT_INTERP)
+    })
+}
+
 /// How the handler's fd 0 and fd 1 are connected to the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -148,6 +214,7 @@ pub struct Process {
     pub(crate) tx: OwnedFd,
     pub(crate) socket: bool,
     fate: Option<HandlerFate>,
+    stderr: Option<Arc<StderrWatch>>,
 }
 
 impl fmt::Debug for Process {
@@ -166,7 +233,7 @@ impl Process {
     pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
         if self.fate.is_none() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.fate = Some(fate_of(status));
+                self.fate = Some(self.explain(fate_of(status)));
             }
         }
         self.fate.clone()
@@ -189,11 +256,23 @@ impl Process {
         let _ = self.child.kill();
         let fate = match self.child.wait() {
             Ok(status) if status.signal() == Some(libc::SIGKILL) => HandlerFate::KilledByManager(why),
-            Ok(status) => fate_of(status),
+            Ok(status) => self.explain(fate_of(status)),
             Err(_) => HandlerFate::Unknown,
         };
         self.fate = Some(fate.clone());
         fate
+    }
+
+    /// A death by SIGSYS is a seccomp violation; a runtime handler named the call on
+    /// its stderr just before it died.
+    fn explain(&self, fate: HandlerFate) -> HandlerFate {
+        match fate {
+            HandlerFate::Signaled(libc::SIGSYS) => {
+                let nr = self.stderr.as_ref().and_then(|w| w.violation(Duration::from_millis(200)));
+                HandlerFate::SeccompViolation { syscall: nr, name: nr.and_then(umd_seccomp::syscall_name) }
+            }
+            other => other,
+        }
     }
 }
 
@@ -243,10 +322,30 @@ impl ExecArgs {
     }
 }
 
-/// Starts one handler process from `program`.
-pub fn spawn(program: &Program, spec: &SpawnSpec) -> io::Result<Process> {
-    let exec = ExecArgs::new(&format!("umd-{}", spec.driver), &spec.args)?;
+/// Starts one handler process from `program`, confined as `sandbox` says.
+///
+/// When the policy asks for a parent-death signal the fork happens on a dedicated,
+/// never-exiting thread: `PR_SET_PDEATHSIG` fires when the *thread* that forked the
+/// child exits, and callers' threads come and go.
+pub fn spawn(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
+    if sandbox.policy().parent_death_signal {
+        let (program, spec, sandbox) = (program.clone(), spec.clone(), sandbox.clone());
+        spawner::run(move || spawn_here(&program, &spec, &sandbox))
+    } else {
+        spawn_here(program, spec, sandbox)
+    }
+}
+
+fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
+    // A runtime handler learns from argv[0] that the manager will run the start-up
+    // handshake with it.
+    let argv0 = match program.kind {
+        ProgramKind::Runtime => format!("{}{}", umd_wire::handshake::ARGV0_PREFIX, spec.driver),
+        ProgramKind::External => format!("umd-{}", spec.driver),
+    };
+    let exec = ExecArgs::new(&argv0, &spec.args)?;
     let memfd = program.memfd.as_fd().as_raw_fd();
+    let confine = sandbox.clone();
 
     // The program name given to Command is only used in error messages: the child
     // never returns from `child_setup` unless execveat failed.
@@ -269,7 +368,7 @@ pub fn spawn(program: &Program, spec: &SpawnSpec) -> io::Result<Process> {
     // SAFETY: `child_setup` runs in the forked child and only makes system calls on
     // memory prepared before the fork (no allocation, no locks).
     unsafe {
-        cmd.pre_exec(move || child_setup(memfd, &exec));
+        cmd.pre_exec(move || child_setup(memfd, &exec, &confine));
     }
     let mut child = cmd.spawn()?;
     drop(cmd); // closes our copies of the child's socket end
@@ -293,7 +392,7 @@ pub fn spawn(program: &Program, spec: &SpawnSpec) -> io::Result<Process> {
             (rx, tx)
         }
     };
-    let mut process = Process { child, rx, tx, socket, fate: None };
+    let mut process = Process { child, rx, tx, socket, fate: None, stderr: None };
     // Deadlines need non-blocking ends: every wait is a bounded poll.
     if let Err(e) = rustix::io::ioctl_fionbio(&process.rx, true)
         .and_then(|()| rustix::io::ioctl_fionbio(&process.tx, true))
@@ -302,15 +401,15 @@ pub fn spawn(program: &Program, spec: &SpawnSpec) -> io::Result<Process> {
         return Err(e.into());
     }
     if let Some(stderr) = stderr {
-        crate::log::pump_stderr(spec.driver.clone(), process.pid(), stderr);
+        process.stderr = Some(crate::log::pump_stderr(spec.driver.clone(), process.pid(), stderr));
     }
     Ok(process)
 }
 
 /// Runs in the child between `fork` and `execveat`. Only async-signal-safe system
-/// calls on pre-built data are allowed here. The sandbox's confinement steps slot in
-/// before the exec.
-fn child_setup(memfd: i32, exec: &ExecArgs) -> io::Result<()> {
+/// calls on pre-built data are allowed here. The sandbox's confinement steps
+/// (`sandbox::Prepared::apply_in_child`) run just before the exec.
+fn child_setup(memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> io::Result<()> {
     // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
     // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: std's own
     // error-report pipe and the memfd must stay open until the exec itself).
@@ -318,6 +417,7 @@ fn child_setup(memfd: i32, exec: &ExecArgs) -> io::Result<()> {
     unsafe {
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
+    sandbox.apply_in_child()?;
     let empty: &CStr = c"";
     // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
     // `exec`, which outlives this call; `memfd` is open (close-on-exec) in the child.
@@ -334,9 +434,56 @@ fn child_setup(memfd: i32, exec: &ExecArgs) -> io::Result<()> {
     Err(io::Error::last_os_error())
 }
 
+/// The thread every confined handler is forked from (see [`spawn`]).
+mod spawner {
+    use std::io;
+    use std::sync::mpsc::{sync_channel, Sender, SyncSender};
+    use std::sync::{Mutex, OnceLock};
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+
+    fn jobs() -> io::Result<Sender<Job>> {
+        if let Some(tx) = JOBS.get() {
+            return Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name("umd-spawner".into()).spawn(move || {
+            // Lives as long as the process: handlers forked here get SIGKILL only
+            // when the manager process itself goes away.
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        })?;
+        let _ = JOBS.set(Mutex::new(tx));
+        let tx = JOBS.get().ok_or_else(|| io::Error::other("spawner thread missing"))?;
+        Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Runs `f` on the spawner thread and returns its result.
+    pub fn run<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        let (done_tx, done_rx): (SyncSender<io::Result<T>>, _) = sync_channel(1);
+        jobs()?
+            .send(Box::new(move || {
+                let _ = done_tx.send(f());
+            }))
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        done_rx.recv().map_err(|_| io::Error::other("spawner thread dropped the job"))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_and_dynamic_executables_are_told_apart() {
+        assert!(!has_interpreter(umd_blobs::SAMPLE_HANDLER), "embedded handlers are static");
+        let ls = std::fs::read("/bin/ls").unwrap();
+        assert!(has_interpreter(&ls), "/bin/ls is dynamically linked");
+        assert!(!has_interpreter(b"\x7fELF\x02\x01"), "a truncated header is not dynamic");
+    }
 
     #[test]
     fn scripts_and_non_elf_files_are_refused() {

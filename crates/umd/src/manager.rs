@@ -24,7 +24,8 @@ use umd_wire::chan::ChanError;
 
 use crate::error::{Error, HandlerFate};
 use crate::handler::{CallError, FramedConfig, Handler, Request, Wire};
-use crate::loader::{self, Program, SpawnSpec, Transport};
+use crate::loader::{self, Program, ProgramKind, SpawnSpec, Transport};
+use crate::sandbox::{Policy, PolicySummary, Prepared};
 use crate::stats::{Counters, Stats};
 
 /// Default deadline of one request.
@@ -87,6 +88,8 @@ pub struct DriverConfig {
     pub pool_size: usize,
     /// Arguments passed to the handler after argv[0].
     pub args: Vec<String>,
+    /// How handlers are confined.
+    pub policy: Policy,
 }
 
 /// Builds a [`Driver`].
@@ -133,6 +136,12 @@ impl DriverBuilder {
         self
     }
 
+    /// How handlers are confined (default: [`Policy::default`], strict).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
     /// The check each started handler must pass before it serves.
     pub fn post_start(
         mut self,
@@ -174,17 +183,19 @@ impl DriverBuilder {
                 counters: Counters::default(),
                 next_request: AtomicU64::new(0),
                 pids: Mutex::new(Vec::new()),
+                waiters: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
 }
 
-/// A pipe large enough for a whole message (so the handler writes it in one go and
-/// the manager reads it in one go), capped at the default unprivileged maximum.
+/// A pipe larger than a whole message (so the handler writes it in one go, the
+/// manager reads it in one go, and bytes a handler writes beyond it arrive with
+/// it), capped at the default unprivileged maximum.
 fn pipe_size_for(len: usize) -> Option<usize> {
     const DEFAULT_PIPE: usize = 64 * 1024;
     const MAX_PIPE: usize = 1024 * 1024;
-    (len > DEFAULT_PIPE).then(|| len.next_power_of_two().min(MAX_PIPE))
+    (len >= DEFAULT_PIPE).then(|| (len + 1).next_power_of_two().min(MAX_PIPE))
 }
 
 /// A user mode driver: manager state, loader and handler pool. Cheap to clone;
@@ -196,7 +207,7 @@ fn pipe_size_for(len: usize) -> Option<usize> {
 ///
 /// let driver = Driver::builder("echo")
 ///     .framed(FramedConfig::default())
-///     .provider(|_name| Program::from_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+///     .provider(|_name| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
 ///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo".into()) }))
 ///     .build();
 /// assert_eq!(driver.send_recv(b"hello").unwrap(), b"hello");
@@ -217,11 +228,20 @@ struct Inner {
     counters: Counters,
     next_request: AtomicU64,
     pids: Mutex<Vec<u32>>,
+    /// Threads blocked on `cond`.
+    waiters: std::sync::atomic::AtomicUsize,
+}
+
+/// A loaded program with its sandbox prepared for it.
+#[derive(Clone)]
+struct Loaded {
+    program: Program,
+    sandbox: Arc<Prepared>,
 }
 
 #[derive(Default)]
 struct State {
-    program: Option<Program>,
+    program: Option<Loaded>,
     /// Bumped by every unload: handlers of an older generation are killed when
     /// they come back instead of serving again.
     generation: u64,
@@ -258,22 +278,32 @@ impl State {
         }
     }
 
-    /// Drops the program and starts a new generation; returns idle handlers to kill.
-    fn unload(&mut self) -> Vec<Handler> {
-        self.program = None;
+    /// Takes the program out and starts a new generation; returns the program and
+    /// the idle handlers to kill. The caller drops the program after the handlers
+    /// are gone (its sandbox may own a control group that must be empty by then).
+    fn unload(&mut self) -> (Option<Loaded>, Vec<Handler>) {
+        let program = self.program.take();
         self.generation += 1;
         let idle = std::mem::take(&mut self.idle);
         self.draining += self.live - idle.len();
         self.live = 0;
         self.pending_restarts = 0;
-        idle
+        (program, idle)
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Kill and reap the idle handlers before the program (and its sandbox's
+        // control group, which must be empty to be removed) goes.
+        self.idle.clear();
     }
 }
 
 /// A slot in the pool, taken by one call.
 struct Lease {
     handler: Option<Handler>,
-    program: Program,
+    program: Loaded,
     generation: u64,
     restart: bool,
 }
@@ -305,6 +335,7 @@ impl Driver {
                 start_timeout: DEFAULT_START_TIMEOUT,
                 pool_size: 1,
                 args: Vec::new(),
+                policy: Policy::default(),
             },
             post_start: None,
             provider: None,
@@ -328,7 +359,20 @@ impl Driver {
     }
 
     fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.inner.cond.wait(g).unwrap_or_else(|p| p.into_inner())
+        // Counted under the lock, so a notifier that changed the state under the
+        // lock and then reads the count cannot miss this waiter.
+        self.inner.waiters.fetch_add(1, Relaxed);
+        let g = self.inner.cond.wait(g).unwrap_or_else(|p| p.into_inner());
+        self.inner.waiters.fetch_sub(1, Relaxed);
+        g
+    }
+
+    /// Wakes the waiters, if any: an unconditional `notify_all` costs a futex call
+    /// on every request even when nobody waits.
+    fn wake(&self) {
+        if self.inner.waiters.load(Relaxed) > 0 {
+            self.inner.cond.notify_all();
+        }
     }
 
     /// Loads `program` (the kernel's `umd_mgmt_load`): starts a handler from it and
@@ -348,8 +392,31 @@ impl Driver {
         self.install(program)
     }
 
+    /// Prepares the sandbox for `program`: a confined handler must be static, and
+    /// the policy must be applicable on this kernel.
+    fn prepare(&self, program: Program) -> Result<Loaded, Error> {
+        let policy = &self.inner.config.policy;
+        if program.is_dynamic() && policy.landlock {
+            return Err(Error::Program {
+                driver: self.name().into(),
+                program: program.name().into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "is dynamically linked: a confined handler must be statically linked \
+                     (Landlock leaves it no shared library to load)",
+                ),
+            });
+        }
+        let fd_passing = matches!(self.inner.config.wire, Wire::Framed(f) if f.fd_passing);
+        let sandbox = policy
+            .prepare(program.kind() == ProgramKind::Runtime, fd_passing)
+            .map_err(|source| Error::Sandbox { driver: self.name().into(), source })?;
+        Ok(Loaded { program, sandbox: Arc::new(sandbox) })
+    }
+
     /// Installs a program and starts its first handler. Called with `loading` set.
     fn install(&self, program: Program) -> Result<(), Error> {
+        let program = self.prepare(program)?;
         let generation = {
             let mut st = self.lock();
             st.program = Some(program.clone());
@@ -360,7 +427,7 @@ impl Driver {
             Ok(h) => {
                 self.inner.counters.loads.fetch_add(1, Relaxed);
                 let doomed = self.lock().put_back(h);
-                self.inner.cond.notify_all();
+                self.wake();
                 drop(doomed);
                 Ok(())
             }
@@ -371,11 +438,12 @@ impl Driver {
                     if st.generation == generation {
                         st.unload()
                     } else {
-                        Vec::new()
+                        (None, Vec::new())
                     }
                 };
-                self.inner.cond.notify_all();
-                self.kill_all(doomed);
+                self.wake();
+                self.kill_all(doomed.1);
+                drop(doomed.0);
                 Err(e)
             }
         }
@@ -417,7 +485,7 @@ impl Driver {
             st = self.wait(st);
         }
         let was_loaded = st.program.is_some() || st.live > 0;
-        let idle = st.unload();
+        let (program, idle) = st.unload();
         drop(st);
         if was_loaded {
             self.inner.counters.unloads.fetch_add(1, Relaxed);
@@ -427,6 +495,9 @@ impl Driver {
         while st.draining > 0 {
             st = self.wait(st);
         }
+        drop(st);
+        // Last: every handler of the program is gone (its memfd and sandbox go too).
+        drop(program);
     }
 
     /// Whether a program is loaded.
@@ -446,50 +517,72 @@ impl Driver {
         pids.retain(|&p| p != pid);
     }
 
-    /// Starts one handler and runs `post_start` on it.
-    fn start(&self, program: &Program, generation: u64, restart: bool) -> Result<Handler, Error> {
+    /// Starts one handler: spawn, start-up handshake (runtime handlers), check of
+    /// its confinement, then `post_start`.
+    fn start(&self, loaded: &Loaded, generation: u64, restart: bool) -> Result<Handler, Error> {
         let c = &self.inner.counters;
         c.starts.fetch_add(1, Relaxed);
         if restart {
             c.restarts.fetch_add(1, Relaxed);
         }
-        let process = loader::spawn(program, &self.inner.spawn).map_err(|source| Error::Spawn {
-            driver: self.name().into(),
-            program: program.name().into(),
-            source,
+        let program = &loaded.program;
+        let process = loader::spawn(program, &self.inner.spawn, &loaded.sandbox).map_err(|source| {
+            Error::Spawn { driver: self.name().into(), program: program.name().into(), source }
         })?;
         let pid = process.pid();
         self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
         let mut handler = Handler::new(process, generation);
         tracing::debug!(driver = %self.name(), pid, restart, "handler started");
-        if let Some(hook) = &self.inner.post_start {
-            let mut session = Session {
-                handler: &mut handler,
-                wire: &self.inner.config.wire,
-                deadline: Instant::now() + self.inner.config.start_timeout,
+        let deadline = Instant::now() + self.inner.config.start_timeout;
+        if program.kind() == ProgramKind::Runtime {
+            let policy = loaded.sandbox.policy();
+            let config = umd_wire::handshake::Config {
+                seccomp: policy.seccomp,
+                memfd_replies: handler.process.socket,
+                extra_syscalls: policy.extra_syscalls.clone(),
             };
+            if let Err(e) = handler.handshake(&config, deadline) {
+                return Err(self.failed_start(handler, format!("start-up handshake: {e}")));
+            }
+        }
+        if let Err(e) = crate::sandbox::verify(pid, &loaded.sandbox) {
+            return Err(self.failed_start(handler, e.to_string()));
+        }
+        if let Some(hook) = &self.inner.post_start {
+            let mut session = Session { handler: &mut handler, wire: &self.inner.config.wire, deadline };
             // A panicking hook is a failed start: the handler is killed and the
             // slot freed like after any failure, instead of unwinding past the
             // pool's bookkeeping (which would leave the slot taken forever).
             let checked = std::panic::catch_unwind(AssertUnwindSafe(|| hook(&mut session)))
                 .unwrap_or_else(|p| Err(format!("post_start hook panicked: {}", panic_message(&*p))));
             if let Err(reason) = checked {
-                c.post_start_failures.fetch_add(1, Relaxed);
-                let fate = handler.process.shut_down(EXIT_GRACE, "failed post_start");
-                self.forget_pid(pid);
-                tracing::warn!(driver = %self.name(), pid, %fate, "post_start failed: {reason}");
-                return Err(Error::PostStart {
-                    driver: self.name().into(),
-                    reason: format!("{reason} ({fate})"),
-                });
+                return Err(self.failed_start(handler, reason));
             }
         }
         Ok(handler)
     }
 
+    /// Kills a handler that failed its start (handshake, confinement check or
+    /// `post_start`) and builds the error.
+    fn failed_start(&self, mut handler: Handler, reason: String) -> Error {
+        self.inner.counters.post_start_failures.fetch_add(1, Relaxed);
+        let fate = handler.process.shut_down(EXIT_GRACE, "failed its start");
+        self.count_fate(&fate);
+        let pid = handler.process.pid();
+        self.forget_pid(pid);
+        tracing::warn!(driver = %self.name(), pid, %fate, "handler start failed: {reason}");
+        Error::PostStart { driver: self.name().into(), reason: format!("{reason} ({fate})") }
+    }
+
+    fn count_fate(&self, fate: &HandlerFate) {
+        if matches!(fate, HandlerFate::SeccompViolation { .. }) {
+            self.inner.counters.violations.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Starts a handler for a slot already counted in the pool; frees the slot if
     /// the start fails.
-    fn start_in_slot(&self, program: &Program, generation: u64, restart: bool) -> Result<Handler, Error> {
+    fn start_in_slot(&self, program: &Loaded, generation: u64, restart: bool) -> Result<Handler, Error> {
         self.start(program, generation, restart).inspect_err(|_| {
             let mut st = self.lock();
             st.free_slot(generation);
@@ -497,7 +590,7 @@ impl Driver {
                 st.pending_restarts += usize::from(restart);
             }
             drop(st);
-            self.inner.cond.notify_all();
+            self.wake();
         })
     }
 
@@ -526,7 +619,7 @@ impl Driver {
     /// Gives a handler back to the pool after a successful exchange.
     fn release(&self, h: Handler) {
         let doomed = self.lock().put_back(h);
-        self.inner.cond.notify_all();
+        self.wake();
         if let Some(h) = doomed {
             self.kill_all(vec![h]);
         }
@@ -537,6 +630,7 @@ impl Driver {
     fn discard(&self, mut h: Handler, grace: Duration, why: &'static str) -> HandlerFate {
         self.inner.counters.handler_failures.fetch_add(1, Relaxed);
         let fate = h.process.shut_down(grace, why);
+        self.count_fate(&fate);
         let pid = h.process.pid();
         self.forget_pid(pid);
         tracing::warn!(driver = %self.name(), pid, %fate, "handler shut down: {why}");
@@ -547,7 +641,7 @@ impl Driver {
             st.pending_restarts += 1;
         }
         drop(st);
-        self.inner.cond.notify_all();
+        self.wake();
         fate
     }
 
@@ -588,7 +682,8 @@ impl Driver {
                     // Restart in place: the slot stays ours.
                     let mut h = h;
                     self.inner.counters.handler_failures.fetch_add(1, Relaxed);
-                    let fate = h.process.shut_down(Duration::ZERO, why);
+                    let fate = h.process.shut_down(EXIT_GRACE, why);
+                    self.count_fate(&fate);
                     self.forget_pid(h.process.pid());
                     tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; restarting");
                     drop(h);
@@ -658,7 +753,7 @@ impl Driver {
     /// The driver's current state.
     pub fn status(&self) -> Status {
         let st = self.lock();
-        let program = st.program.as_ref().map(|p| p.name().to_string());
+        let program = st.program.as_ref().map(|p| p.program.name().to_string());
         let idle = st.idle.len();
         drop(st);
         Status {
@@ -668,6 +763,14 @@ impl Driver {
             idle,
             pool_size: self.inner.config.pool_size,
         }
+    }
+
+    /// The confinement of the loaded program's handlers (`None` when unloaded).
+    pub fn policy_summary(&self) -> Option<PolicySummary> {
+        let st = self.lock();
+        let loaded = st.program.as_ref()?;
+        let fd_passing = matches!(self.inner.config.wire, Wire::Framed(f) if f.fd_passing);
+        Some(loaded.sandbox.summary(loaded.program.kind() == ProgramKind::Runtime, fd_passing))
     }
 
     /// Process ids of the running handlers (idle or busy).
@@ -698,6 +801,6 @@ struct LoadingDone<'a>(&'a Driver);
 impl Drop for LoadingDone<'_> {
     fn drop(&mut self) {
         self.0.lock().loading = false;
-        self.0.inner.cond.notify_all();
+        self.0.wake();
     }
 }

@@ -123,6 +123,7 @@ pub(crate) struct Counters {
     pub deadline_kills: AtomicU64,
     pub handler_failures: AtomicU64,
     pub post_start_failures: AtomicU64,
+    pub violations: AtomicU64,
     pub latency: Histogram,
 }
 
@@ -138,6 +139,7 @@ impl Counters {
             deadline_kills: self.deadline_kills.load(Relaxed),
             handler_failures: self.handler_failures.load(Relaxed),
             post_start_failures: self.post_start_failures.load(Relaxed),
+            violations: self.violations.load(Relaxed),
             latency: self.latency.snapshot(),
         }
     }
@@ -162,8 +164,11 @@ pub struct Stats {
     pub deadline_kills: u64,
     /// Handlers shut down after a channel error, a rejected reply or a death.
     pub handler_failures: u64,
-    /// Started handlers that failed `post_start`.
+    /// Started handlers that failed their start (handshake, confinement check,
+    /// `post_start`).
     pub post_start_failures: u64,
+    /// Handlers killed for a seccomp violation.
+    pub violations: u64,
     /// Latency of successful calls, end to end (including on-demand loads).
     pub latency: LatencySummary,
 }

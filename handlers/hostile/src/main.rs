@@ -55,9 +55,17 @@ fn good_reply(offset: usize) -> Vec<u8> {
     r
 }
 
+/// Sleeps with poll(2) on no fds: poll is on the sandbox's allow-list (the
+/// handler must misbehave as asked, not die of a seccomp violation first), while
+/// nanosleep is not.
+fn sleep(d: Duration) {
+    let ts = rustix::time::Timespec { tv_sec: d.as_secs() as i64, tv_nsec: i64::from(d.subsec_nanos()) };
+    let _ = rustix::event::poll(&mut [], Some(&ts));
+}
+
 fn sleep_forever() -> ! {
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        sleep(Duration::from_secs(3600));
     }
 }
 
@@ -91,18 +99,18 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "hang" if served > n => sleep_forever(),
-            "slow" => std::thread::sleep(Duration::from_millis(n as u64)),
+            "slow" => sleep(Duration::from_millis(n as u64)),
             "long-reply" if after_post_start => {
-                // A pipe big enough for the whole over-long reply, so it lands in
-                // one piece and the manager sees the extra bytes with the reply.
-                let _ = rustix::pipe::fcntl_setpipe_size(std::io::stdout(), 2 * REPLY);
+                // The manager sizes the reply pipe above the reply, so the
+                // over-long reply lands in one piece and the manager sees the
+                // extra bytes with it.
                 reply.extend_from_slice(&[0u8; 100]);
             }
             "late-extra" if after_post_start => {
                 if stdout.write_all(&reply).and_then(|()| stdout.flush()).is_err() {
                     return ExitCode::from(2);
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                sleep(Duration::from_millis(20));
                 let _ = stdout.write_all(&[0u8; 10]);
                 let _ = stdout.flush();
                 continue;

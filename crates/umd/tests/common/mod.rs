@@ -18,12 +18,12 @@ pub fn hostile_program() -> Program {
 
 /// The sample handler as a program.
 pub fn sample_program() -> Program {
-    Program::from_blob("umd-sample-handler", umd_blobs::SAMPLE_HANDLER).expect("sample blob loads")
+    Program::runtime_blob("umd-sample-handler", umd_blobs::SAMPLE_HANDLER).expect("sample blob loads")
 }
 
 /// The echo handler as a program.
 pub fn echo_program() -> Program {
-    Program::from_blob("umd-echo-handler", umd_blobs::ECHO_HANDLER).expect("echo blob loads")
+    Program::runtime_blob("umd-echo-handler", umd_blobs::ECHO_HANDLER).expect("echo blob loads")
 }
 
 /// The sample's `post_start`: offset 0 must come back right.
@@ -86,13 +86,19 @@ pub fn is_our_zombie(pid: u32) -> bool {
     is_our_child(pid) && stat_fields(pid).is_some_and(|f| f[0] == "Z")
 }
 
-/// Whether `pid` is a live handler of driver `driver` (argv[0] is `umd-DRIVER`).
+/// Whether `pid` is a live handler of driver `driver` (argv[0] is `umd-DRIVER`,
+/// or `umd-handler:DRIVER` for handlers built on the runtime).
 pub fn is_handler_of(pid: u32, driver: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
     argv0 == format!("umd-{driver}").as_bytes()
+        || argv0 == format!("{}{driver}", umd_wire_prefix()).as_bytes()
+}
+
+fn umd_wire_prefix() -> &'static str {
+    "umd-handler:"
 }
 
 /// Whether the handler `pid` of `driver` is gone: neither running nor left as a
@@ -164,4 +170,143 @@ pub fn with_watchdog<T>(what: &str, limit: Duration, f: impl FnOnce() -> T) -> T
     let r = f();
     done.store(true, Ordering::SeqCst);
     r
+}
+
+/// The malicious handler (acts compromised; built on the runtime) as a program.
+pub fn malicious_program() -> Result<Program, String> {
+    Program::runtime_blob("malicious", umd_blobs::MALICIOUS_HANDLER).map_err(|e| e.to_string())
+}
+
+/// A framed driver around the malicious handler, confined by `policy`, with a
+/// `ping` → `pong` `post_start` check and `args` for the handler.
+pub fn malicious_driver(name: &str, policy: umd::Policy, timeout: Duration, args: &[&str]) -> Driver {
+    Driver::builder(name)
+        .policy(policy)
+        .timeout(timeout)
+        .start_timeout(Duration::from_secs(5))
+        .args(args.iter().copied())
+        .provider(|_| malicious_program())
+        .post_start(|s| {
+            s.call(Request::Bytes(b"ping"), |r| {
+                if r == b"pong" {
+                    Ok(())
+                } else {
+                    Err(format!("ping answered {:?}", String::from_utf8_lossy(r)))
+                }
+            })
+        })
+        .build()
+}
+
+/// Sends one attack (or `ping`) and returns the reply as text.
+pub fn attack(driver: &Driver, request: &str) -> Result<String, umd::Error> {
+    driver.call(Request::Bytes(request.as_bytes()), |r| Ok(String::from_utf8_lossy(r).into_owned()))
+}
+
+/// Whether sandbox tests must fail, rather than skip, when the kernel lacks a
+/// feature (CI sets `UMD_REQUIRE_SANDBOX=1`).
+pub fn sandbox_required() -> bool {
+    std::env::var("UMD_REQUIRE_SANDBOX").as_deref() == Ok("1")
+}
+
+/// Whether a kernel feature a test needs is present. When it is not: a failure
+/// under `UMD_REQUIRE_SANDBOX=1`, otherwise a loud skip (the caller returns).
+pub fn kernel_has(feature: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if sandbox_required() {
+        panic!("UMD_REQUIRE_SANDBOX=1 but this kernel lacks {feature}");
+    }
+    // Past the harness's output capture: a skipped test must be seen.
+    let bar = "!".repeat(80);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\n!!! SKIPPED: this kernel lacks {feature}; set UMD_REQUIRE_SANDBOX=1 to make this a \
+         failure.\n{bar}"
+    );
+    false
+}
+
+/// Whether seccomp filters are available (`Seccomp:` in `/proc/self/status`).
+pub fn has_seccomp() -> bool {
+    kernel_has(
+        "seccomp filters",
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("\nSeccomp:")),
+    )
+}
+
+/// Whether Landlock is available with at least ABI `abi` (and seccomp, which
+/// every test that widens a call needs too).
+pub fn has_landlock(abi: i32) -> bool {
+    has_seccomp() && kernel_has(&format!("Landlock ABI {abi}"), umd::sandbox::landlock_abi() >= abi)
+}
+
+/// A resource limit of process `pid` from `/proc/PID/limits`: (soft, hard), as
+/// text (`"unlimited"` or a number).
+pub fn proc_limit(pid: u32, name: &str) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let mut f = line[name.len()..].split_whitespace();
+    Some((f.next()?.to_string(), f.next()?.to_string()))
+}
+
+/// The open fds of process `pid`, sorted.
+pub fn proc_fds(pid: u32) -> Vec<u32> {
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("reading the handler's fd directory")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// The effective uid of this (the test) process.
+pub fn my_euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Compiles `tests/c/NAME.c` with `gcc -static -O2` and returns the executable,
+/// or `None` (after a loud message) when no C toolchain with a static libc is
+/// installed; with `UMD_REQUIRE_SANDBOX=1` that is a failure instead.
+pub fn compile_c(name: &str) -> Option<std::path::PathBuf> {
+    use std::path::Path;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/c").join(format!("{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("umd-c-handlers");
+    std::fs::create_dir_all(&dir).expect("creating the C handler directory");
+    let out = dir.join(name);
+    // Built under a private name and renamed into place, so concurrent test
+    // processes never run a half-written executable.
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+    let result = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output();
+    let missing = |why: String| {
+        if sandbox_required() {
+            panic!("UMD_REQUIRE_SANDBOX=1 but the C handler cannot be built: {why}");
+        }
+        let bar = "!".repeat(80);
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{bar}\n!!! SKIPPED: C handler test: {why}\n!!! install gcc and libc6-dev, or set \
+             UMD_REQUIRE_SANDBOX=1 to make this a failure.\n{bar}"
+        );
+        None
+    };
+    match result {
+        Err(e) => missing(format!("gcc cannot be run ({e})")),
+        Ok(o) if !o.status.success() => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("cannot find -lc") || err.contains("crt1.o") || err.contains(".h: No such file") {
+                return missing(format!("no static C library: {}", err.trim()));
+            }
+            panic!("compiling {}: {}\n{err}", src.display(), o.status);
+        }
+        Ok(_) => {
+            std::fs::rename(&tmp, &out).expect("moving the compiled handler into place");
+            Some(out)
+        }
+    }
 }
