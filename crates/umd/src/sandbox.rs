@@ -377,7 +377,7 @@ impl Policy {
             umd_seccomp::build(umd_seccomp::Flavor::External { memfd_replies: fd_passing }, &extra)
                 .map_err(|e| SandboxError::Prepare { layer: "seccomp", detail: e.to_string() })?
         } else {
-            if self.seccomp {
+            if self.seccomp && !self.extra_syscalls.is_empty() {
                 // Check the widening now, so a typo fails at load, not in the handler.
                 let extra: Vec<&str> = self.extra_syscalls.iter().map(String::as_str).collect();
                 umd_seccomp::build(umd_seccomp::Flavor::Runtime { memfd_replies: fd_passing }, &extra)
