@@ -210,6 +210,29 @@ impl std::fmt::Debug for RowSpec {
     }
 }
 
+/// A cold-start row that differs from `cold-start` only in our side's policy: it
+/// reports what a sandbox layer costs (no target).
+const fn cold_variant(
+    name: &'static str,
+    title: &'static str,
+    ours: &'static str,
+    make_ours: fn(Pin) -> Result<BoxedWorkload, BenchError>,
+) -> RowSpec {
+    RowSpec {
+        name,
+        title,
+        ours,
+        baseline: "memfd + fork/execveat + 1 request + kill",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 60,
+        quick_iters: 20,
+        make_ours,
+        make_baseline: cold::PlainCold::boxed,
+    }
+}
+
 /// Every row, in the order `umd bench` prints them.
 pub static ROWS: &[RowSpec] = &[
     RowSpec {
@@ -290,58 +313,30 @@ pub static ROWS: &[RowSpec] = &[
         make_ours: cold::DriverCold::boxed,
         make_baseline: cold::PlainCold::boxed,
     },
-    RowSpec {
-        name: "cold-unconfined",
-        title: "cold start, no sandbox",
-        ours: "as cold-start, Policy::unconfined()",
-        baseline: "memfd + fork/execveat + 1 request + kill",
-        pinned: false,
-        bytes_per_op: None,
-        target: Target::Report,
-        iters: 60,
-        quick_iters: 20,
-        make_ours: cold::DriverCold::boxed_unconfined,
-        make_baseline: cold::PlainCold::boxed,
-    },
-    RowSpec {
-        name: "cold-ns-user-ipc-uts",
-        title: "cold start, + user/IPC/UTS namespaces",
-        ours: "as cold-start, + user, IPC and UTS namespaces",
-        baseline: "memfd + fork/execveat + 1 request + kill",
-        pinned: false,
-        bytes_per_op: None,
-        target: Target::Report,
-        iters: 60,
-        quick_iters: 20,
-        make_ours: cold::DriverCold::boxed_user_ipc_uts,
-        make_baseline: cold::PlainCold::boxed,
-    },
-    RowSpec {
-        name: "cold-ns-user-mount",
-        title: "cold start, + user/mount namespaces",
-        ours: "as cold-start, + user and mount namespaces",
-        baseline: "memfd + fork/execveat + 1 request + kill",
-        pinned: false,
-        bytes_per_op: None,
-        target: Target::Report,
-        iters: 60,
-        quick_iters: 20,
-        make_ours: cold::DriverCold::boxed_user_mount,
-        make_baseline: cold::PlainCold::boxed,
-    },
-    RowSpec {
-        name: "cold-ns-user-net",
-        title: "cold start, + user/network namespaces",
-        ours: "as cold-start, + user and network namespaces",
-        baseline: "memfd + fork/execveat + 1 request + kill",
-        pinned: false,
-        bytes_per_op: None,
-        target: Target::Report,
-        iters: 60,
-        quick_iters: 20,
-        make_ours: cold::DriverCold::boxed_user_net,
-        make_baseline: cold::PlainCold::boxed,
-    },
+    cold_variant(
+        "cold-unconfined",
+        "cold start, no sandbox",
+        "as cold-start, Policy::unconfined()",
+        cold::DriverCold::boxed_unconfined,
+    ),
+    cold_variant(
+        "cold-ns-user-ipc-uts",
+        "cold start, + user/IPC/UTS namespaces",
+        "as cold-start, + user, IPC and UTS namespaces",
+        cold::DriverCold::boxed_user_ipc_uts,
+    ),
+    cold_variant(
+        "cold-ns-user-mount",
+        "cold start, + user/mount namespaces",
+        "as cold-start, + user and mount namespaces",
+        cold::DriverCold::boxed_user_mount,
+    ),
+    cold_variant(
+        "cold-ns-user-net",
+        "cold start, + user/network namespaces",
+        "as cold-start, + user and network namespaces",
+        cold::DriverCold::boxed_user_net,
+    ),
     RowSpec {
         name: "selftest",
         title: "self-test, 500 requests, 10 loads",

@@ -43,7 +43,9 @@ pub use umd_wire as wire;
 /// so memfds are used only where inline cannot go.
 pub const MEMFD_REPLY_THRESHOLD: usize = umd_wire::DEFAULT_MAX_INLINE as usize;
 
-fn endpoint() -> Endpoint<'static> {
+/// This handler's channel: fd 0 to read, fd 1 to write, and whether they are a
+/// socket (memfds can travel) rather than pipes.
+pub fn endpoint() -> Endpoint<'static> {
     let rx = rustix::stdio::stdin();
     let tx = rustix::stdio::stdout();
     let socket = rustix::fs::fstat(rx)

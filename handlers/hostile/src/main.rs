@@ -140,12 +140,7 @@ fn main() -> ExitCode {
 }
 
 fn endpoint() -> Endpoint<'static> {
-    let rx = rustix::stdio::stdin();
-    let tx = rustix::stdio::stdout();
-    let socket = rustix::fs::fstat(rx)
-        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
-        .unwrap_or(false);
-    Endpoint { rx, tx, socket }
+    umd_handler::endpoint()
 }
 
 /// The framed misbehaviours: each request is read properly, the answer is wrong.
