@@ -72,6 +72,12 @@ impl DriverCold {
         Ok(Box::new(DriverCold::with_policy(pin, Policy { namespaces: ns, ..Policy::default() })?))
     }
 
+    /// The default sandbox plus PID, mount and IPC namespaces.
+    pub fn boxed_pid_mount_ipc(pin: Pin) -> Result<BoxedWorkload, BenchError> {
+        let ns = Namespaces { pid: true, mount: true, ipc: true, ..Namespaces::default() };
+        Ok(Box::new(DriverCold::with_policy(pin, Policy { namespaces: ns, ..Policy::default() })?))
+    }
+
     /// The default sandbox plus user and network namespaces.
     pub fn boxed_user_net(pin: Pin) -> Result<BoxedWorkload, BenchError> {
         let ns = Namespaces { user: true, network: true, ..Namespaces::default() };

@@ -332,6 +332,12 @@ pub static ROWS: &[RowSpec] = &[
         cold::DriverCold::boxed_user_mount,
     ),
     cold_variant(
+        "cold-ns-pid-mount-ipc",
+        "cold start, + PID/mount/IPC namespaces",
+        "as cold-start, + PID, mount and IPC namespaces",
+        cold::DriverCold::boxed_pid_mount_ipc,
+    ),
+    cold_variant(
         "cold-ns-user-net",
         "cold start, + user/network namespaces",
         "as cold-start, + user and network namespaces",

@@ -308,12 +308,18 @@ fn describe_policy(s: &PolicySummary) -> String {
         parts.push(format!("WIDENED by: {}", p.extra_syscalls.join(", ")));
     }
     let ns = &p.namespaces;
-    let names: Vec<&str> =
-        [(ns.user, "user"), (ns.mount, "mount"), (ns.network, "net"), (ns.ipc, "ipc"), (ns.uts, "uts")]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| *n)
-            .collect();
+    let names: Vec<&str> = [
+        (ns.user, "user"),
+        (ns.mount, "mount"),
+        (ns.network, "net"),
+        (ns.ipc, "ipc"),
+        (ns.uts, "uts"),
+        (ns.pid, "pid"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, n)| *n)
+    .collect();
     parts.push(if names.is_empty() {
         "namespaces: none".into()
     } else {

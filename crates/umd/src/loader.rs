@@ -8,21 +8,22 @@
 //! `AT_EMPTY_PATH`: no writable path on disk is ever involved, and what runs is
 //! exactly what was sealed.
 //!
-//! Starting a handler ([`spawn`]) is `fork` + child set-up + `execveat`. The child
-//! set-up runs between fork and exec in [`child_setup`], the one place where
+//! Starting a handler ([`spawn`]) is `clone3` (a fork that can enter a new PID
+//! namespace and returns a pidfd) + child set-up + `execveat`. The child
+//! set-up runs between fork and exec in `child_main`, the one place where
 //! confinement steps (sandbox) are applied.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::pipe::PipeFlags;
 use umd_wire::memfd::{Exec, SealedMemfd};
 
 use crate::error::HandlerFate;
@@ -207,7 +208,7 @@ pub struct SpawnSpec {
 /// A running handler process: its channel ends and the process itself. Dropping it
 /// kills (SIGKILL) and reaps the process, so no zombie is left behind.
 pub struct Process {
-    child: Child,
+    child: RawChild,
     /// Manager's read end (handler's fd 1).
     pub(crate) rx: OwnedFd,
     /// Manager's write end (handler's fd 0); the same socket as `rx` for socket pairs.
@@ -232,7 +233,7 @@ impl Process {
     /// Returns how the process ended if it has, without blocking.
     pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
         if self.fate.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.child.try_wait() {
                 self.fate = Some(self.explain(fate_of(status)));
             }
         }
@@ -253,11 +254,11 @@ impl Process {
                 return f;
             }
         }
-        let _ = self.child.kill();
+        self.child.kill();
         let fate = match self.child.wait() {
-            Ok(status) if status.signal() == Some(libc::SIGKILL) => HandlerFate::KilledByManager(why),
-            Ok(status) => self.explain(fate_of(status)),
-            Err(_) => HandlerFate::Unknown,
+            Some(status) if status.signal() == Some(libc::SIGKILL) => HandlerFate::KilledByManager(why),
+            Some(status) => self.explain(fate_of(status)),
+            None => HandlerFate::Unknown,
         };
         self.fate = Some(fate.clone());
         fate
@@ -287,7 +288,7 @@ fn fate_of(status: std::process::ExitStatus) -> HandlerFate {
 impl Drop for Process {
     fn drop(&mut self) {
         if self.fate.is_none() {
-            let _ = self.child.kill();
+            self.child.kill();
             let _ = self.child.wait();
         }
     }
@@ -345,54 +346,68 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     };
     let exec = ExecArgs::new(&argv0, &spec.args)?;
     let memfd = program.memfd.as_fd().as_raw_fd();
-    let confine = sandbox.clone();
 
-    // The program name given to Command is only used in error messages: the child
-    // never returns from `child_setup` unless execveat failed.
-    let mut cmd = Command::new(program.name());
-    cmd.stderr(Stdio::piped());
-    let (rx, tx, socket) = match spec.transport {
+    // The handler's ends (`theirs`) and ours, all close-on-exec until the child
+    // puts its ends on 0, 1 and 2.
+    let (rx, tx, their_in, their_out, socket) = match spec.transport {
         Transport::Pipes => {
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-            (None, None, false)
+            let (req_r, req_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+            let (rep_r, rep_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+            // Bigger pipes mean fewer wake-ups for large messages; failure (limit
+            // reached, unprivileged) only costs speed.
+            if let Some(size) = spec.reply_pipe_size {
+                let _ = rustix::pipe::fcntl_setpipe_size(&rep_r, size);
+            }
+            if let Some(size) = spec.request_pipe_size {
+                let _ = rustix::pipe::fcntl_setpipe_size(&req_w, size);
+            }
+            (rep_r, req_w, req_r, rep_w, false)
         }
         Transport::SocketPair => {
             let (mine, theirs) =
                 rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
-            let theirs2 = theirs.try_clone()?;
-            cmd.stdin(Stdio::from(theirs)).stdout(Stdio::from(theirs2));
             let mine2 = mine.try_clone()?;
-            (Some(mine), Some(mine2), true)
+            let theirs2 = theirs.try_clone()?;
+            (mine, mine2, theirs, theirs2, true)
         }
     };
-    // SAFETY: `child_setup` runs in the forked child and only makes system calls on
-    // memory prepared before the fork (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || child_setup(memfd, &exec, &confine));
-    }
-    let mut child = cmd.spawn()?;
-    drop(cmd); // closes our copies of the child's socket end
+    let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+    // The child reports a failure before its exec here; a successful exec closes
+    // the write end (close-on-exec), which the parent reads as end of file.
+    let (report_r, report_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
-    let stderr = child.stderr.take().map(OwnedFd::from);
-    let (rx, tx) = match (rx, tx) {
-        (Some(rx), Some(tx)) => (rx, tx),
-        _ => {
-            let tx: OwnedFd =
-                child.stdin.take().map(OwnedFd::from).ok_or_else(|| io::Error::other("no stdin pipe"))?;
-            let rx: OwnedFd =
-                child.stdout.take().map(OwnedFd::from).ok_or_else(|| io::Error::other("no stdout pipe"))?;
-            // Bigger pipes mean fewer wake-ups for large messages; failure (limit
-            // reached, unprivileged) only costs speed.
-            if let Some(size) = spec.reply_pipe_size {
-                let _ = rustix::pipe::fcntl_setpipe_size(&rx, size);
-            }
-            if let Some(size) = spec.request_pipe_size {
-                let _ = rustix::pipe::fcntl_setpipe_size(&tx, size);
-            }
-            (rx, tx)
-        }
+    let fds = ChildFds {
+        stdin: their_in.as_raw_fd(),
+        stdout: their_out.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        report: report_w.as_raw_fd(),
     };
+    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), || child_main(&fds, memfd, &exec, sandbox))?;
+    drop((their_in, their_out, err_w, report_w));
+
+    // Wait for the exec (or the child's report of why it failed).
+    let mut report = [0u8; 5];
+    let mut got = 0;
+    while got < report.len() {
+        match rustix::io::read(&report_r, &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut process = Process { child, rx, tx, socket, fate: None, stderr: None };
+    if got > 0 {
+        process.shut_down(Duration::ZERO, "start failed");
+        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
+        let stage = match report[0] {
+            STAGE_STDIO => "wiring fds 0-2",
+            STAGE_CONFINE => "confinement",
+            _ => "execveat",
+        };
+        let e = io::Error::from_raw_os_error(errno);
+        return Err(io::Error::new(e.kind(), format!("{stage} in the child: {e}")));
+    }
     // Deadlines need non-blocking ends: every wait is a bounded poll.
     if let Err(e) = rustix::io::ioctl_fionbio(&process.rx, true)
         .and_then(|()| rustix::io::ioctl_fionbio(&process.tx, true))
@@ -400,24 +415,67 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
         process.shut_down(Duration::ZERO, "set-up failed");
         return Err(e.into());
     }
-    if let Some(stderr) = stderr {
-        process.stderr = Some(crate::log::pump_stderr(spec.driver.clone(), process.pid(), stderr));
-    }
+    process.stderr = Some(crate::log::pump_stderr(spec.driver.clone(), process.pid(), err_r));
     Ok(process)
 }
 
-/// Runs in the child between `fork` and `execveat`. Only async-signal-safe system
-/// calls on pre-built data are allowed here. The sandbox's confinement steps
-/// (`sandbox::Prepared::apply_in_child`) run just before the exec.
-fn child_setup(memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> io::Result<()> {
-    // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
-    // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: std's own
-    // error-report pipe and the memfd must stay open until the exec itself).
-    // SAFETY: plain system call with integer arguments.
+/// The fds the child puts on 0, 1 and 2, and its report pipe.
+struct ChildFds {
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+    report: i32,
+}
+
+const STAGE_STDIO: u8 = 1;
+const STAGE_CONFINE: u8 = 2;
+const STAGE_EXEC: u8 = 3;
+
+/// Runs in the child between `clone3` and `execveat`. Only async-signal-safe system
+/// calls on pre-built data are allowed here (the parent has other threads: no
+/// allocation, no locks, no libc state that a fork would have reset).
+fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> ! {
+    let fail = |stage: u8| -> ! {
+        // SAFETY: errno read, a write to our own pipe, and _exit: all async-signal-safe.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let e = errno.to_ne_bytes();
+            let msg = [stage, e[0], e[1], e[2], e[3]];
+            libc::write(fds.report, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127);
+        }
+    };
+    // SAFETY: plain system calls on integers and on memory owned by the caller.
     unsafe {
+        // Signals: nothing blocked, SIGPIPE back to its default (the manager may
+        // ignore it; a handler writing to a vanished manager should just die).
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            8,
+        );
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+            if from == to {
+                // dup2 onto itself would leave close-on-exec set.
+                if libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+                    fail(STAGE_STDIO);
+                }
+            } else if libc::dup2(from, to) < 0 {
+                fail(STAGE_STDIO);
+            }
+        }
+        // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
+        // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: the report
+        // pipe and the memfd must stay open until the exec itself).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
-    sandbox.apply_in_child()?;
+    if sandbox.apply_in_child().is_err() {
+        fail(STAGE_CONFINE);
+    }
     let empty: &CStr = c"";
     // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
     // `exec`, which outlives this call; `memfd` is open (close-on-exec) in the child.
@@ -431,7 +489,99 @@ fn child_setup(memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> io::Result<()
             libc::AT_EMPTY_PATH,
         );
     }
-    Err(io::Error::last_os_error())
+    fail(STAGE_EXEC)
+}
+
+/// A child process started with `clone3(2)`, held by pid and pidfd. Signals go
+/// through the pidfd, so a recycled pid is never hit; the pid stays ours (and
+/// valid) until we reap it.
+pub(crate) struct RawChild {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    reaped: bool,
+}
+
+/// `struct clone_args` (linux/sched.h), the fields up to `cgroup` (size 88).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+impl RawChild {
+    /// `clone3` with `CLONE_PIDFD` and `flags` (new namespaces): like `fork`, but
+    /// the child can start in a new PID namespace, and we get its pidfd. The child
+    /// runs `child`, which should end in an exec or `_exit`.
+    fn spawn(flags: u64, child: impl FnOnce()) -> io::Result<RawChild> {
+        let mut pidfd: libc::c_int = -1;
+        let args = CloneArgs {
+            flags: libc::CLONE_PIDFD as u64 | flags,
+            pidfd: &mut pidfd as *mut libc::c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
+        // space (as with fork) and runs only `child`, which never returns.
+        let pid = unsafe {
+            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            child();
+            // SAFETY: `child` does not return; should it, end the child here.
+            unsafe { libc::_exit(127) }
+        }
+        // SAFETY: the kernel wrote a fresh pidfd we now own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        Ok(RawChild { pid: pid as libc::pid_t, pidfd, reaped: false })
+    }
+
+    fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    fn kill(&self) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+    }
+
+    fn wait_flags(&mut self, flags: libc::c_int) -> Option<std::process::ExitStatus> {
+        if self.reaped {
+            return None;
+        }
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, flags) };
+            if r == self.pid {
+                self.reaped = true;
+                return Some(std::process::ExitStatus::from_raw(status));
+            }
+            if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return None;
+        }
+    }
+
+    fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.wait_flags(libc::WNOHANG)
+    }
+
+    fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.wait_flags(0)
+    }
 }
 
 /// The thread every confined handler is forked from (see [`spawn`]).

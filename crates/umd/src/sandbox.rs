@@ -67,6 +67,10 @@ pub struct Namespaces {
     pub ipc: bool,
     /// UTS namespace (host name).
     pub uts: bool,
+    /// PID namespace: the handler is process 1 of its own namespace and sees no
+    /// other process. Set up by `clone3` at the fork (a PID namespace applies to
+    /// children, so it cannot be entered later).
+    pub pid: bool,
 }
 
 impl Namespaces {
@@ -88,6 +92,24 @@ impl Namespaces {
             f |= libc::CLONE_NEWUTS;
         }
         f
+    }
+
+    /// Flags for `clone3` itself, and what is left for `unshare` in the child. A
+    /// PID namespace can only be had at the fork. Without privilege (`euid` not 0)
+    /// the user namespace must come in the same call, to allow the PID one; with
+    /// privilege it must *not* (the child drops to its handler uid first, so the
+    /// user namespace it makes later is owned by that uid, not by root).
+    fn split(&self, euid: u32) -> (u64, libc::c_int) {
+        let all = self.clone_flags();
+        if !self.pid {
+            return (0, all);
+        }
+        if euid == 0 {
+            (libc::CLONE_NEWPID as u64, all)
+        } else {
+            let at_fork = libc::CLONE_NEWPID | if self.user { libc::CLONE_NEWUSER } else { 0 };
+            (at_fork as u64, all & !libc::CLONE_NEWUSER)
+        }
     }
 }
 
@@ -245,6 +267,9 @@ pub struct Prepared {
     pub(crate) policy: Arc<Policy>,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     ids: Option<(u32, u32)>,
+    /// Namespaces made by `clone3` at the fork.
+    spawn_flags: u64,
+    /// Namespaces made by `unshare` in the child.
     clone_flags: libc::c_int,
     uid_map: Option<(CString, Vec<u8>)>,
     gid_map: Option<(CString, Vec<u8>)>,
@@ -329,6 +354,15 @@ impl Policy {
         let map = |path: &str, id: u32| -> (CString, Vec<u8>) {
             (CString::new(path).unwrap_or_default(), format!("{id} {id} 1\n").into_bytes())
         };
+        let ns = &self.namespaces;
+        if my_uid != 0 && !ns.user && (ns.pid || ns.mount || ns.network || ns.ipc || ns.uts) {
+            return Err(SandboxError::Prepare {
+                layer: "namespaces",
+                detail: "PID, mount, network, IPC and UTS namespaces need a user namespace when the manager \
+                         is not root"
+                    .into(),
+            });
+        }
         let (uid_map, gid_map) = if self.namespaces.user {
             (Some(map("/proc/self/uid_map", outer_uid)), Some(map("/proc/self/gid_map", outer_gid)))
         } else {
@@ -389,7 +423,8 @@ impl Policy {
             policy,
             rlimits,
             ids,
-            clone_flags: self.namespaces.clone_flags(),
+            spawn_flags: self.namespaces.split(my_uid).0,
+            clone_flags: self.namespaces.split(my_uid).1,
             uid_map,
             gid_map,
             setgroups_path: c"/proc/self/setgroups".to_owned(),
@@ -444,6 +479,11 @@ impl Prepared {
         &self.policy
     }
 
+    /// `clone3` flags the loader forks with (namespaces that must exist at the fork).
+    pub(crate) fn clone_flags_for_spawn(&self) -> u64 {
+        self.spawn_flags
+    }
+
     /// Whether the loader installs the seccomp filter (handler not built on the runtime).
     pub fn loader_installs_seccomp(&self) -> bool {
         !self.external_filters.is_empty()
@@ -461,6 +501,18 @@ impl Prepared {
                     write_file(procs, b"0")?;
                 }
             }
+            // Namespaces other than the user one need privilege: a root manager's
+            // child makes them while still root (they are then owned by the
+            // initial user namespace, where the handler holds nothing).
+            let later = if self.ids.is_some() {
+                let now = self.clone_flags & !libc::CLONE_NEWUSER;
+                if now != 0 {
+                    check(libc::unshare(now) as libc::c_long)?;
+                }
+                self.clone_flags & libc::CLONE_NEWUSER
+            } else {
+                self.clone_flags
+            };
             if let Some((uid, gid)) = self.ids {
                 // Drop every capability from the bounding set while we still may,
                 // then the groups, then gid before uid (after setuid we could not).
@@ -471,16 +523,22 @@ impl Prepared {
                         break;
                     }
                 }
-                check(libc::setgroups(0, std::ptr::null()) as libc::c_long)?;
-                check(libc::setresgid(gid, gid, gid) as libc::c_long)?;
-                check(libc::setresuid(uid, uid, uid) as libc::c_long)?;
+                // Raw system calls: libc's wrappers would try to change every
+                // thread of the parent process, which this child does not have.
+                check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()))?;
+                check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+                check(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
                 // The uid change made the process non-dumpable, which hands its
                 // /proc files to root: make it dumpable again so it can write its
                 // own uid_map below. (The exec sets this flag anew anyway.)
                 check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) as libc::c_long)?;
             }
-            if self.clone_flags != 0 {
-                check(libc::unshare(self.clone_flags) as libc::c_long)?;
+            if later != 0 {
+                // With a user namespace in the same call when unprivileged: the
+                // kernel makes it first, and it grants what the others need.
+                check(libc::unshare(later) as libc::c_long)?;
+            }
+            if later & libc::CLONE_NEWUSER != 0 || self.spawn_flags & libc::CLONE_NEWUSER as u64 != 0 {
                 if let (Some((up, ud)), Some((gp, gd))) = (&self.uid_map, &self.gid_map) {
                     write_file(&self.setgroups_path, b"deny")?;
                     write_file(up, ud)?;
@@ -496,8 +554,10 @@ impl Prepared {
             if self.policy.parent_death_signal {
                 // After the credential change (which clears the parent-death signal).
                 check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as libc::c_long)?;
-                if libc::getppid() != self.parent_pid {
-                    // The manager died between fork and here.
+                // The manager died between fork and here? (Not knowable inside a new
+                // PID namespace, where the parent has no pid: getppid() is 0.)
+                let in_new_pid_ns = self.spawn_flags & libc::CLONE_NEWPID as u64 != 0;
+                if !in_new_pid_ns && libc::getppid() != self.parent_pid {
                     libc::_exit(1);
                 }
             }

@@ -1,5 +1,6 @@
-//! The cgroup layer: handlers of one loaded program share a control group with
-//! `pids` and `memory` limits; the group goes away with the program.
+//! Optional sandbox layers: the cgroup layer (handlers of one loaded program share
+//! a control group with `pids` and `memory` limits, gone with the program) and the
+//! PID namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -64,5 +65,45 @@ fn handlers_join_a_limited_control_group_that_is_removed_on_unload() {
     driver.unload();
     for g in &groups {
         assert!(!g.exists(), "{} left behind after unload", g.display());
+    }
+}
+
+/// The `NSpid` line of a process: its pid in each PID namespace, outermost first.
+fn ns_pids(pid: u32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pid_namespace_makes_the_handler_process_one_of_its_own_namespace() {
+    for user in [false, true] {
+        let ns = umd::sandbox::Namespaces { pid: true, user, ..Default::default() };
+        let driver = Driver::builder("pidns-test")
+            .raw(umd::wire_sample::SIZES)
+            .policy(Policy { namespaces: ns, ..Policy::default() })
+            .provider(|_| {
+                Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).map_err(|e| e.to_string())
+            })
+            .build();
+        if let Err(e) = driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok(())) {
+            if std::env::var_os("UMD_REQUIRE_SANDBOX").is_some_and(|v| v == "1") {
+                panic!("PID namespace unavailable (user ns {user}): {e}");
+            }
+            eprintln!("\n*** SKIPPED: PID namespace unavailable here (user ns {user}): {e} ***\n");
+            return;
+        }
+        let pid = driver.handler_pids()[0];
+        let pids = ns_pids(pid);
+        assert_eq!(pids.first(), Some(&pid), "outermost pid is the one the manager knows: {pids:?}");
+        assert_eq!(pids.last(), Some(&1), "the handler is process 1 of its namespace: {pids:?}");
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        // It still serves, and dies with its driver.
+        driver.call(Request::Bytes(&4096u32.to_le_bytes()), |r| Ok(r[4096])).expect("second request");
+        driver.unload();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "handler {pid} reaped");
     }
 }
