@@ -159,6 +159,7 @@ impl DriverBuilder {
 
     /// Finishes the driver (nothing is started until a load or a request).
     pub fn build(self) -> Driver {
+        ignore_sigpipe();
         let c = &self.config;
         let (transport, reply_pipe_size, request_pipe_size) = match c.wire {
             Wire::Raw(s) => (Transport::Pipes, pipe_size_for(s.reply), pipe_size_for(s.request)),
@@ -187,6 +188,28 @@ impl DriverBuilder {
             }),
         }
     }
+}
+
+/// Writing to a pipe whose handler died raises SIGPIPE, which kills a process that
+/// has not ignored it (Rust programs ignore it at start-up; C hosts may not). A
+/// dead handler must be an error, not the manager's death: if SIGPIPE still has its
+/// default action, ignore it (once, process-wide, with a log line saying so).
+fn ignore_sigpipe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: querying and setting a signal disposition; no handler function
+        // is installed (SIG_IGN).
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_DFL {
+                let mut ign: libc::sigaction = std::mem::zeroed();
+                ign.sa_sigaction = libc::SIG_IGN;
+                if libc::sigaction(libc::SIGPIPE, &ign, std::ptr::null_mut()) == 0 {
+                    tracing::info!("SIGPIPE was at its default action; now ignored so a dead handler cannot kill the manager");
+                }
+            }
+        }
+    });
 }
 
 /// A pipe larger than a whole message (so the handler writes it in one go, the

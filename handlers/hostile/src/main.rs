@@ -16,6 +16,9 @@
 //! * `stderr-flood N` — after `post_start`, writes N MiB to stderr before replying.
 //! * `exit-at-start` — exits with status 3 before reading anything.
 //! * `exit-after N` — serves N requests, then exits with status 0 unanswered.
+//! * `deaf-after N` — serves N requests, then closes its stdin (keeping stdout
+//!   open, so it looks alive) and waits: the next request's write meets a pipe
+//!   with no reader.
 //!
 //! Framed modes (no `post_start` expected; they misbehave on the first request):
 //!
@@ -134,6 +137,11 @@ fn main() -> ExitCode {
         }
         if stdout.write_all(&reply).and_then(|()| stdout.flush()).is_err() {
             return ExitCode::from(2);
+        }
+        if mode == "deaf-after" && served >= n {
+            // SAFETY: closing our own fd 0; nothing reads it from here on.
+            unsafe { rustix::io::close(0) };
+            sleep_forever();
         }
     }
     ExitCode::SUCCESS
