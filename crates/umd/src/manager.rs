@@ -40,9 +40,11 @@ const EXIT_GRACE: Duration = Duration::from_millis(50);
 /// succeed before the handler serves anyone.
 pub type PostStart = Arc<dyn Fn(&mut Session<'_>) -> Result<(), String> + Send + Sync>;
 
-/// The on-demand loader: given the driver name, returns its program, or why it
-/// cannot be provided.
-pub type Provider = Arc<dyn Fn(&str) -> Result<Program, String> + Send + Sync>;
+/// The on-demand loader (the kernel's `request_module`): given the driver, returns
+/// its program, or why it cannot be provided. It runs with the driver lock
+/// released and may instead call [`Driver::load`] on the driver itself, as the
+/// kernel's loader module calls `umd_mgmt_load` from its init.
+pub type Provider = Arc<dyn Fn(&Driver) -> Result<Program, String> + Send + Sync>;
 
 /// A started handler during `post_start`.
 pub struct Session<'a> {
@@ -152,7 +154,10 @@ impl DriverBuilder {
     }
 
     /// The on-demand loader called when a request finds no program loaded.
-    pub fn provider(mut self, f: impl Fn(&str) -> Result<Program, String> + Send + Sync + 'static) -> Self {
+    pub fn provider(
+        mut self,
+        f: impl Fn(&Driver) -> Result<Program, String> + Send + Sync + 'static,
+    ) -> Self {
         self.provider = Some(Arc::new(f));
         self
     }
@@ -403,6 +408,16 @@ impl Driver {
     /// the error returned. Fails with [`Error::AlreadyLoaded`] if a program is loaded.
     pub fn load(&self, program: Program) -> Result<(), Error> {
         let mut st = self.lock();
+        if self.is_providing() {
+            // Called by this driver's own provider (the kernel's loader module
+            // calling umd_mgmt_load from its init, inside request_module): the
+            // load in progress is this one.
+            if st.program.is_some() {
+                return Err(Error::AlreadyLoaded { driver: self.name().into() });
+            }
+            drop(st);
+            return self.install(program);
+        }
         while st.loading {
             st = self.wait(st);
         }
@@ -489,13 +504,27 @@ impl Driver {
         drop(st);
         let _done = LoadingDone(self);
         let program = match &self.inner.provider {
-            Some(provider) => provider(self.name()),
+            Some(provider) => {
+                let _providing = Providing::enter(self);
+                provider(self)
+            }
             None => Err("no provider is registered".into()),
         };
+        if self.lock().program.is_some() {
+            // The provider loaded the driver itself (re-entrant `load`); whatever
+            // it returned besides is not needed.
+            return Ok(());
+        }
         match program {
             Ok(p) => self.install(p),
             Err(reason) => Err(Error::NotAvailable { driver: self.name().into(), reason }),
         }
+    }
+
+    /// Whether the current thread is running this driver's provider.
+    fn is_providing(&self) -> bool {
+        let me = Arc::as_ptr(&self.inner) as usize;
+        PROVIDING.with(|p| p.borrow().contains(&me))
     }
 
     /// Unloads the driver (the kernel's `umd_mgmt_unload`): drops the program, so
@@ -816,6 +845,35 @@ fn panic_message(p: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("?")
+}
+
+thread_local! {
+    /// Drivers whose provider this thread is running (by address of their state):
+    /// a provider may call `load` on its own driver, as the kernel's loader module
+    /// does.
+    static PROVIDING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks the current thread as running a driver's provider until dropped.
+struct Providing(usize);
+
+impl Providing {
+    fn enter(driver: &Driver) -> Providing {
+        let me = Arc::as_ptr(&driver.inner) as usize;
+        PROVIDING.with(|p| p.borrow_mut().push(me));
+        Providing(me)
+    }
+}
+
+impl Drop for Providing {
+    fn drop(&mut self) {
+        PROVIDING.with(|p| {
+            let mut v = p.borrow_mut();
+            if let Some(i) = v.iter().rposition(|&d| d == self.0) {
+                v.remove(i);
+            }
+        });
+    }
 }
 
 /// Clears the `loading` flag and wakes waiters, also on an early return.

@@ -245,7 +245,7 @@ fn request_without_provider_is_not_available_until_loaded_explicitly() {
 fn failing_provider_reason_is_reported_and_explicit_load_still_works() {
     let driver = Driver::builder("badprov")
         .raw(umd::wire_sample::SIZES)
-        .provider(|name| Err(format!("no blob for {name} in this build")))
+        .provider(|d| Err(format!("no blob for {} in this build", d.name())))
         .post_start(sample_post_start)
         .build();
     match request(&driver, 1024) {
@@ -281,6 +281,29 @@ fn unload_sends_the_next_request_through_the_provider_again() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     let s = driver.stats();
     assert_eq!((s.loads, s.unloads, s.restarts, s.failures), (3, 2, 0, 0), "{s:?}");
+}
+
+#[test]
+fn provider_may_load_its_driver_itself_as_the_kernel_loader_module_does() {
+    // The kernel's loader module calls umd_mgmt_load from its init, inside
+    // request_module: the driver is re-entered while it asks for its loader.
+    let driver = Driver::builder("reentrant")
+        .raw(umd::wire_sample::SIZES)
+        .timeout(TIMEOUT)
+        .provider(|d| {
+            d.load(hostile_program()).map_err(|e| e.to_string())?;
+            Err("loaded by the provider itself".into())
+        })
+        .post_start(sample_post_start)
+        .build();
+    with_watchdog("a provider that loads its own driver", Duration::from_secs(20), || {
+        request(&driver, 1024).expect("served after the provider's own load");
+        assert!(driver.is_loaded());
+        assert_eq!(driver.stats().loads, 1);
+        driver.unload();
+        request(&driver, 2048).expect("served after reloading through the provider");
+        assert_eq!(driver.stats().loads, 2);
+    });
 }
 
 #[test]
