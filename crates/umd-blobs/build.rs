@@ -11,8 +11,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Handler packages to build; each produces a binary of the same name.
-const HANDLERS: &[&str] =
-    &["umd-sample-handler", "umd-echo-handler", "umd-hostile-handler", "umd-malicious-handler"];
+const HANDLERS: &[&str] = &[
+    "umd-sample-handler",
+    "umd-echo-handler",
+    "umd-hostile-handler",
+    "umd-malicious-handler",
+    "umd-pgp-handler",
+];
 
 fn main() {
     let manifest_dir =
@@ -29,6 +34,7 @@ fn main() {
         "crates/umd-handler",
         "crates/umd-wire",
         "crates/umd-seccomp",
+        "crates/umd-pgp-wire",
         "Cargo.lock",
         "Cargo.toml",
     ] {

@@ -17,6 +17,11 @@ pub static SAMPLE_HANDLER: &[u8] = include_bytes!(env!("UMD_SAMPLE_HANDLER"));
 /// The echo handler: framed echo, framed byte sum, or raw echo (benchmarks, tests).
 pub static ECHO_HANDLER: &[u8] = include_bytes!(env!("UMD_ECHO_HANDLER"));
 
+/// The OpenPGP handler: describes every packet of a binary OpenPGP stream for the
+/// manager to check (framed, see `umd_pgp_wire`). It links Sequoia; nothing else
+/// in umd parses OpenPGP.
+pub static PGP_HANDLER: &[u8] = include_bytes!(env!("UMD_PGP_HANDLER"));
+
 /// A deliberately misbehaving handler for fault tests. Not for production use.
 #[doc(hidden)]
 pub static HOSTILE_HANDLER: &[u8] = include_bytes!(env!("UMD_HOSTILE_HANDLER"));

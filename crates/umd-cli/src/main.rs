@@ -4,6 +4,7 @@
 //! decision lives in the library crates.
 
 mod bench;
+mod pgp;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,11 +16,11 @@ use umd::{Policy, PolicySummary};
 use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions, SelftestConfig};
 
 /// Exit status: success.
-const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Exit status: a negative verdict (a check failed).
-const EXIT_VERDICT: u8 = 1;
+pub(crate) const EXIT_VERDICT: u8 = 1;
 /// Exit status: usage or system error.
-const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,13 @@ enum Command {
     /// The sample driver (the kernel patch set's acceptance test).
     #[command(subcommand)]
     Sample(SampleCommand),
+    /// Verify OpenPGP signatures (detached or cleartext, e.g. InRelease) against
+    /// keyrings; the packets are parsed in a sandboxed handler, checked and
+    /// verified by this process. Exit 0 verified, 1 bad, 2 cannot verify.
+    Verify(pgp::VerifyArgs),
+    /// OpenPGP certificates.
+    #[command(subcommand)]
+    Pgp(pgp::PgpCommand),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -157,6 +165,8 @@ fn main() -> ExitCode {
             };
             sample_selftest(&cfg, &common)
         }
+        Command::Verify(args) => pgp::verify(&args),
+        Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)

@@ -1,0 +1,252 @@
+//! ASCII armor (RFC 9580 §6.2): the manager removes it itself — a bounded,
+//! line-oriented step — so the handler only ever sees binary packets.
+
+use base64::Engine;
+
+/// Largest armored input accepted (64 MiB): the decoded data is at most 3/4 of it.
+pub const MAX_ARMORED: usize = 64 << 20;
+
+/// What an armor block says it holds (its `BEGIN PGP ...` label).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Label {
+    /// `PUBLIC KEY BLOCK`.
+    PublicKey,
+    /// `SIGNATURE`.
+    Signature,
+    /// `MESSAGE`.
+    Message,
+    /// Anything else (kept verbatim).
+    Other(String),
+}
+
+impl Label {
+    fn parse(s: &str) -> Label {
+        match s {
+            "PUBLIC KEY BLOCK" => Label::PublicKey,
+            "SIGNATURE" => Label::Signature,
+            "MESSAGE" => Label::Message,
+            other => Label::Other(other.to_string()),
+        }
+    }
+}
+
+/// One decoded armor block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Its label.
+    pub label: Label,
+    /// The decoded binary data.
+    pub data: Vec<u8>,
+}
+
+/// Why armor could not be removed. Messages say which line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArmorError {
+    /// The input is larger than [`MAX_ARMORED`].
+    #[error("armored input of {0} bytes exceeds the {MAX_ARMORED}-byte limit")]
+    TooLarge(usize),
+    /// No `-----BEGIN PGP ...-----` line.
+    #[error("no armor header line (-----BEGIN PGP ...-----)")]
+    NoBegin,
+    /// A block without its `-----END PGP ...-----` line.
+    #[error("armor block {label:?} opened on line {line} is not closed")]
+    NoEnd {
+        /// The block's label.
+        label: String,
+        /// Line of its BEGIN.
+        line: usize,
+    },
+    /// The END label differs from the BEGIN label.
+    #[error("armor block opened as {begin:?} is closed as {end:?} (line {line})")]
+    Mismatch {
+        /// BEGIN label.
+        begin: String,
+        /// END label.
+        end: String,
+        /// Line of the END.
+        line: usize,
+    },
+    /// Invalid base64.
+    #[error("invalid base64 in the armor block starting on line {line}")]
+    Base64 {
+        /// Line of the BEGIN.
+        line: usize,
+    },
+    /// The CRC-24 checksum does not match the data.
+    #[error("armor checksum mismatch in the block starting on line {line} (the data was altered)")]
+    Checksum {
+        /// Line of the BEGIN.
+        line: usize,
+    },
+}
+
+/// CRC-24 (RFC 9580 §6.1).
+pub fn crc24(data: &[u8]) -> u32 {
+    const INIT: u32 = 0x00B7_04CE;
+    const POLY: u32 = 0x0186_4CFB;
+    let mut crc = INIT;
+    for &b in data {
+        crc ^= u32::from(b) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x0100_0000 != 0 {
+                crc ^= POLY;
+            }
+        }
+    }
+    crc & 0x00FF_FFFF
+}
+
+/// Whether `input` looks armored (first non-blank line starts with `-----BEGIN PGP`).
+pub fn is_armored(input: &[u8]) -> bool {
+    let trimmed = input.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &input[i..]).unwrap_or(&[]);
+    trimmed.starts_with(b"-----BEGIN PGP ")
+}
+
+fn label_of(line: &str, prefix: &str) -> Option<String> {
+    line.strip_prefix(prefix)?.strip_suffix("-----").map(str::to_string)
+}
+
+/// Decodes every armor block in `input`, in order. Text outside blocks is ignored
+/// (as gpg does); armor headers (`Key: value`) are skipped; the checksum line is
+/// optional (RFC 9580 makes it so) but must match when present.
+pub fn decode_all(input: &[u8]) -> Result<Vec<Block>, ArmorError> {
+    if input.len() > MAX_ARMORED {
+        return Err(ArmorError::TooLarge(input.len()));
+    }
+    let text = String::from_utf8_lossy(input);
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches(['\r', ' ', '\t'])).enumerate();
+    let mut blocks = Vec::new();
+    while let Some((n, line)) = lines.next() {
+        let Some(label) = label_of(line, "-----BEGIN PGP ") else { continue };
+        let begin_line = n + 1;
+        // Armor headers until the first blank line. RFC 9580 allows no blank line
+        // when there are no headers only in the cleartext framework; be tolerant:
+        // a line without ':' ends the headers too.
+        let mut body = String::new();
+        let mut checksum: Option<String> = None;
+        let mut in_headers = true;
+        let mut closed = false;
+        for (m, l) in lines.by_ref() {
+            if let Some(end) = label_of(l, "-----END PGP ") {
+                if end != label {
+                    return Err(ArmorError::Mismatch { begin: label, end, line: m + 1 });
+                }
+                closed = true;
+                break;
+            }
+            if in_headers {
+                if l.is_empty() {
+                    in_headers = false;
+                    continue;
+                }
+                if l.contains(": ") {
+                    continue;
+                }
+                in_headers = false;
+            }
+            if let Some(c) = l.strip_prefix('=') {
+                checksum = Some(c.to_string());
+                continue;
+            }
+            body.push_str(l.trim());
+        }
+        if !closed {
+            return Err(ArmorError::NoEnd { label, line: begin_line });
+        }
+        let engine = base64::engine::general_purpose::STANDARD;
+        let data = engine.decode(body.as_bytes()).map_err(|_| ArmorError::Base64 { line: begin_line })?;
+        if let Some(c) = checksum {
+            let sum = engine.decode(c.as_bytes()).map_err(|_| ArmorError::Base64 { line: begin_line })?;
+            let want = crc24(&data).to_be_bytes();
+            if sum.len() != 3 || sum[..] != want[1..] {
+                return Err(ArmorError::Checksum { line: begin_line });
+            }
+        }
+        blocks.push(Block { label: Label::parse(&label), data });
+    }
+    if blocks.is_empty() {
+        return Err(ArmorError::NoBegin);
+    }
+    Ok(blocks)
+}
+
+/// Binary input as it is; armored input decoded and its blocks concatenated (a
+/// keyring may be several armored blocks; a signature file one).
+pub fn binary(input: &[u8]) -> Result<Vec<u8>, ArmorError> {
+    if !is_armored(input) {
+        return Ok(input.to_vec());
+    }
+    Ok(decode_all(input)?.into_iter().flat_map(|b| b.data).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn armor(label: &str, data: &[u8]) -> String {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let b64 = engine.encode(data);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let crc = crc24(data).to_be_bytes();
+        format!(
+            "-----BEGIN PGP {label}-----\nComment: test\n\n{}\n={}\n-----END PGP {label}-----\n",
+            lines.join("\n"),
+            engine.encode(&crc[1..])
+        )
+    }
+
+    #[test]
+    fn crc24_known_answer() {
+        // RFC 4880's example implementation on "123456789".
+        assert_eq!(crc24(b"123456789"), 0x21CF02);
+    }
+
+    #[test]
+    fn armored_blocks_round_trip_and_checksums_are_checked() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let a = armor("SIGNATURE", &data);
+        assert!(is_armored(a.as_bytes()));
+        let blocks = decode_all(a.as_bytes()).unwrap();
+        assert_eq!(blocks, vec![Block { label: Label::Signature, data: data.clone() }]);
+        // Change one base64 character of the body: the checksum no longer matches.
+        let mut tampered = a.clone().into_bytes();
+        let j = a.find("\n\n").unwrap() + 5;
+        tampered[j] = if tampered[j] == b'A' { b'B' } else { b'A' };
+        assert!(matches!(
+            decode_all(&tampered),
+            Err(ArmorError::Checksum { .. }) | Err(ArmorError::Base64 { .. })
+        ));
+    }
+
+    #[test]
+    fn two_blocks_concatenate_and_binary_passes_through() {
+        let a = format!("{}{}", armor("PUBLIC KEY BLOCK", b"one"), armor("PUBLIC KEY BLOCK", b"two"));
+        assert_eq!(binary(a.as_bytes()).unwrap(), b"onetwo");
+        assert_eq!(binary(&[0x99, 1, 2]).unwrap(), vec![0x99, 1, 2]);
+    }
+
+    #[test]
+    fn unclosed_and_mismatched_blocks_are_refused() {
+        assert!(matches!(
+            decode_all(b"-----BEGIN PGP SIGNATURE-----\n\nAAAA\n"),
+            Err(ArmorError::NoEnd { .. })
+        ));
+        assert!(matches!(
+            decode_all(b"-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP MESSAGE-----\n"),
+            Err(ArmorError::Mismatch { .. })
+        ));
+        assert_eq!(decode_all(b"hello"), Err(ArmorError::NoBegin));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)) {
+            let _ = decode_all(&input);
+            let mut framed = b"-----BEGIN PGP SIGNATURE-----\n\n".to_vec();
+            framed.extend_from_slice(&input);
+            framed.extend_from_slice(b"\n-----END PGP SIGNATURE-----\n");
+            let _ = decode_all(&framed);
+        }
+    }
+}

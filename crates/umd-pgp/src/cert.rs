@@ -1,0 +1,344 @@
+//! Certificates, built by the manager from checked packets, with every
+//! self-signature it relies on verified: user ID self-certifications, subkey
+//! bindings (with the primary key back-signature of signing subkeys), direct-key
+//! signatures and revocations.
+//!
+//! Nothing here comes from the handler unchecked: the packets went through
+//! [`packet::check`](crate::packet::check) (tiling, headers, re-encoding), the
+//! fingerprints are computed here, and a component counts only if a signature
+//! that verifies says so.
+
+use umd_pgp_wire::{Key, Sig};
+
+use crate::crypto::{self, Fingerprint, KeyId, KeyKind, SigHasher};
+use crate::packet::{tag, Checked, CheckedBody};
+use crate::policy::{KeyFlags, Policy, Rejection, SigClass, SigFacts};
+
+/// Why a certificate or one of its parts is not usable. Each names its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    /// The stream does not start with a primary key, or a component has no key.
+    #[error("packet at offset {offset}: {what} outside a certificate")]
+    Structure {
+        /// Offset of the offending packet.
+        offset: u64,
+        /// What was found.
+        what: &'static str,
+    },
+    /// A cryptographic or format error.
+    #[error("{0}")]
+    Crypto(String),
+    /// The policy refused it.
+    #[error("{0}")]
+    Policy(#[from] Rejection),
+    /// No valid self-signature binds it.
+    #[error("no valid self-signature")]
+    NoSelfSignature,
+    /// Revoked by a valid revocation signature.
+    #[error("revoked ({0})")]
+    Revoked(String),
+    /// A signing subkey without a valid primary key binding (back-signature).
+    #[error("signing subkey without a valid primary key binding signature")]
+    NoBackSignature,
+}
+
+impl From<crypto::CryptoError> for CertError {
+    fn from(e: crypto::CryptoError) -> Self {
+        CertError::Crypto(e.to_string())
+    }
+}
+
+/// A key (primary or subkey) with what the manager established about it.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// Its fingerprint (computed by the manager).
+    pub fingerprint: Fingerprint,
+    /// The checked key fields.
+    pub key: Key,
+    /// The key packet body (for hashing).
+    pub body: Vec<u8>,
+    /// Algorithm and size, if the manager can verify with it.
+    pub kind: Result<KeyKind, String>,
+    /// Key flags from its newest valid binding (or self-certification).
+    pub flags: Option<KeyFlags>,
+    /// Key expiration, seconds after creation (0 / `None`: never).
+    pub expires_after: Option<u32>,
+    /// Whether the key is usable for signature checks, or why not.
+    pub validity: Result<(), CertError>,
+}
+
+impl KeyInfo {
+    fn new(key: &Key, body: &[u8]) -> Result<KeyInfo, CertError> {
+        let fingerprint = crypto::fingerprint(key.version, body)?;
+        Ok(KeyInfo {
+            fingerprint,
+            key: key.clone(),
+            body: body.to_vec(),
+            kind: crypto::key_kind(key).map_err(|e| e.to_string()),
+            flags: None,
+            expires_after: None,
+            validity: Err(CertError::NoSelfSignature),
+        })
+    }
+
+    /// Its key ID.
+    pub fn key_id(&self) -> KeyId {
+        self.fingerprint.key_id()
+    }
+
+    /// Whether it may make document signatures now.
+    pub fn can_sign(&self) -> bool {
+        self.validity.is_ok() && self.flags.as_ref().is_some_and(KeyFlags::sign)
+    }
+}
+
+/// A user ID and whether a valid self-certification binds it.
+#[derive(Clone, Debug)]
+pub struct UserId {
+    /// The user ID as bytes (usually UTF-8).
+    pub value: Vec<u8>,
+    /// Valid, or why not.
+    pub validity: Result<(), CertError>,
+}
+
+/// A certificate.
+#[derive(Clone, Debug)]
+pub struct Cert {
+    /// The primary key.
+    pub primary: KeyInfo,
+    /// Its user IDs.
+    pub user_ids: Vec<UserId>,
+    /// Its subkeys.
+    pub subkeys: Vec<KeyInfo>,
+}
+
+impl Cert {
+    /// Every key of the certificate, primary first.
+    pub fn keys(&self) -> impl Iterator<Item = &KeyInfo> {
+        std::iter::once(&self.primary).chain(&self.subkeys)
+    }
+}
+
+/// Components as they come in the stream, before any signature is checked.
+struct Raw<'a> {
+    primary: (&'a Key, &'a [u8]),
+    direct: Vec<&'a Sig>,
+    user_ids: Vec<(&'a [u8], Vec<&'a Sig>)>,
+    subkeys: Vec<(&'a Key, &'a [u8], Vec<&'a Sig>)>,
+}
+
+/// Builds the certificates of a keyring from its checked packets. A certificate
+/// whose structure is broken is an error; an invalid component is kept with its
+/// reason (so `umd pgp keys` can show it) but never used.
+pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert>, CertError> {
+    let mut raws: Vec<Raw<'_>> = Vec::new();
+    // Where the next signature belongs: 0 primary, 1 last user ID, 2 last subkey,
+    // 3 a user attribute (its signatures are skipped: we do not use attributes).
+    let mut slot = 0;
+    for p in packets {
+        let structure = |what| CertError::Structure { offset: p.offset, what };
+        match &p.fields {
+            CheckedBody::PublicKey(k) => {
+                raws.push(Raw { primary: (k, p.body), direct: vec![], user_ids: vec![], subkeys: vec![] });
+                slot = 0;
+            }
+            CheckedBody::UserId => {
+                raws.last_mut().ok_or(structure("a user ID"))?.user_ids.push((p.body, vec![]));
+                slot = 1;
+            }
+            CheckedBody::UserAttribute => {
+                raws.last_mut().ok_or(structure("a user attribute"))?;
+                slot = 3;
+            }
+            CheckedBody::PublicSubkey(k) => {
+                raws.last_mut().ok_or(structure("a subkey"))?.subkeys.push((k, p.body, vec![]));
+                slot = 2;
+            }
+            CheckedBody::Signature(s) => {
+                let raw = raws.last_mut().ok_or(structure("a signature"))?;
+                match slot {
+                    0 => raw.direct.push(s),
+                    1 => raw.user_ids.last_mut().ok_or(structure("a signature"))?.1.push(s),
+                    2 => raw.subkeys.last_mut().ok_or(structure("a signature"))?.2.push(s),
+                    _ => {}
+                }
+            }
+            CheckedBody::Opaque => {
+                // Trust packets (12) and markers (10) may sit in keyrings.
+                if p.tag == tag::SIGNATURE {
+                    return Err(structure("an undescribed signature"));
+                }
+            }
+        }
+    }
+    raws.iter().map(|r| build(r, policy)).collect()
+}
+
+/// Verifies `sig` made by `signer` over the hash fed by `feed`, with the policy.
+fn check_self_sig(
+    signer: &KeyInfo,
+    sig: &Sig,
+    class: SigClass,
+    policy: &Policy,
+    feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
+) -> Result<SigFacts, CertError> {
+    let kind = signer.kind.clone().map_err(CertError::Crypto)?;
+    let facts = policy.check_signature(&signer.key, kind, None, sig, class)?;
+    let mut h = SigHasher::new(sig)?;
+    feed(&mut h)?;
+    crypto::verify(&signer.key, sig, &h.finish())?;
+    Ok(facts)
+}
+
+fn newest<'a>(valid: impl Iterator<Item = (SigFacts, &'a Sig)>) -> Option<(SigFacts, &'a Sig)> {
+    valid.max_by_key(|(f, _)| f.created.unwrap_or(0))
+}
+
+fn build(raw: &Raw<'_>, policy: &Policy) -> Result<Cert, CertError> {
+    let (pk, pbody) = raw.primary;
+    let mut primary = KeyInfo::new(pk, pbody)?;
+    // Revocations of the primary key (0x20) and direct-key signatures (0x1F).
+    let mut revoked = None;
+    let mut direct_flags = None;
+    for s in &raw.direct {
+        let r = check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| h.key(pbody));
+        match (s.sig_type, r) {
+            (0x20, Ok(f)) => revoked = Some(reason(&f)),
+            (0x1f, Ok(f)) => {
+                direct_flags = f.key_flags.clone().or(direct_flags);
+                primary.expires_after = f.key_expires_after.or(primary.expires_after);
+            }
+            _ => {}
+        }
+    }
+    // User IDs: the newest valid self-certification decides; a valid revocation
+    // (0x30) newer than it revokes the user ID.
+    let mut user_ids = Vec::new();
+    let mut primary_binding: Option<SigFacts> = None;
+    for (value, sigs) in &raw.user_ids {
+        let certs = sigs.iter().filter(|s| (0x10..=0x13).contains(&s.sig_type)).filter_map(|s| {
+            check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| {
+                h.key(pbody)?;
+                h.user_id(value)
+            })
+            .ok()
+            .map(|f| (f, *s))
+        });
+        let validity = match newest(certs) {
+            None => Err(CertError::NoSelfSignature),
+            Some((f, _)) => {
+                let revocation = sigs.iter().filter(|s| s.sig_type == 0x30).find_map(|s| {
+                    check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| {
+                        h.key(pbody)?;
+                        h.user_id(value)
+                    })
+                    .ok()
+                });
+                match revocation {
+                    Some(r) => Err(CertError::Revoked(reason(&r))),
+                    None => {
+                        let better = match &primary_binding {
+                            None => true,
+                            Some(p) => {
+                                f.primary_user_id.unwrap_or(false) && !p.primary_user_id.unwrap_or(false)
+                            }
+                        };
+                        if better {
+                            primary_binding = Some(f);
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        };
+        user_ids.push(UserId { value: value.to_vec(), validity });
+    }
+    // The primary key's flags and expiry: direct-key signature, else the primary
+    // user ID's self-certification.
+    if let Some(f) = &primary_binding {
+        primary.flags = direct_flags.or_else(|| f.key_flags.clone());
+        primary.expires_after = primary.expires_after.or(f.key_expires_after);
+    } else {
+        primary.flags = direct_flags;
+    }
+    primary.validity = match (&revoked, &primary_binding) {
+        (Some(r), _) => Err(CertError::Revoked(r.clone())),
+        (None, None) if primary.flags.is_none() => Err(CertError::NoSelfSignature),
+        _ => key_usable(&primary, policy),
+    };
+    // Subkeys: the newest valid binding (0x18) decides; a valid revocation (0x28)
+    // revokes; a signing subkey needs a valid embedded back-signature (0x19).
+    let mut subkeys = Vec::new();
+    for (k, body, sigs) in &raw.subkeys {
+        let mut info = KeyInfo::new(k, body)?;
+        let feed = |h: &mut SigHasher| {
+            h.key(pbody)?;
+            h.key(body)
+        };
+        let bindings = sigs.iter().filter(|s| s.sig_type == 0x18).filter_map(|s| {
+            check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok().map(|f| (f, *s))
+        });
+        info.validity = match newest(bindings) {
+            None => Err(CertError::NoSelfSignature),
+            Some((f, binding)) => {
+                info.flags = f.key_flags.clone();
+                info.expires_after = f.key_expires_after;
+                let revoked = sigs
+                    .iter()
+                    .filter(|s| s.sig_type == 0x28)
+                    .find_map(|s| check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok());
+                if let Some(r) = revoked {
+                    Err(CertError::Revoked(reason(&r)))
+                } else if primary.validity.is_err() {
+                    Err(CertError::Crypto(format!("its primary key is not valid: {:?}", primary.validity)))
+                } else if info.flags.as_ref().is_some_and(KeyFlags::sign)
+                    && !back_signed(&info, binding, pbody, body, policy)
+                {
+                    Err(CertError::NoBackSignature)
+                } else {
+                    key_usable(&info, policy)
+                }
+            }
+        };
+        subkeys.push(info);
+    }
+    Ok(Cert { primary, user_ids, subkeys })
+}
+
+/// The primary key binding (0x19, embedded in the subkey binding): made by the
+/// subkey over primary + subkey, so a signing subkey cannot be claimed by another
+/// certificate. It may sit in either subpacket area (GnuPG puts it in the
+/// unhashed one): it is a signature of its own, verified here, so where it sits
+/// does not matter.
+fn back_signed(sub: &KeyInfo, binding: &Sig, pbody: &[u8], body: &[u8], policy: &Policy) -> bool {
+    binding
+        .hashed
+        .iter()
+        .chain(&binding.unhashed)
+        .filter(|sp| sp.typ == 32)
+        .filter_map(|sp| sp.embedded.as_deref())
+        .any(|back| {
+            back.sig_type == 0x19
+                && check_self_sig(sub, back, SigClass::SelfSignature, policy, |h| {
+                    h.key(pbody)?;
+                    h.key(body)
+                })
+                .is_ok()
+        })
+}
+
+fn key_usable(k: &KeyInfo, policy: &Policy) -> Result<(), CertError> {
+    let kind = k.kind.clone().map_err(CertError::Crypto)?;
+    policy.check_key(kind)?;
+    // Expiry of the key itself, against the policy's reference time.
+    let facts = SigFacts { created: Some(k.key.created), ..SigFacts::default() };
+    policy.check_times(&facts, k.key.created, k.expires_after)?;
+    Ok(())
+}
+
+fn reason(f: &SigFacts) -> String {
+    match &f.revocation_reason {
+        Some((code, text)) => format!("reason {code}: {}", String::from_utf8_lossy(text)),
+        None => "no reason given".into(),
+    }
+}

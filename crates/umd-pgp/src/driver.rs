@@ -1,0 +1,84 @@
+//! The `pgp` driver: the OpenPGP handler behind a [`umd::Driver`], and the one
+//! call the manager makes of it — *describe these packets* — with the answer
+//! checked before anything uses it.
+
+use std::time::Duration;
+
+use umd::{Driver, FramedConfig, Limits, Program, Request};
+use umd_pgp_wire::{Command, Description, MAX_DESCRIPTION};
+
+use crate::packet::{self, Checked};
+
+/// The driver's name.
+pub const DRIVER_NAME: &str = "pgp";
+
+/// Largest packet stream sent to the handler (a distribution keyring is ~100 KiB).
+pub const MAX_STREAM: usize = 32 << 20;
+
+/// The OpenPGP driver.
+#[derive(Clone)]
+pub struct PgpDriver {
+    driver: Driver,
+}
+
+/// Why describing packets failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    /// The stream is larger than [`MAX_STREAM`].
+    #[error("packet stream of {0} bytes exceeds the {MAX_STREAM}-byte limit")]
+    TooLarge(usize),
+    /// The driver failed: handler error, crash, deadline, or a description that
+    /// did not check out (a lying or broken handler, then shut down).
+    #[error(transparent)]
+    Driver(#[from] umd::Error),
+}
+
+/// A user ID packet, the smallest stream `post_start` can ask about.
+const PROBE: &[u8] = b"\xCD\x05probe";
+
+impl PgpDriver {
+    /// Creates the driver with the default (strict) sandbox; its handler starts on
+    /// the first request.
+    pub fn new(timeout: Duration) -> PgpDriver {
+        let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
+        let driver = Driver::builder(DRIVER_NAME)
+            .framed(FramedConfig { limits, fd_passing: false })
+            .timeout(timeout)
+            .provider(|_| {
+                Program::runtime_blob("umd-pgp-handler", umd_blobs::PGP_HANDLER).map_err(|e| e.to_string())
+            })
+            .post_start(|s| {
+                let mut req = vec![Command::Describe as u8];
+                req.extend_from_slice(PROBE);
+                s.call(Request::Bytes(&req), |reply| {
+                    let d =
+                        Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
+                    packet::check(PROBE, &d).map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .build();
+        PgpDriver { driver }
+    }
+
+    /// The underlying driver (stats, unload).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Has the handler describe `stream` and checks the description against it
+    /// ([`packet::check`]). A description that does not check out shuts the handler
+    /// down (it lied or is broken) and is an error.
+    pub fn describe<'a>(&self, stream: &'a [u8]) -> Result<Vec<Checked<'a>>, DescribeError> {
+        if stream.len() > MAX_STREAM {
+            return Err(DescribeError::TooLarge(stream.len()));
+        }
+        let mut req = Vec::with_capacity(stream.len() + 1);
+        req.push(Command::Describe as u8);
+        req.extend_from_slice(stream);
+        let checked = self.driver.call(Request::Bytes(&req), |reply| {
+            let d = Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
+            packet::check(stream, &d).map_err(|e| e.to_string())
+        })?;
+        Ok(checked)
+    }
+}

@@ -1,0 +1,643 @@
+//! Checking a handler's packet description against the bytes (RFC 9580 §4–§5).
+//!
+//! The handler parses; the manager checks. [`check`] accepts a [`Description`]
+//! only if
+//!
+//! 1. its packets **tile** the stream: the first starts at 0, each starts where
+//!    the previous one ends, the last ends at the end — nothing skipped, nothing
+//!    reordered, nothing invented;
+//! 2. every packet **header** read by the manager itself gives the described tag,
+//!    header length and body length (so an opaque packet cannot hide a signature:
+//!    its tag is the one in the bytes);
+//! 3. every packet the manager uses (keys, subkeys, signatures, user IDs) is
+//!    described, and its body **re-encoded** from the described fields equals the
+//!    bytes exactly.
+//!
+//! What comes out ([`Checked`]) is therefore the stream's own content, borrowed
+//! from the stream; the unchecked wire types never reach the verification code.
+
+use umd_pgp_wire::{Body, Description, Field, Key, Packet, Sig, Subpacket};
+
+use crate::crypto;
+
+/// Packet tags the manager uses (RFC 9580 §5).
+pub mod tag {
+    /// Signature.
+    pub const SIGNATURE: u8 = 2;
+    /// Public key (primary).
+    pub const PUBLIC_KEY: u8 = 6;
+    /// User ID.
+    pub const USER_ID: u8 = 13;
+    /// Public subkey.
+    pub const PUBLIC_SUBKEY: u8 = 14;
+    /// User attribute.
+    pub const USER_ATTRIBUTE: u8 = 17;
+}
+
+/// A packet header as the manager reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The tag.
+    pub tag: u8,
+    /// Octets of tag and length.
+    pub header_len: usize,
+    /// The body length; `None` for a partial or indeterminate length.
+    pub body_len: Option<u64>,
+}
+
+/// Why a description was refused. Each names the packet (index and offset).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PacketError {
+    /// The description has no packets, or the stream is empty.
+    #[error("empty packet stream")]
+    Empty,
+    /// A packet does not start where the previous one ended.
+    #[error("packet {index}: described at offset {described}, but the previous packet ends at {expected} (a gap, an overlap or a reordering)")]
+    NotTiled {
+        /// Packet index.
+        index: usize,
+        /// Offset the handler gave.
+        described: u64,
+        /// Where it must start.
+        expected: u64,
+    },
+    /// The packets end before or after the stream does.
+    #[error("the packets cover {covered} bytes of a {len}-byte stream")]
+    Coverage {
+        /// Bytes described.
+        covered: u64,
+        /// Stream length.
+        len: u64,
+    },
+    /// The header in the bytes is not a valid packet header.
+    #[error("packet {index} at offset {offset}: malformed header: {why}")]
+    BadHeader {
+        /// Packet index.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The header in the bytes disagrees with the description.
+    #[error("packet {index} at offset {offset}: described as tag {described_tag}, header {described_header}+{described_body} bytes, but the bytes say tag {tag}, header {header}+{body:?}")]
+    HeaderMismatch {
+        /// Packet index.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// Described tag.
+        described_tag: u8,
+        /// Described header length.
+        described_header: u32,
+        /// Described body length.
+        described_body: u64,
+        /// Tag in the bytes.
+        tag: u8,
+        /// Header length in the bytes.
+        header: usize,
+        /// Body length in the bytes (`None`: partial).
+        body: Option<u64>,
+    },
+    /// A packet the manager uses was described as opaque or as another kind.
+    #[error("packet {index} at offset {offset}: tag {tag} must be described as {expected}")]
+    WrongKind {
+        /// Packet index.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// The tag.
+        tag: u8,
+        /// What its body must be described as.
+        expected: &'static str,
+    },
+    /// The re-encoded body differs from the bytes.
+    #[error("packet {index} at offset {offset} (tag {tag}): the described fields do not re-encode to the bytes (first difference at body byte {at})")]
+    FieldsMismatch {
+        /// Packet index.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// The tag.
+        tag: u8,
+        /// First differing body byte.
+        at: usize,
+    },
+    /// A described field cannot be encoded (too long, a non-canonical MPI).
+    #[error("packet {index} at offset {offset}: a described field cannot be encoded: {why}")]
+    Unencodable {
+        /// Packet index.
+        index: usize,
+        /// Its offset.
+        offset: u64,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// Reads the packet header at `offset` (old or new format).
+pub fn read_header(stream: &[u8], offset: usize) -> Result<Header, &'static str> {
+    let b = |i: usize| stream.get(offset + i).copied().ok_or("truncated header");
+    let ctb = b(0)?;
+    if ctb & 0x80 == 0 {
+        return Err("bit 7 of the tag octet is clear");
+    }
+    if ctb & 0x40 != 0 {
+        // New format.
+        let tag = ctb & 0x3f;
+        let l0 = b(1)?;
+        let (header_len, body_len) = match l0 {
+            0..=191 => (2, Some(u64::from(l0))),
+            192..=223 => (3, Some(((u64::from(l0) - 192) << 8) + u64::from(b(2)?) + 192)),
+            255 => {
+                let len = u32::from_be_bytes([b(2)?, b(3)?, b(4)?, b(5)?]);
+                (6, Some(u64::from(len)))
+            }
+            _ => (2, None), // partial body length
+        };
+        Ok(Header { tag, header_len, body_len })
+    } else {
+        // Old format.
+        let tag = (ctb >> 2) & 0x0f;
+        let (header_len, body_len) = match ctb & 3 {
+            0 => (2, Some(u64::from(b(1)?))),
+            1 => (3, Some(u64::from(u16::from_be_bytes([b(1)?, b(2)?])))),
+            2 => (5, Some(u64::from(u32::from_be_bytes([b(1)?, b(2)?, b(3)?, b(4)?])))),
+            _ => (1, None), // indeterminate: to the end of the stream
+        };
+        Ok(Header { tag, header_len, body_len })
+    }
+}
+
+/// Length of a packet with partial body lengths (new format), header included:
+/// the manager walks the chunks itself.
+fn partial_extent(stream: &[u8], offset: usize) -> Result<u64, &'static str> {
+    let mut pos = offset + 1; // after the tag octet
+    loop {
+        let l0 = *stream.get(pos).ok_or("truncated partial length")?;
+        match l0 {
+            224..=254 => {
+                let chunk = 1usize << (l0 & 0x1f);
+                pos = pos.checked_add(1 + chunk).ok_or("length overflow")?;
+            }
+            0..=191 => return Ok((pos + 1 + usize::from(l0) - offset) as u64),
+            192..=223 => {
+                let l1 = *stream.get(pos + 1).ok_or("truncated partial length")?;
+                let len = ((usize::from(l0) - 192) << 8) + usize::from(l1) + 192;
+                return Ok((pos + 2 + len - offset) as u64);
+            }
+            255 => {
+                let l = stream.get(pos + 1..pos + 5).ok_or("truncated partial length")?;
+                let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                return Ok((pos + 5 + len - offset) as u64);
+            }
+        }
+    }
+}
+
+/// A checked packet: its tag, its body bytes (borrowed from the stream) and, for
+/// packets the manager uses, its fields — now known to be the bytes' own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked<'a> {
+    /// The tag.
+    pub tag: u8,
+    /// Offset of the packet in the stream.
+    pub offset: u64,
+    /// The body bytes.
+    pub body: &'a [u8],
+    /// The fields.
+    pub fields: CheckedBody,
+}
+
+/// The fields of a checked packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckedBody {
+    /// Not used by the manager.
+    Opaque,
+    /// A primary key.
+    PublicKey(Key),
+    /// A subkey.
+    PublicSubkey(Key),
+    /// A user ID (its value is the body).
+    UserId,
+    /// A user attribute.
+    UserAttribute,
+    /// A signature.
+    Signature(Sig),
+}
+
+/// Checks a description against the stream (see the module docs).
+pub fn check<'a>(stream: &'a [u8], desc: &Description) -> Result<Vec<Checked<'a>>, PacketError> {
+    if stream.is_empty() || desc.packets.is_empty() {
+        return Err(PacketError::Empty);
+    }
+    let mut expected: u64 = 0;
+    let mut out = Vec::with_capacity(desc.packets.len());
+    for (index, p) in desc.packets.iter().enumerate() {
+        if p.offset != expected {
+            return Err(PacketError::NotTiled { index, described: p.offset, expected });
+        }
+        let offset = p.offset;
+        let at = usize::try_from(offset)
+            .map_err(|_| PacketError::Coverage { covered: offset, len: stream.len() as u64 })?;
+        let h = read_header(stream, at).map_err(|why| PacketError::BadHeader { index, offset, why })?;
+        let extent = match h.body_len {
+            Some(len) => (h.header_len as u64).checked_add(len),
+            None if h.header_len == 1 => Some((stream.len() - at) as u64), // old-format indeterminate
+            None => Some(partial_extent(stream, at).map_err(|why| PacketError::BadHeader {
+                index,
+                offset,
+                why,
+            })?),
+        };
+        let described_extent = u64::from(p.header_len).checked_add(p.body_len);
+        let header_ok = h.tag == p.tag
+            && h.header_len == p.header_len as usize
+            && match h.body_len {
+                Some(len) => len == p.body_len,
+                None => extent == described_extent, // partial: the extent must agree
+            };
+        if !header_ok || extent.is_none() {
+            return Err(PacketError::HeaderMismatch {
+                index,
+                offset,
+                described_tag: p.tag,
+                described_header: p.header_len,
+                described_body: p.body_len,
+                tag: h.tag,
+                header: h.header_len,
+                body: h.body_len,
+            });
+        }
+        let end = offset.saturating_add(described_extent.unwrap_or(u64::MAX));
+        if end > stream.len() as u64 {
+            return Err(PacketError::Coverage { covered: end, len: stream.len() as u64 });
+        }
+        let body = &stream[at + p.header_len as usize..end as usize];
+        let fields = check_body(index, p, h.body_len.is_some(), body)?;
+        out.push(Checked { tag: p.tag, offset, body, fields });
+        expected = end;
+    }
+    if expected != stream.len() as u64 {
+        return Err(PacketError::Coverage { covered: expected, len: stream.len() as u64 });
+    }
+    Ok(out)
+}
+
+fn check_body(index: usize, p: &Packet, definite: bool, body: &[u8]) -> Result<CheckedBody, PacketError> {
+    let offset = p.offset;
+    let wrong = |expected| Err(PacketError::WrongKind { index, offset, tag: p.tag, expected });
+    let compare = |encoded: Result<Vec<u8>, &'static str>| -> Result<(), PacketError> {
+        let encoded = encoded.map_err(|why| PacketError::Unencodable { index, offset, why })?;
+        if encoded != body {
+            let at =
+                encoded.iter().zip(body).position(|(a, b)| a != b).unwrap_or(encoded.len().min(body.len()));
+            return Err(PacketError::FieldsMismatch { index, offset, tag: p.tag, at });
+        }
+        Ok(())
+    };
+    // Packets the manager uses never have partial lengths (RFC 9580 §4.2.1.4).
+    let used = matches!(
+        p.tag,
+        tag::SIGNATURE | tag::PUBLIC_KEY | tag::PUBLIC_SUBKEY | tag::USER_ID | tag::USER_ATTRIBUTE
+    );
+    if used && !definite {
+        return Err(PacketError::BadHeader {
+            index,
+            offset,
+            why: "partial body length on a packet that may not have one",
+        });
+    }
+    match (p.tag, &p.body) {
+        (tag::PUBLIC_KEY, Body::PublicKey(k)) => {
+            compare(encode_key(k)).map(|()| CheckedBody::PublicKey(k.clone()))
+        }
+        (tag::PUBLIC_SUBKEY, Body::PublicSubkey(k)) => {
+            compare(encode_key(k)).map(|()| CheckedBody::PublicSubkey(k.clone()))
+        }
+        (tag::SIGNATURE, Body::Signature(s)) => {
+            compare(encode_sig(s)).map(|()| CheckedBody::Signature(s.clone()))
+        }
+        (tag::USER_ID, Body::UserId) => Ok(CheckedBody::UserId),
+        (tag::USER_ATTRIBUTE, Body::UserAttribute) => Ok(CheckedBody::UserAttribute),
+        (tag::PUBLIC_KEY, _) => wrong("a public key"),
+        (tag::PUBLIC_SUBKEY, _) => wrong("a public subkey"),
+        (tag::SIGNATURE, _) => wrong("a signature"),
+        (tag::USER_ID, _) => wrong("a user ID"),
+        (tag::USER_ATTRIBUTE, _) => wrong("a user attribute"),
+        (_, Body::Opaque) => Ok(CheckedBody::Opaque),
+        (_, _) => wrong("opaque (the manager does not use this tag)"),
+    }
+}
+
+/// Encodes one algorithm-specific field.
+pub fn encode_field(f: &Field, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    match f {
+        Field::Mpi(m) => {
+            if m.first() == Some(&0) {
+                return Err("an MPI with a leading zero octet");
+            }
+            let bits = match m.first() {
+                None => 0,
+                Some(&b) => (m.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
+            };
+            let bits = u16::try_from(bits).map_err(|_| "an MPI over 65535 bits")?;
+            out.extend_from_slice(&bits.to_be_bytes());
+            out.extend_from_slice(m);
+        }
+        Field::Oid(o) | Field::Sized(o) => {
+            let len = u8::try_from(o.len()).map_err(|_| "a length-prefixed field over 255 octets")?;
+            if matches!(f, Field::Oid(_)) && (len == 0 || len == 0xff) {
+                return Err("an OID of reserved length");
+            }
+            out.push(len);
+            out.extend_from_slice(o);
+        }
+        Field::Raw(r) => out.extend_from_slice(r),
+    }
+    Ok(())
+}
+
+/// Re-encodes a public key packet body.
+pub fn encode_key(k: &Key) -> Result<Vec<u8>, &'static str> {
+    let mut material = Vec::new();
+    for f in &k.material {
+        encode_field(f, &mut material)?;
+    }
+    let mut out = vec![k.version];
+    out.extend_from_slice(&k.created.to_be_bytes());
+    out.push(k.algo);
+    match k.version {
+        4 => {}
+        6 => out.extend_from_slice(
+            &u32::try_from(material.len()).map_err(|_| "key material too long")?.to_be_bytes(),
+        ),
+        _ => return Err("a key version other than 4 or 6"),
+    }
+    out.extend_from_slice(&material);
+    Ok(out)
+}
+
+/// Encodes a subpacket area (without its length prefix) with
+/// [`crypto::encode_subpacket`], also checking that each embedded signature's
+/// fields re-encode to its subpacket's body.
+pub fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    for sp in area {
+        crypto::encode_subpacket(sp, &mut out)
+            .map_err(|_| "a subpacket whose length form or type cannot be encoded")?;
+        if let Some(embedded) = &sp.embedded {
+            if sp.typ != 32 {
+                return Err("an embedded signature in a subpacket that is not of type 32");
+            }
+            if encode_sig_inner(embedded, false)? != sp.body {
+                return Err("the embedded signature's fields do not re-encode to its subpacket");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Re-encodes a signature packet body.
+pub fn encode_sig(s: &Sig) -> Result<Vec<u8>, &'static str> {
+    encode_sig_inner(s, true)
+}
+
+fn encode_sig_inner(s: &Sig, allow_embedded: bool) -> Result<Vec<u8>, &'static str> {
+    if !allow_embedded && (s.hashed.iter().chain(&s.unhashed)).any(|sp| sp.embedded.is_some()) {
+        return Err("a signature embedded more than one level deep");
+    }
+    let hashed = encode_subpackets(&s.hashed)?;
+    let unhashed = encode_subpackets(&s.unhashed)?;
+    let mut out = vec![s.version, s.sig_type, s.pk_algo, s.hash_algo];
+    match s.version {
+        4 => {
+            if !s.salt.is_empty() {
+                return Err("a salt in a v4 signature");
+            }
+            out.extend_from_slice(
+                &u16::try_from(hashed.len()).map_err(|_| "hashed area too long")?.to_be_bytes(),
+            );
+            out.extend_from_slice(&hashed);
+            out.extend_from_slice(
+                &u16::try_from(unhashed.len()).map_err(|_| "unhashed area too long")?.to_be_bytes(),
+            );
+            out.extend_from_slice(&unhashed);
+            out.extend_from_slice(&s.left16);
+        }
+        6 => {
+            out.extend_from_slice(
+                &u32::try_from(hashed.len()).map_err(|_| "hashed area too long")?.to_be_bytes(),
+            );
+            out.extend_from_slice(&hashed);
+            out.extend_from_slice(
+                &u32::try_from(unhashed.len()).map_err(|_| "unhashed area too long")?.to_be_bytes(),
+            );
+            out.extend_from_slice(&unhashed);
+            out.extend_from_slice(&s.left16);
+            out.push(u8::try_from(s.salt.len()).map_err(|_| "salt too long")?);
+            out.extend_from_slice(&s.salt);
+        }
+        _ => return Err("a signature version other than 4 or 6"),
+    }
+    for f in &s.values {
+        encode_field(f, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid_packet(id: &[u8]) -> Vec<u8> {
+        let mut p = vec![0xC0 | tag::USER_ID, id.len() as u8];
+        p.extend_from_slice(id);
+        p
+    }
+
+    fn key() -> Key {
+        Key {
+            version: 4,
+            created: 1_700_000_000,
+            algo: 22,
+            material: vec![
+                Field::Oid(vec![0x2B, 0x06, 0x01, 0x04, 0x01, 0xDA, 0x47, 0x0F, 0x01]),
+                Field::Mpi({
+                    let mut v = vec![0x40];
+                    v.extend_from_slice(&[7; 32]);
+                    v
+                }),
+            ],
+        }
+    }
+
+    fn sig() -> Sig {
+        Sig {
+            version: 4,
+            sig_type: 0x13,
+            pk_algo: 22,
+            hash_algo: 10,
+            hashed: vec![
+                Subpacket {
+                    len_octets: 1,
+                    critical: false,
+                    typ: 2,
+                    body: vec![0x65, 0, 0, 0],
+                    embedded: None,
+                },
+                Subpacket { len_octets: 5, critical: true, typ: 27, body: vec![0x03], embedded: None },
+            ],
+            unhashed: vec![Subpacket {
+                len_octets: 1,
+                critical: false,
+                typ: 16,
+                body: vec![1; 8],
+                embedded: None,
+            }],
+            left16: [0xAB, 0xCD],
+            salt: vec![],
+            values: vec![Field::Mpi(vec![0x7f; 32]), Field::Mpi(vec![0x01; 31])],
+        }
+    }
+
+    fn packet(tag: u8, body: &[u8]) -> Vec<u8> {
+        // New-format header with a two-octet length where needed.
+        let mut p = vec![0xC0 | tag];
+        if body.len() < 192 {
+            p.push(body.len() as u8);
+        } else {
+            let l = body.len() - 192;
+            p.push((l >> 8) as u8 + 192);
+            p.push((l & 0xff) as u8);
+        }
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn stream_and_desc() -> (Vec<u8>, Description) {
+        let k = key();
+        let s = sig();
+        let kp = packet(tag::PUBLIC_KEY, &encode_key(&k).unwrap());
+        let up = uid_packet(b"Alice <alice@example.org>");
+        let sp = packet(tag::SIGNATURE, &encode_sig(&s).unwrap());
+        let mut stream = Vec::new();
+        let mut packets = Vec::new();
+        for (bytes, body) in [(kp, Body::PublicKey(k)), (up, Body::UserId), (sp, Body::Signature(s))] {
+            let h = read_header(&bytes, 0).unwrap();
+            packets.push(Packet {
+                offset: stream.len() as u64,
+                header_len: h.header_len as u32,
+                body_len: h.body_len.unwrap(),
+                tag: h.tag,
+                body,
+            });
+            stream.extend_from_slice(&bytes);
+        }
+        (stream, Description { packets })
+    }
+
+    #[test]
+    fn an_honest_description_checks_out() {
+        let (stream, desc) = stream_and_desc();
+        let checked = check(&stream, &desc).unwrap();
+        assert_eq!(checked.len(), 3);
+        assert_eq!(checked[1].body, b"Alice <alice@example.org>");
+        assert!(matches!(checked[2].fields, CheckedBody::Signature(_)));
+    }
+
+    #[test]
+    fn omitted_reordered_or_invented_packets_are_refused() {
+        let (stream, desc) = stream_and_desc();
+        let mut omitted = desc.clone();
+        omitted.packets.remove(1);
+        assert!(matches!(check(&stream, &omitted), Err(PacketError::NotTiled { index: 1, .. })));
+        let mut last_dropped = desc.clone();
+        last_dropped.packets.pop();
+        assert!(matches!(check(&stream, &last_dropped), Err(PacketError::Coverage { .. })));
+        let mut swapped = desc.clone();
+        swapped.packets.swap(1, 2);
+        assert!(check(&stream, &swapped).is_err());
+        let mut longer = desc.clone();
+        longer.packets[2].body_len += 1;
+        assert!(matches!(check(&stream, &longer), Err(PacketError::HeaderMismatch { .. })));
+    }
+
+    #[test]
+    fn every_lie_about_a_field_is_caught_by_re_encoding() {
+        let (stream, desc) = stream_and_desc();
+        type Lie = Box<dyn Fn(&mut Description)>;
+        let lies: Vec<Lie> = vec![
+            Box::new(|d| {
+                if let Body::PublicKey(k) = &mut d.packets[0].body {
+                    k.created += 1
+                }
+            }),
+            Box::new(|d| {
+                if let Body::PublicKey(k) = &mut d.packets[0].body {
+                    k.material[1] = Field::Mpi(vec![0x40; 33])
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.hash_algo = 2
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.hashed[0].body = vec![0x70, 0, 0, 0]
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.hashed[1].critical = false
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.hashed.remove(1);
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.unhashed[0].body = vec![2; 8]
+                }
+            }),
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    s.sig_type = 0x30
+                }
+            }),
+            Box::new(|d| d.packets[2].body = Body::Opaque),
+            Box::new(|d| d.packets[1].body = Body::Opaque),
+            Box::new(|d| d.packets[0].tag = 14),
+        ];
+        for (i, lie) in lies.iter().enumerate() {
+            let mut d = desc.clone();
+            lie(&mut d);
+            assert!(check(&stream, &d).is_err(), "lie {i} was accepted");
+        }
+    }
+
+    #[test]
+    fn old_format_and_five_octet_headers_are_read() {
+        assert_eq!(read_header(&[0x88, 5], 0), Ok(Header { tag: 2, header_len: 2, body_len: Some(5) }));
+        assert_eq!(read_header(&[0x99, 1, 0], 0), Ok(Header { tag: 6, header_len: 3, body_len: Some(256) }));
+        assert_eq!(
+            read_header(&[0xC2, 0xFF, 0, 1, 0, 0], 0),
+            Ok(Header { tag: 2, header_len: 6, body_len: Some(65536) })
+        );
+        assert_eq!(read_header(&[0x42], 0), Err("bit 7 of the tag octet is clear"));
+        assert_eq!(read_header(&[0xC2], 0), Err("truncated header"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn checking_never_panics_on_garbage(stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                            offs in proptest::collection::vec(0u64..400, 0..5)) {
+            let packets = offs.iter().map(|&o| Packet { offset: o, header_len: 2, body_len: o / 3, tag: (o % 20) as u8, body: Body::Opaque }).collect();
+            let _ = check(&stream, &Description { packets });
+            for i in 0..stream.len() { let _ = read_header(&stream, i); let _ = partial_extent(&stream, i); }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Document signatures: which keyring keys made good signatures over some data.
+//!
+//! The manager hashes the data itself (binary, or text it canonicalized), picks
+//! the candidate keys by the signature's issuer subpackets (hints only — the
+//! verification is what proves the signer), and verifies with its own crypto and
+//! policy. Signatures by keys outside the keyring are reported and ignored, as
+//! apt and sqv do.
+
+use crate::cert::{Cert, KeyInfo};
+use crate::crypto::{self, Fingerprint, SigHasher};
+use crate::packet::{Checked, CheckedBody};
+use crate::policy::{issuer_hints, Policy, SigClass};
+
+/// The verdict on one signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Good: made by this key of this certificate.
+    Good {
+        /// Certificate (primary key) fingerprint.
+        cert: Fingerprint,
+        /// Signing key fingerprint (the primary or a subkey).
+        key: Fingerprint,
+    },
+    /// Made (claims to be made) by a keyring key, and fails: crypto or policy.
+    Bad {
+        /// The key it names.
+        key: Fingerprint,
+        /// Why.
+        reason: String,
+    },
+    /// No keyring key matches its issuer: ignored.
+    UnknownKey {
+        /// The issuer it names, if any.
+        issuer: String,
+    },
+    /// Not a document signature, or malformed: ignored with the reason.
+    NotApplicable(String),
+}
+
+/// One signature's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigReport {
+    /// Offset of the signature packet in its stream.
+    pub offset: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// How the data was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// Bytes of a detached signature's file; text-mode signatures (type 0x01)
+    /// over them are checked against the bytes with line endings made CR LF.
+    Detached(&'a [u8]),
+    /// The canonical text of a cleartext document (already CR LF, trailing
+    /// whitespace removed, no final line ending).
+    Canonical(&'a [u8]),
+}
+
+fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert, &'a KeyInfo)> {
+    let (ids, fprs) = issuer_hints(sig);
+    let mut out = Vec::new();
+    for cert in keyring {
+        for key in cert.keys() {
+            let hit = fprs.iter().any(|f| f.matches(&key.fingerprint)) || ids.contains(&key.key_id());
+            if hit {
+                out.push((cert, key));
+            }
+        }
+    }
+    out
+}
+
+/// Text-mode hashing of a detached file: every line ending becomes CR LF.
+fn crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// Verifies every signature packet in `signatures` over `data` against `keyring`.
+pub fn verify(
+    keyring: &[Cert],
+    signatures: &[Checked<'_>],
+    data: Data<'_>,
+    policy: &Policy,
+) -> Vec<SigReport> {
+    let mut text_cache: Option<Vec<u8>> = None;
+    signatures
+        .iter()
+        .filter_map(|p| match &p.fields {
+            CheckedBody::Signature(s) => Some((p.offset, s)),
+            _ => None,
+        })
+        .map(|(offset, sig)| {
+            let verdict = if !matches!(sig.sig_type, 0x00 | 0x01) {
+                Verdict::NotApplicable(format!(
+                    "signature type {:#04x} is not a document signature",
+                    sig.sig_type
+                ))
+            } else {
+                let found = candidates(keyring, sig);
+                if found.is_empty() {
+                    let (i, f) = issuer_hints(sig);
+                    let issuer = f
+                        .first()
+                        .map(|f| f.bytes.iter().map(|b| format!("{b:02X}")).collect::<String>())
+                        .or_else(|| i.first().map(|id| id.to_string()))
+                        .unwrap_or_else(|| "none given".into());
+                    Verdict::UnknownKey { issuer }
+                } else {
+                    let bytes: &[u8] = match (data, sig.sig_type) {
+                        (Data::Detached(d), 0x01) => text_cache.get_or_insert_with(|| crlf(d)),
+                        (Data::Detached(d), _) | (Data::Canonical(d), _) => d,
+                    };
+                    // The first candidate that verifies wins; otherwise report the
+                    // first one's failure (a signature by a keyring key that fails).
+                    let mut first_failure = None;
+                    let mut good = None;
+                    for (cert, key) in &found {
+                        match check(key, sig, bytes, policy) {
+                            Ok(()) => {
+                                good = Some(Verdict::Good {
+                                    cert: cert.primary.fingerprint.clone(),
+                                    key: key.fingerprint.clone(),
+                                });
+                                break;
+                            }
+                            Err(reason) => {
+                                first_failure
+                                    .get_or_insert(Verdict::Bad { key: key.fingerprint.clone(), reason });
+                            }
+                        }
+                    }
+                    good.or(first_failure).unwrap_or(Verdict::NotApplicable("no candidate".into()))
+                }
+            };
+            SigReport { offset, verdict }
+        })
+        .collect()
+}
+
+fn check(key: &KeyInfo, sig: &umd_pgp_wire::Sig, data: &[u8], policy: &Policy) -> Result<(), String> {
+    if let Err(e) = &key.validity {
+        return Err(format!("key {} is not valid: {e}", key.fingerprint));
+    }
+    if !key.can_sign() {
+        return Err(format!("key {} is not marked for signing", key.fingerprint));
+    }
+    let kind = key.kind.clone()?;
+    policy
+        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document)
+        .map_err(|r| r.to_string())?;
+    let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
+    h.data(data);
+    crypto::verify(&key.key, sig, &h.finish()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_mode_line_endings_become_crlf_once() {
+        assert_eq!(crlf(b"a\nb\r\nc"), b"a\r\nb\r\nc");
+        assert_eq!(crlf(b""), b"");
+    }
+}
+
+/// What the signatures over one document amount to (the CLI's exit status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// At least the required number of good signatures from keyring keys, and no
+    /// bad one from a keyring key.
+    Verified,
+    /// A signature from a keyring key failed, or too few were good.
+    Bad,
+    /// No signature from any keyring key.
+    CannotVerify,
+}
+
+/// Summarizes reports: `required` good signatures from keyring keys and none bad.
+pub fn status(reports: &[SigReport], required: usize) -> Status {
+    let good = reports.iter().filter(|r| matches!(r.verdict, Verdict::Good { .. })).count();
+    let bad = reports.iter().any(|r| matches!(r.verdict, Verdict::Bad { .. }));
+    if bad {
+        Status::Bad
+    } else if good == 0 {
+        Status::CannotVerify
+    } else if good < required {
+        Status::Bad
+    } else {
+        Status::Verified
+    }
+}
