@@ -17,6 +17,7 @@ const HANDLERS: &[&str] = &[
     "umd-hostile-handler",
     "umd-malicious-handler",
     "umd-pgp-handler",
+    "umd-pgp-liar-handler",
 ];
 
 fn main() {

@@ -30,3 +30,9 @@ pub static HOSTILE_HANDLER: &[u8] = include_bytes!(env!("UMD_HOSTILE_HANDLER"));
 /// tests. Not for production use.
 #[doc(hidden)]
 pub static MALICIOUS_HANDLER: &[u8] = include_bytes!(env!("UMD_MALICIOUS_HANDLER"));
+
+/// An OpenPGP handler that falsifies its descriptions as its arguments say, for
+/// the tests that a lying handler cannot make the manager accept a key or a
+/// signature. Not for production use.
+#[doc(hidden)]
+pub static PGP_LIAR_HANDLER: &[u8] = include_bytes!(env!("UMD_PGP_LIAR_HANDLER"));

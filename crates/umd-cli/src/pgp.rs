@@ -68,9 +68,7 @@ fn data_path(sig: &Path) -> Option<PathBuf> {
 
 fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint) -> String {
     verifier
-        .certificates()
-        .iter()
-        .find(|c| &c.primary.fingerprint == cert)
+        .certificate(cert)
         .and_then(|c| c.user_ids.iter().find(|u| u.validity.is_ok()))
         .map(|u| String::from_utf8_lossy(&u.value).into_owned())
         .unwrap_or_else(|| "(no valid user ID)".into())
@@ -247,19 +245,23 @@ pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
     let mut code = EXIT_OK;
     for f in files {
         let result = read(f)
-            .and_then(|d| Verifier::new(&[d], Policy::new()).map_err(|e| format!("{}: {e}", f.display())));
+            .and_then(|d| Verifier::new(&[d], Policy::new()).map_err(|e| format!("{}: {e}", f.display())))
+            .and_then(|v| {
+                let certs = v.certificates().map_err(|e| format!("{}: {e}", f.display()))?;
+                Ok(certs.into_iter().cloned().collect::<Vec<Cert>>())
+            });
         match result {
             Err(e) => {
                 eprintln!("umd: pgp keys: {e}");
                 code = EXIT_ERROR;
             }
-            Ok(v) => {
+            Ok(certs) => {
                 if json_out {
-                    let certs: Vec<_> = v.certificates().iter().map(cert_json).collect();
+                    let certs: Vec<_> = certs.iter().map(cert_json).collect();
                     println!("{}", json!({"file": f.display().to_string(), "certificates": certs}));
                 } else {
-                    println!("{}: {} certificates", f.display(), v.certificates().len());
-                    for c in v.certificates() {
+                    println!("{}: {} certificates", f.display(), certs.len());
+                    for c in &certs {
                         println!("  pub {}", key_line(&c.primary));
                         for u in &c.user_ids {
                             let mark = if u.validity.is_ok() { "" } else { " (not valid)" };

@@ -106,7 +106,7 @@ pub struct Key {
     /// point]`; ECDH `[Oid, Mpi point, Sized kdf]`; X25519, X448, Ed25519, Ed448 one
     /// `Raw`. For an algorithm the handler does not know, one `Raw` holding all of
     /// the material. A v6 key's 4-octet material length is not a field: the
-    /// re-encoding computes it.
+    /// re-encoding computes it. Any other form of the same octets is refused.
     pub material: Vec<Field>,
 }
 
@@ -145,7 +145,8 @@ pub struct Sig {
     pub salt: Vec<u8>,
     /// The signature values, in wire order: RSA `[Mpi]`; DSA, ECDSA, EdDSA (legacy)
     /// `[Mpi r, Mpi s]`; Ed25519 `[Raw(64)]`; Ed448 `[Raw(114)]`. For an algorithm
-    /// the handler does not know, one `Raw` holding all of the values.
+    /// the handler does not know, one `Raw` holding all of the values. Any other
+    /// form of the same octets is refused.
     pub values: Vec<Field>,
 }
 
@@ -161,8 +162,8 @@ pub struct Subpacket {
     pub typ: u8,
     /// The subpacket body.
     pub body: Vec<u8>,
-    /// For an embedded signature (type 32): its fields, re-encoded and checked
-    /// against `body` like any signature.
+    /// For an embedded signature (type 32), and only then: its fields,
+    /// re-encoded and checked against `body` like any signature.
     pub embedded: Option<Box<Sig>>,
 }
 

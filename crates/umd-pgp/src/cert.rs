@@ -119,19 +119,42 @@ impl Cert {
     }
 }
 
-/// Components as they come in the stream, before any signature is checked.
-struct Raw<'a> {
-    primary: (&'a Key, &'a [u8]),
-    direct: Vec<&'a Sig>,
-    user_ids: Vec<(&'a [u8], Vec<&'a Sig>)>,
-    subkeys: Vec<(&'a Key, &'a [u8], Vec<&'a Sig>)>,
+/// A certificate's components as they come in the stream, before any signature
+/// is checked ([`RawCert::validate`] checks them). Cheap to build: a keyring's
+/// certificates can be split at once and validated only when used.
+#[derive(Clone, Debug)]
+pub struct RawCert {
+    primary: (Key, Vec<u8>),
+    direct: Vec<Sig>,
+    user_ids: Vec<(Vec<u8>, Vec<Sig>)>,
+    subkeys: Vec<(Key, Vec<u8>, Vec<Sig>)>,
+}
+
+impl RawCert {
+    /// Fingerprints of every key, primary first (computed here, from the bytes).
+    pub fn fingerprints(&self) -> Result<Vec<Fingerprint>, CertError> {
+        std::iter::once((&self.primary.0, &self.primary.1))
+            .chain(self.subkeys.iter().map(|(k, b, _)| (k, b)))
+            .map(|(k, b)| crypto::fingerprint(k.version, b).map_err(CertError::from))
+            .collect()
+    }
+
+    /// Verifies the self-signatures and builds the certificate.
+    pub fn validate(&self, policy: &Policy) -> Result<Cert, CertError> {
+        build(self, policy)
+    }
 }
 
 /// Builds the certificates of a keyring from its checked packets. A certificate
 /// whose structure is broken is an error; an invalid component is kept with its
 /// reason (so `umd pgp keys` can show it) but never used.
 pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert>, CertError> {
-    let mut raws: Vec<Raw<'_>> = Vec::new();
+    split(packets)?.iter().map(|r| r.validate(policy)).collect()
+}
+
+/// Splits a keyring's checked packets into certificates, verifying nothing yet.
+pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
+    let mut raws: Vec<RawCert> = Vec::new();
     // Where the next signature belongs: 0 primary, 1 last user ID, 2 last subkey,
     // 3 a user attribute (its signatures are skipped: we do not use attributes).
     let mut slot = 0;
@@ -139,11 +162,16 @@ pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert
         let structure = |what| CertError::Structure { offset: p.offset, what };
         match &p.fields {
             CheckedBody::PublicKey(k) => {
-                raws.push(Raw { primary: (k, p.body), direct: vec![], user_ids: vec![], subkeys: vec![] });
+                raws.push(RawCert {
+                    primary: (k.clone(), p.body.to_vec()),
+                    direct: vec![],
+                    user_ids: vec![],
+                    subkeys: vec![],
+                });
                 slot = 0;
             }
             CheckedBody::UserId => {
-                raws.last_mut().ok_or(structure("a user ID"))?.user_ids.push((p.body, vec![]));
+                raws.last_mut().ok_or(structure("a user ID"))?.user_ids.push((p.body.to_vec(), vec![]));
                 slot = 1;
             }
             CheckedBody::UserAttribute => {
@@ -151,15 +179,19 @@ pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert
                 slot = 3;
             }
             CheckedBody::PublicSubkey(k) => {
-                raws.last_mut().ok_or(structure("a subkey"))?.subkeys.push((k, p.body, vec![]));
+                raws.last_mut().ok_or(structure("a subkey"))?.subkeys.push((
+                    k.clone(),
+                    p.body.to_vec(),
+                    vec![],
+                ));
                 slot = 2;
             }
             CheckedBody::Signature(s) => {
                 let raw = raws.last_mut().ok_or(structure("a signature"))?;
                 match slot {
-                    0 => raw.direct.push(s),
-                    1 => raw.user_ids.last_mut().ok_or(structure("a signature"))?.1.push(s),
-                    2 => raw.subkeys.last_mut().ok_or(structure("a signature"))?.2.push(s),
+                    0 => raw.direct.push(s.clone()),
+                    1 => raw.user_ids.last_mut().ok_or(structure("a signature"))?.1.push(s.clone()),
+                    2 => raw.subkeys.last_mut().ok_or(structure("a signature"))?.2.push(s.clone()),
                     _ => {}
                 }
             }
@@ -171,7 +203,7 @@ pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert
             }
         }
     }
-    raws.iter().map(|r| build(r, policy)).collect()
+    Ok(raws)
 }
 
 /// Verifies `sig` made by `signer` over the hash fed by `feed`, with the policy.
@@ -182,6 +214,15 @@ fn check_self_sig(
     policy: &Policy,
     feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
 ) -> Result<SigFacts, CertError> {
+    // Certifications by other keys sit beside the self-signatures; a hashed
+    // issuer subpacket naming another key is skipped without a costly public-key
+    // operation. Only hashed hints count (they are signed: nobody can change them
+    // without breaking the signature), and never for a revocation, which is
+    // always verified.
+    let revocation = matches!(sig.sig_type, 0x20 | 0x28 | 0x30);
+    if !revocation && names_only_others(sig, signer) {
+        return Err(CertError::Crypto("issued by another key".into()));
+    }
     let kind = signer.kind.clone().map_err(CertError::Crypto)?;
     let facts = policy.check_signature(&signer.key, kind, None, sig, class)?;
     let mut h = SigHasher::new(sig)?;
@@ -190,12 +231,22 @@ fn check_self_sig(
     Ok(facts)
 }
 
+/// Whether the hashed area names an issuer, and only issuers other than `signer`.
+fn names_only_others(sig: &Sig, signer: &KeyInfo) -> bool {
+    // SigFacts reads the hashed area only; a malformed one is left to the full check.
+    let Ok(f) = SigFacts::from_sig(sig) else { return false };
+    let named = !f.issuer_key_ids.is_empty() || !f.issuer_fingerprints.is_empty();
+    let names_signer = f.issuer_fingerprints.iter().any(|i| i.matches(&signer.fingerprint))
+        || f.issuer_key_ids.contains(&signer.key_id());
+    named && !names_signer
+}
+
 fn newest<'a>(valid: impl Iterator<Item = (SigFacts, &'a Sig)>) -> Option<(SigFacts, &'a Sig)> {
     valid.max_by_key(|(f, _)| f.created.unwrap_or(0))
 }
 
-fn build(raw: &Raw<'_>, policy: &Policy) -> Result<Cert, CertError> {
-    let (pk, pbody) = raw.primary;
+fn build(raw: &RawCert, policy: &Policy) -> Result<Cert, CertError> {
+    let (pk, pbody) = (&raw.primary.0, raw.primary.1.as_slice());
     let mut primary = KeyInfo::new(pk, pbody)?;
     // Revocations of the primary key (0x20) and direct-key signatures (0x1F).
     let mut revoked = None;
@@ -222,7 +273,7 @@ fn build(raw: &Raw<'_>, policy: &Policy) -> Result<Cert, CertError> {
                 h.user_id(value)
             })
             .ok()
-            .map(|f| (f, *s))
+            .map(|f| (f, s))
         });
         let validity = match newest(certs) {
             None => Err(CertError::NoSelfSignature),
@@ -276,7 +327,7 @@ fn build(raw: &Raw<'_>, policy: &Policy) -> Result<Cert, CertError> {
             h.key(body)
         };
         let bindings = sigs.iter().filter(|s| s.sig_type == 0x18).filter_map(|s| {
-            check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok().map(|f| (f, *s))
+            check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok().map(|f| (f, s))
         });
         info.validity = match newest(bindings) {
             None => Err(CertError::NoSelfSignature),

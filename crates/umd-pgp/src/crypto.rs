@@ -399,13 +399,13 @@ impl fmt::Debug for Hasher {
 /// The length form is kept as described, because a sender may use a longer
 /// form than needed and the hashed bytes must be exactly the packet's bytes.
 /// A form that cannot carry the length (a 1-octet form for 192 or more, a
-/// 2-octet form outside 192..=8383) is an error, not a silent re-encoding.
+/// 2-octet form outside 192..=16319) is an error, not a silent re-encoding.
 pub fn encode_subpacket(sp: &Subpacket, out: &mut Vec<u8>) -> Result<(), CryptoError> {
     let len = sp.body.len() + 1;
     let bad = || CryptoError::SubpacketLength { typ: sp.typ, len, len_octets: sp.len_octets };
     match sp.len_octets {
         1 if len < 192 => out.push(len as u8),
-        2 if (192..=8383).contains(&len) => {
+        2 if (192..=16319).contains(&len) => {
             let l = len - 192;
             out.push(((l >> 8) + 192) as u8);
             out.push((l & 0xff) as u8);

@@ -40,13 +40,39 @@ impl PgpDriver {
     /// Creates the driver with the default (strict) sandbox; its handler starts on
     /// the first request.
     pub fn new(timeout: Duration) -> PgpDriver {
+        PgpDriver::with_program(
+            || Program::runtime_blob("umd-pgp-handler", umd_blobs::PGP_HANDLER),
+            Vec::new(),
+            timeout,
+        )
+    }
+
+    /// As [`PgpDriver::new`], with another handler program (built on
+    /// `umd-handler`, speaking the same wire format) and its arguments. The
+    /// manager's checks are the same: this is how tests run a deliberately lying
+    /// handler against them.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use umd_pgp::driver::PgpDriver;
+    /// let liar = PgpDriver::with_program(
+    ///     || umd::Program::runtime_blob("umd-pgp-liar-handler", umd_blobs::PGP_LIAR_HANDLER),
+    ///     vec!["change-hash-algo".into()],
+    ///     Duration::from_secs(5),
+    /// );
+    /// assert!(liar.describe(b"\xCD\x05alice").is_ok()); // nothing to lie about in a user ID
+    /// ```
+    pub fn with_program(
+        program: impl Fn() -> std::io::Result<Program> + Send + Sync + 'static,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> PgpDriver {
         let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
         let driver = Driver::builder(DRIVER_NAME)
             .framed(FramedConfig { limits, fd_passing: false })
             .timeout(timeout)
-            .provider(|_| {
-                Program::runtime_blob("umd-pgp-handler", umd_blobs::PGP_HANDLER).map_err(|e| e.to_string())
-            })
+            .args(args)
+            .provider(move |_| program().map_err(|e| e.to_string()))
             .post_start(|s| {
                 let mut req = vec![Command::Describe as u8];
                 req.extend_from_slice(PROBE);

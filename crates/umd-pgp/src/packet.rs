@@ -358,8 +358,40 @@ pub fn encode_field(f: &Field, out: &mut Vec<u8>) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether `fields` have the form RFC 9580 gives the algorithm's key material
+/// (§5.5.5, `material`) or signature values (§5.2.3), as [`umd_pgp_wire`]
+/// documents it; an algorithm the manager does not know has one raw field.
+///
+/// Raw octets re-encode like any split of them, so without this a handler could
+/// describe the bytes exactly in a form the manager cannot use: a signature it
+/// cannot verify is one it drops, and a dropped revocation revokes nothing. In
+/// the algorithm's form (MPIs, length-prefixed and fixed-size fields) there is
+/// only one reading of the octets.
+fn in_algorithm_form(algo: u8, fields: &[Field], material: bool) -> bool {
+    use Field::{Mpi, Oid, Raw, Sized};
+    let raw = |n: usize| matches!(fields, [Raw(r)] if r.len() == n);
+    match (material, algo) {
+        (true, 1..=3) => matches!(fields, [Mpi(_), Mpi(_)]),
+        (true, 16 | 20) => matches!(fields, [Mpi(_), Mpi(_), Mpi(_)]),
+        (true, 17) => matches!(fields, [Mpi(_), Mpi(_), Mpi(_), Mpi(_)]),
+        (true, 18) => matches!(fields, [Oid(_), Mpi(_), Sized(_)]),
+        (true, 19 | 22) => matches!(fields, [Oid(_), Mpi(_)]),
+        (true, 25 | 27) => raw(32),
+        (true, 26) => raw(56),
+        (true, 28) => raw(57),
+        (false, 1..=3) => matches!(fields, [Mpi(_)]),
+        (false, 16 | 17 | 19 | 20 | 22) => matches!(fields, [Mpi(_), Mpi(_)]),
+        (false, 27) => raw(64),
+        (false, 28) => raw(114),
+        _ => matches!(fields, [Raw(_)]),
+    }
+}
+
 /// Re-encodes a public key packet body.
 pub fn encode_key(k: &Key) -> Result<Vec<u8>, &'static str> {
+    if !in_algorithm_form(k.algo, &k.material, true) {
+        return Err("key material not in its algorithm's form");
+    }
     let mut material = Vec::new();
     for f in &k.material {
         encode_field(f, &mut material)?;
@@ -381,18 +413,26 @@ pub fn encode_key(k: &Key) -> Result<Vec<u8>, &'static str> {
 /// Encodes a subpacket area (without its length prefix) with
 /// [`crypto::encode_subpacket`], also checking that each embedded signature's
 /// fields re-encode to its subpacket's body.
+///
+/// An embedded signature subpacket (type 32) must come with its fields: its
+/// body alone re-encodes, but without the fields the manager cannot read it,
+/// and a signature it cannot read is one it drops — a handler could then void a
+/// revocation, or a newer binding that expired a subkey, by describing the
+/// bytes exactly and leaving the fields out.
 pub fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::new();
     for sp in area {
         crypto::encode_subpacket(sp, &mut out)
             .map_err(|_| "a subpacket whose length form or type cannot be encoded")?;
-        if let Some(embedded) = &sp.embedded {
-            if sp.typ != 32 {
-                return Err("an embedded signature in a subpacket that is not of type 32");
+        match (&sp.embedded, sp.typ) {
+            (Some(embedded), 32) => {
+                if encode_sig_inner(embedded, false)? != sp.body {
+                    return Err("the embedded signature's fields do not re-encode to its subpacket");
+                }
             }
-            if encode_sig_inner(embedded, false)? != sp.body {
-                return Err("the embedded signature's fields do not re-encode to its subpacket");
-            }
+            (Some(_), _) => return Err("an embedded signature in a subpacket that is not of type 32"),
+            (None, 32) => return Err("an embedded signature subpacket (type 32) without its fields"),
+            (None, _) => {}
         }
     }
     Ok(out)
@@ -406,6 +446,9 @@ pub fn encode_sig(s: &Sig) -> Result<Vec<u8>, &'static str> {
 fn encode_sig_inner(s: &Sig, allow_embedded: bool) -> Result<Vec<u8>, &'static str> {
     if !allow_embedded && (s.hashed.iter().chain(&s.unhashed)).any(|sp| sp.embedded.is_some()) {
         return Err("a signature embedded more than one level deep");
+    }
+    if !in_algorithm_form(s.pk_algo, &s.values, false) {
+        return Err("signature values not in their algorithm's form");
     }
     let hashed = encode_subpackets(&s.hashed)?;
     let unhashed = encode_subpackets(&s.unhashed)?;
@@ -608,6 +651,21 @@ mod tests {
                     s.sig_type = 0x30
                 }
             }),
+            // The same octets in another form: one raw field.
+            Box::new(|d| {
+                if let Body::Signature(s) = &mut d.packets[2].body {
+                    let mut raw = Vec::new();
+                    s.values.iter().for_each(|f| encode_field(f, &mut raw).unwrap());
+                    s.values = vec![Field::Raw(raw)];
+                }
+            }),
+            Box::new(|d| {
+                if let Body::PublicKey(k) = &mut d.packets[0].body {
+                    let mut raw = Vec::new();
+                    k.material.iter().for_each(|f| encode_field(f, &mut raw).unwrap());
+                    k.material = vec![Field::Raw(raw)];
+                }
+            }),
             Box::new(|d| d.packets[2].body = Body::Opaque),
             Box::new(|d| d.packets[1].body = Body::Opaque),
             Box::new(|d| d.packets[0].tag = 14),
@@ -617,6 +675,20 @@ mod tests {
             lie(&mut d);
             assert!(check(&stream, &d).is_err(), "lie {i} was accepted");
         }
+    }
+
+    #[test]
+    fn an_embedded_signature_must_be_described_with_its_fields() {
+        let mut outer = sig();
+        let inner = sig();
+        let body = encode_sig(&inner).unwrap();
+        let embedded = Subpacket { len_octets: 1, critical: false, typ: 32, body, embedded: None };
+        outer.hashed.push(Subpacket { embedded: Some(Box::new(inner)), ..embedded.clone() });
+        assert!(encode_sig(&outer).is_ok());
+        // The same bytes with the fields left out: refused.
+        outer.hashed.pop();
+        outer.hashed.push(embedded);
+        assert_eq!(encode_sig(&outer), Err("an embedded signature subpacket (type 32) without its fields"));
     }
 
     #[test]

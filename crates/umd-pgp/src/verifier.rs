@@ -11,12 +11,16 @@
 //! assert_eq!(outcome.status(1), Status::Verified);
 //! ```
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::armor::{self, ArmorError};
-use crate::cert::{self, Cert, CertError};
+use crate::cert::{self, Cert, CertError, RawCert};
 use crate::cleartext::{self, CleartextError};
+use crate::crypto::Fingerprint;
 use crate::driver::{DescribeError, PgpDriver};
+use crate::packet::{Checked, CheckedBody};
+use crate::policy::issuer_hints;
 use crate::policy::Policy;
 use crate::verify::{self, Data, SigReport, Status};
 
@@ -59,9 +63,18 @@ impl Outcome {
 }
 
 /// A loaded keyring with its driver.
+///
+/// The keyring is described and checked once; each certificate's
+/// self-signatures are verified the first time a signature names one of its
+/// keys (or when all certificates are asked for), then remembered: verifying one
+/// file against a distribution keyring costs the signer's certificate, not the
+/// whole keyring.
 pub struct Verifier {
     driver: PgpDriver,
-    keyring: Vec<Cert>,
+    raw: Vec<RawCert>,
+    /// Fingerprints of each certificate's keys, primary first.
+    fingerprints: Vec<Vec<Fingerprint>>,
+    validated: Vec<OnceLock<Cert>>,
     policy: Policy,
 }
 
@@ -77,21 +90,54 @@ impl Verifier {
         keyrings: &[Vec<u8>],
         policy: Policy,
     ) -> Result<Verifier, VerifyError> {
-        let mut keyring = Vec::new();
+        let mut raw = Vec::new();
+        let mut fingerprints = Vec::new();
         for (index, k) in keyrings.iter().enumerate() {
             let stream = armor::binary(k)?;
             let packets = driver.describe(&stream)?;
-            keyring.extend(
-                cert::certificates(&packets, &policy)
-                    .map_err(|source| VerifyError::Keyring { index, source })?,
-            );
+            for r in cert::split(&packets).map_err(|source| VerifyError::Keyring { index, source })? {
+                fingerprints.push(r.fingerprints().map_err(|source| VerifyError::Keyring { index, source })?);
+                raw.push(r);
+            }
         }
-        Ok(Verifier { driver, keyring, policy })
+        let validated = raw.iter().map(|_| OnceLock::new()).collect();
+        Ok(Verifier { driver, raw, fingerprints, validated, policy })
     }
 
-    /// The certificates of the keyring.
-    pub fn certificates(&self) -> &[Cert] {
-        &self.keyring
+    fn cert(&self, i: usize) -> Result<&Cert, VerifyError> {
+        if let Some(c) = self.validated[i].get() {
+            return Ok(c);
+        }
+        let c =
+            self.raw[i].validate(&self.policy).map_err(|source| VerifyError::Keyring { index: i, source })?;
+        Ok(self.validated[i].get_or_init(|| c))
+    }
+
+    /// Every certificate of the keyring, validated.
+    pub fn certificates(&self) -> Result<Vec<&Cert>, VerifyError> {
+        (0..self.raw.len()).map(|i| self.cert(i)).collect()
+    }
+
+    /// The certificate whose primary key has this fingerprint, validated.
+    pub fn certificate(&self, primary: &Fingerprint) -> Option<&Cert> {
+        let i = self.fingerprints.iter().position(|f| f.first() == Some(primary))?;
+        self.cert(i).ok()
+    }
+
+    /// The validated certificates having a key that a signature in `packets`
+    /// names (by issuer fingerprint or key ID).
+    fn signers(&self, packets: &[Checked<'_>]) -> Vec<Cert> {
+        let mut wanted = vec![false; self.raw.len()];
+        for p in packets {
+            let CheckedBody::Signature(sig) = &p.fields else { continue };
+            let (ids, fprs) = issuer_hints(sig);
+            for (i, keys) in self.fingerprints.iter().enumerate() {
+                if keys.iter().any(|k| fprs.iter().any(|f| f.matches(k)) || ids.contains(&k.key_id())) {
+                    wanted[i] = true;
+                }
+            }
+        }
+        (0..self.raw.len()).filter(|&i| wanted[i]).filter_map(|i| self.cert(i).ok().cloned()).collect()
     }
 
     /// The driver (stats, unload).
@@ -103,7 +149,8 @@ impl Verifier {
     pub fn verify_detached(&self, signature: &[u8], data: &[u8]) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
         let packets = self.driver.describe(&stream)?;
-        let reports = verify::verify(&self.keyring, &packets, Data::Detached(data), &self.policy);
+        let signers = self.signers(&packets);
+        let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy);
         Ok(Outcome { reports, text: None })
     }
 
@@ -111,7 +158,8 @@ impl Verifier {
     pub fn verify_cleartext(&self, document: &[u8]) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
         let packets = self.driver.describe(&c.signatures)?;
-        let reports = verify::verify(&self.keyring, &packets, Data::Canonical(&c.signed), &self.policy);
+        let signers = self.signers(&packets);
+        let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy);
         Ok(Outcome { reports, text: Some(c.text) })
     }
 }

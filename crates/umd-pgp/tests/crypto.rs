@@ -244,10 +244,14 @@ fn subpacket_lengths_keep_their_described_form() {
     assert_eq!(encode_subpackets(&[s(1, 191)]).unwrap()[..2], [191, 20]);
     assert_eq!(encode_subpackets(&[s(2, 192)]).unwrap()[..3], [192, 0, 20]);
     assert_eq!(encode_subpackets(&[s(2, 8383)]).unwrap()[..3], [223, 255, 20]);
+    // Subpacket lengths (unlike packet lengths) take two octets up to 16319
+    // (RFC 9580 §5.2.3.1: first octet 192..=254).
+    assert_eq!(encode_subpackets(&[s(2, 8384)]).unwrap()[..3], [224, 0, 20]);
+    assert_eq!(encode_subpackets(&[s(2, 16319)]).unwrap()[..3], [254, 255, 20]);
     assert_eq!(encode_subpackets(&[s(5, 1)]).unwrap(), [0xff, 0, 0, 0, 1, 20]);
     assert_eq!(encode_subpackets(&[s(5, 100_000)]).unwrap()[..6], [0xff, 0, 1, 0x86, 0xa0, 20]);
     // A form that cannot carry the length is refused, not silently fixed.
-    for (lo, n) in [(1, 192), (2, 191), (2, 8384), (3, 10), (0, 10)] {
+    for (lo, n) in [(1, 192), (2, 191), (2, 16320), (3, 10), (0, 10)] {
         assert!(
             matches!(encode_subpackets(&[s(lo, n)]), Err(CryptoError::SubpacketLength { .. })),
             "{lo} {n}"
