@@ -14,6 +14,8 @@
 //! | `payload16m` | a 16 MiB payload as a sealed memfd, including filling it ([`payload`]) | the same payload copied inline through the same channel | (ratio reported) |
 //! | `cold-start` | load + spawn + `post_start` + first reply, then unload ([`cold`]) | memfd + `fork`/`execveat` + first reply + kill | ≤ 1.5× the time |
 //! | `selftest` | [`umd_sample::selftest`]: 500 requests, 10 loads ([`selftest`]) | the plain manager running the same offsets, respawning every 50 | ≤ 1.5× the time |
+//! | `verify-vs-sqv`, `verify-vs-gpgv` | `umd verify` of Debian's bookworm `InRelease`, a whole process ([`verify`]) | `sqv` (the same content as text + detached signature), `gpgv` | ≤ 1× sqv's time; gpgv reported |
+//! | `verify-each` | `umd verify --each` over 40 files, one warm handler | `sqv` run 40 times | ≥ 2× the throughput |
 //! | `cold-unconfined`, `cold-ns-*` | cold start with no sandbox, or with namespaces on top of the default sandbox | as `cold-start` | (ratio reported: what each layer costs) |
 //!
 //! `cold-start` and `selftest` run with the default (strict) sandbox; the baseline
@@ -51,6 +53,7 @@ pub mod pin;
 pub mod plain;
 pub mod run;
 pub mod selftest;
+pub mod verify;
 
 use pin::Pin;
 
@@ -343,6 +346,45 @@ pub static ROWS: &[RowSpec] = &[
         "as cold-start, + user and network namespaces",
         cold::DriverCold::boxed_user_net,
     ),
+    RowSpec {
+        name: "verify-vs-sqv",
+        title: "umd verify InRelease vs sqv",
+        ours: "umd verify --keyring K InRelease (a process)",
+        baseline: "sqv --keyring K Release.gpg Release (same content, detached)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::MaxTimeRatio(1.0),
+        iters: 30,
+        quick_iters: 10,
+        make_ours: verify::umd_single,
+        make_baseline: verify::sqv_single,
+    },
+    RowSpec {
+        name: "verify-vs-gpgv",
+        title: "umd verify InRelease vs gpgv",
+        ours: "umd verify --keyring K InRelease (a process)",
+        baseline: "gpgv --keyring K InRelease",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 30,
+        quick_iters: 10,
+        make_ours: verify::umd_single,
+        make_baseline: verify::gpgv_single,
+    },
+    RowSpec {
+        name: "verify-each",
+        title: "40 files: umd verify --each vs looping sqv",
+        ours: "umd verify --each over 40 InRelease files (one process, one handler)",
+        baseline: "sqv once per file (40 processes)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::MinThroughputRatio(2.0),
+        iters: 3,
+        quick_iters: 1,
+        make_ours: verify::umd_each,
+        make_baseline: verify::sqv_loop,
+    },
     RowSpec {
         name: "selftest",
         title: "self-test, 500 requests, 10 loads",

@@ -1007,12 +1007,16 @@ fn verify_rsa(
     if strip(e).len() > 8 {
         return Err(bad_key("public exponent too large"));
     }
-    let pk = rsa::RsaPublicKey::new_with_max_size(
-        rsa::BigUint::from_bytes_be(n),
-        rsa::BigUint::from_bytes_be(e),
-        MAX_RSA_BITS,
-    )
-    .map_err(|_| bad_key("not a valid RSA public key (n odd, 2 < e < n, e odd)"))?;
+    // Precision in whole 64-bit limbs, enough for each number.
+    let boxed = |b: &[u8]| {
+        let bits = ((b.len() * 8).max(64)).next_multiple_of(64) as u32;
+        rsa::BoxedUint::from_be_slice(b, bits).ok()
+    };
+    let (bn, be) = (boxed(n).ok_or(bad_key("modulus"))?, boxed(strip(e)).ok_or(bad_key("exponent"))?);
+    // The size floor is the policy's decision (`Policy::min_rsa_bits`); this
+    // layer only refuses what it cannot compute with.
+    let pk = rsa::PublicKey::new_with_size_limits(bn, be, 512..=MAX_RSA_BITS)
+        .map_err(|_| bad_key("not a valid RSA public key (n odd, 2 < e < n, e odd)"))?;
     // The MPI drops leading zeros; PKCS#1 wants exactly the modulus length.
     let s = left_pad(s, n.len())
         .ok_or(CryptoError::BadSignatureValues { algo, why: "signature longer than the modulus" })?;

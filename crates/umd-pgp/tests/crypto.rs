@@ -509,14 +509,14 @@ fn ecdsa_refuses_compressed_points_unknown_curves_and_zero_scalars() {
     ));
 }
 
-fn rsa_key_1024() -> &'static rsa::RsaPrivateKey {
-    static KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+fn rsa_key_1024() -> &'static rsa09::RsaPrivateKey {
+    static KEY: std::sync::OnceLock<rsa09::RsaPrivateKey> = std::sync::OnceLock::new();
     // 1024 bits keeps the debug-build test fast; size is the policy's business.
-    KEY.get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 1024).unwrap())
+    KEY.get_or_init(|| rsa09::RsaPrivateKey::new(&mut OsRng, 1024).unwrap())
 }
 
-fn rsa_pub(sk: &rsa::RsaPrivateKey) -> Key {
-    use rsa::traits::PublicKeyParts;
+fn rsa_pub(sk: &rsa09::RsaPrivateKey) -> Key {
+    use rsa09::traits::PublicKeyParts;
     Key {
         version: 4,
         created: 0,
@@ -527,7 +527,7 @@ fn rsa_pub(sk: &rsa::RsaPrivateKey) -> Key {
 
 #[test]
 fn rsa_pkcs1_signatures_verify_for_every_hash_with_the_crates_own_digestinfo() {
-    use rsa::Pkcs1v15Sign;
+    use rsa09::Pkcs1v15Sign;
     let sk = rsa_key_1024();
     let key = rsa_pub(sk);
     assert_eq!(key_kind(&key).unwrap(), KeyKind::Rsa { bits: 1024 });
