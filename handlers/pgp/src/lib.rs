@@ -117,7 +117,9 @@ pub fn describe(stream: &[u8]) -> Result<Description, String> {
             TAG_SIGNATURE | TAG_PUBLIC_KEY | TAG_PUBLIC_SUBKEY | TAG_USER_ID | TAG_USER_ATTRIBUTE
                 if frame.partial =>
             {
-                return Err(at("partial body lengths are allowed only on data packets".into()));
+                return Err(at(
+                    "partial or indeterminate body lengths are allowed only on data packets".into()
+                ));
             }
             TAG_PUBLIC_KEY => Body::PublicKey(exact_key(body_bytes).map_err(at)?),
             TAG_PUBLIC_SUBKEY => Body::PublicSubkey(exact_key(body_bytes).map_err(at)?),
@@ -169,7 +171,9 @@ fn frame(stream: &[u8], offset: usize) -> Result<Frame, String> {
         };
         let header_len = r.pos;
         r.take(body_len).map_err(|_| format!("body of {body_len} octets runs past the end"))?;
-        return Ok(Frame { tag: nonzero_tag(tag)?, header_len, body_len, partial: false });
+        // An indeterminate length counts as partial: like partial lengths it is
+        // for data packets only, and the manager refuses it on the packets it uses.
+        return Ok(Frame { tag: nonzero_tag(tag)?, header_len, body_len, partial: ctb & 3 == 3 });
     }
     let tag = nonzero_tag(ctb & 0x3f)?;
     let (first, mut partial_chunk) = new_length(&mut r)?;

@@ -632,3 +632,12 @@ fn streams_of_too_many_packets_are_refused() {
     let e = describe(&stream).expect_err("refused");
     assert!(e.contains("more than"), "{e}");
 }
+
+/// Found by the `pgp_describe` fuzz target: a legacy-format user ID with an
+/// indeterminate length was described, and the manager (rightly) refused the
+/// description, so an honest handler would have been shut down.
+#[test]
+fn an_indeterminate_length_on_a_used_packet_is_refused_like_a_partial_one() {
+    let err = umd_pgp_handler::describe(&[0xb7, 0xff, 0xbc, 0x21]).unwrap_err();
+    assert!(err.contains("indeterminate"), "{err}");
+}
