@@ -458,13 +458,20 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
             8,
         );
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
-            if from == to {
-                // dup2 onto itself would leave close-on-exec set.
-                if libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+        // A source already numbered 0-2 (the manager ran with a standard fd
+        // closed) is first moved above 2, so no dup2 below overwrites another
+        // source, and none is a dup2 onto itself (which keeps close-on-exec).
+        let mut sources = [fds.stdin, fds.stdout, fds.stderr];
+        for s in &mut sources {
+            if *s < 3 {
+                *s = libc::fcntl(*s, libc::F_DUPFD_CLOEXEC, 3);
+                if *s < 0 {
                     fail(STAGE_STDIO);
                 }
-            } else if libc::dup2(from, to) < 0 {
+            }
+        }
+        for (to, from) in sources.into_iter().enumerate() {
+            if libc::dup2(from, to as i32) < 0 {
                 fail(STAGE_STDIO);
             }
         }
