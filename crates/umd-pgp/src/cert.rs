@@ -214,27 +214,26 @@ fn check_self_sig(
     policy: &Policy,
     feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
 ) -> Result<SigFacts, CertError> {
+    let kind = signer.kind.clone().map_err(CertError::Crypto)?;
+    let facts = policy.check_signature(&signer.key, kind, None, sig, class)?;
     // Certifications by other keys sit beside the self-signatures; a hashed
     // issuer subpacket naming another key is skipped without a costly public-key
     // operation. Only hashed hints count (they are signed: nobody can change them
     // without breaking the signature), and never for a revocation, which is
     // always verified.
     let revocation = matches!(sig.sig_type, 0x20 | 0x28 | 0x30);
-    if !revocation && names_only_others(sig, signer) {
+    if !revocation && names_only_others(&facts, signer) {
         return Err(CertError::Crypto("issued by another key".into()));
     }
-    let kind = signer.kind.clone().map_err(CertError::Crypto)?;
-    let facts = policy.check_signature(&signer.key, kind, None, sig, class)?;
     let mut h = SigHasher::new(sig)?;
     feed(&mut h)?;
     crypto::verify(&signer.key, sig, &h.finish())?;
     Ok(facts)
 }
 
-/// Whether the hashed area names an issuer, and only issuers other than `signer`.
-fn names_only_others(sig: &Sig, signer: &KeyInfo) -> bool {
-    // SigFacts reads the hashed area only; a malformed one is left to the full check.
-    let Ok(f) = SigFacts::from_sig(sig) else { return false };
+/// Whether the hashed area (`SigFacts` reads only that) names an issuer, and only
+/// issuers other than `signer`.
+fn names_only_others(f: &SigFacts, signer: &KeyInfo) -> bool {
     let named = !f.issuer_key_ids.is_empty() || !f.issuer_fingerprints.is_empty();
     let names_signer = f.issuer_fingerprints.iter().any(|i| i.matches(&signer.fingerprint))
         || f.issuer_key_ids.contains(&signer.key_id());
