@@ -297,23 +297,10 @@ fn wire_form(sp: &Subpacket) -> Vec<u8> {
     out
 }
 
-/// Fields in wire form (RFC 9580 §3.2 for MPIs).
+/// Fields in wire form, as the honest handler encodes them.
 fn octets(fields: &[Field]) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in fields {
-        match f {
-            Field::Mpi(m) => {
-                let bits = m.first().map_or(0, |b| m.len() * 8 - b.leading_zeros() as usize);
-                out.extend_from_slice(&(bits as u16).to_be_bytes());
-                out.extend_from_slice(m);
-            }
-            Field::Oid(b) | Field::Sized(b) => {
-                out.push(b.len() as u8);
-                out.extend_from_slice(b);
-            }
-            Field::Raw(b) => out.extend_from_slice(b),
-        }
-    }
+    umd_pgp_handler::encode_fields(fields, &mut out);
     out
 }
 

@@ -464,7 +464,8 @@ fn check_embedded(sig: &Sig) -> Result<(), String> {
 
 // The re-encoding below is the manager's check (RFC 9580), done here too.
 
-fn encode_fields(fields: &[Field], out: &mut Vec<u8>) {
+/// Appends algorithm-specific fields in wire form (RFC 9580 §3.2 for MPIs).
+pub fn encode_fields(fields: &[Field], out: &mut Vec<u8>) {
     for f in fields {
         match f {
             Field::Mpi(m) => {
