@@ -240,41 +240,58 @@ fn names_only_others(f: &SigFacts, signer: &KeyInfo) -> bool {
     named && !names_signer
 }
 
-fn newest<'a>(valid: impl Iterator<Item = (SigFacts, &'a Sig)>) -> Option<(SigFacts, &'a Sig)> {
-    valid.max_by_key(|(f, _)| f.created.unwrap_or(0))
+/// The newest of `sigs` that passes `check`, with its facts.
+///
+/// RFC 9580 §5.2.3.10: the most recent valid self-signature is the one that
+/// counts. Candidates are tried newest first (by their hashed creation time;
+/// among equal times the later in the stream first), so the first that verifies
+/// is the answer and the older ones cost no public-key operation. Debian's
+/// archive keys, for one, carry five direct-key signatures each.
+fn newest_valid<'a>(
+    sigs: impl Iterator<Item = &'a Sig>,
+    mut check: impl FnMut(&Sig) -> Result<SigFacts, CertError>,
+) -> Option<(SigFacts, &'a Sig)> {
+    let mut order: Vec<(u32, usize, &Sig)> = sigs
+        .enumerate()
+        .map(|(i, s)| (SigFacts::from_sig(s).ok().and_then(|f| f.created).unwrap_or(0), i, s))
+        .collect();
+    order.sort_unstable_by_key(|&(created, i, _)| std::cmp::Reverse((created, i)));
+    order.into_iter().find_map(|(_, _, s)| check(s).ok().map(|f| (f, s)))
+}
+
+/// Whether a direct-key signature says anything the manager reads (key flags or
+/// a key expiry in its hashed area). One that does not cannot change a verdict,
+/// valid or not, so it is not verified.
+fn sets_key_facts(sig: &Sig) -> bool {
+    SigFacts::from_sig(sig).is_ok_and(|f| f.key_flags.is_some() || f.key_expires_after.is_some())
 }
 
 fn build(raw: &RawCert, policy: &Policy) -> Result<Cert, CertError> {
     let (pk, pbody) = (&raw.primary.0, raw.primary.1.as_slice());
     let mut primary = KeyInfo::new(pk, pbody)?;
     // Revocations of the primary key (0x20) and direct-key signatures (0x1F).
-    let mut revoked = None;
-    let mut direct_flags = None;
-    for s in &raw.direct {
-        let r = check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| h.key(pbody));
-        match (s.sig_type, r) {
-            (0x20, Ok(f)) => revoked = Some(reason(&f)),
-            (0x1f, Ok(f)) => {
-                direct_flags = f.key_flags.clone().or(direct_flags);
-                primary.expires_after = f.key_expires_after.or(primary.expires_after);
-            }
-            _ => {}
-        }
-    }
+    // Every revocation is verified; of the direct-key signatures, the newest
+    // valid one that sets key flags or an expiry decides them.
+    let direct = |s: &Sig| check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| h.key(pbody));
+    let revoked =
+        raw.direct.iter().filter(|s| s.sig_type == 0x20).find_map(|s| direct(s).ok()).map(|f| reason(&f));
+    let direct_facts =
+        newest_valid(raw.direct.iter().filter(|s| s.sig_type == 0x1f && sets_key_facts(s)), direct);
+    let direct_flags = direct_facts.as_ref().and_then(|(f, _)| f.key_flags.clone());
+    primary.expires_after = direct_facts.as_ref().and_then(|(f, _)| f.key_expires_after);
     // User IDs: the newest valid self-certification decides; a valid revocation
     // (0x30) newer than it revokes the user ID.
     let mut user_ids = Vec::new();
     let mut primary_binding: Option<SigFacts> = None;
     for (value, sigs) in &raw.user_ids {
-        let certs = sigs.iter().filter(|s| (0x10..=0x13).contains(&s.sig_type)).filter_map(|s| {
+        let certs = sigs.iter().filter(|s| (0x10..=0x13).contains(&s.sig_type));
+        let newest = newest_valid(certs, |s| {
             check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| {
                 h.key(pbody)?;
                 h.user_id(value)
             })
-            .ok()
-            .map(|f| (f, s))
         });
-        let validity = match newest(certs) {
+        let validity = match newest {
             None => Err(CertError::NoSelfSignature),
             Some((f, _)) => {
                 let revocation = sigs.iter().filter(|s| s.sig_type == 0x30).find_map(|s| {
@@ -325,10 +342,10 @@ fn build(raw: &RawCert, policy: &Policy) -> Result<Cert, CertError> {
             h.key(pbody)?;
             h.key(body)
         };
-        let bindings = sigs.iter().filter(|s| s.sig_type == 0x18).filter_map(|s| {
-            check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok().map(|f| (f, s))
-        });
-        info.validity = match newest(bindings) {
+        let bindings = sigs.iter().filter(|s| s.sig_type == 0x18);
+        let newest =
+            newest_valid(bindings, |s| check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed));
+        info.validity = match newest {
             None => Err(CertError::NoSelfSignature),
             Some((f, binding)) => {
                 info.flags = f.key_flags.clone();
@@ -390,5 +407,66 @@ fn reason(f: &SigFacts) -> String {
     match &f.revocation_reason {
         Some((code, text)) => format!("reason {code}: {}", String::from_utf8_lossy(text)),
         None => "no reason given".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use umd_pgp_wire::Subpacket;
+
+    use super::*;
+
+    fn sig(created: u32, extra: &[(u8, &[u8])]) -> Sig {
+        let sp = |typ: u8, body: &[u8]| Subpacket {
+            len_octets: 1,
+            critical: false,
+            typ,
+            body: body.to_vec(),
+            embedded: None,
+        };
+        let mut hashed = vec![sp(2, &created.to_be_bytes())];
+        hashed.extend(extra.iter().map(|(t, b)| sp(*t, b)));
+        Sig {
+            version: 4,
+            sig_type: 0x13,
+            pk_algo: 1,
+            hash_algo: 8,
+            hashed,
+            unhashed: vec![],
+            left16: [0, 0],
+            salt: vec![],
+            values: vec![],
+        }
+    }
+
+    #[test]
+    fn the_newest_valid_signature_is_found_without_checking_older_ones() {
+        // Stream order: 20, 40, 30, 40 (a tie: the later one goes first).
+        let sigs = [sig(20, &[]), sig(40, &[(25, &[1])]), sig(30, &[]), sig(40, &[])];
+        let mut tried = Vec::new();
+        // Both signatures made at 40 are "bad": the one made at 30 is the answer,
+        // and the one made at 20 is never checked.
+        let found = newest_valid(sigs.iter(), |s| {
+            let f = SigFacts::from_sig(s).map_err(CertError::Policy)?;
+            tried.push((f.created, f.primary_user_id));
+            if f.created == Some(40) {
+                Err(CertError::NoSelfSignature)
+            } else {
+                Ok(f)
+            }
+        });
+        let (facts, found) = found.expect("one is valid");
+        assert_eq!(facts.created, Some(30));
+        assert!(std::ptr::eq(found, &sigs[2]));
+        assert_eq!(tried, [(Some(40), None), (Some(40), Some(true)), (Some(30), None)]);
+        assert!(newest_valid(sigs.iter(), |_| Err(CertError::NoSelfSignature)).is_none());
+    }
+
+    #[test]
+    fn only_direct_key_signatures_that_set_flags_or_expiry_are_worth_verifying() {
+        assert!(!sets_key_facts(&sig(1, &[])));
+        assert!(!sets_key_facts(&sig(1, &[(12, &[0x80; 22])])));
+        assert!(sets_key_facts(&sig(1, &[(27, &[0x03])])));
+        assert!(sets_key_facts(&sig(1, &[(9, &[0, 0, 1, 0])])));
     }
 }
