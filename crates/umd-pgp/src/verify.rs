@@ -93,6 +93,10 @@ pub fn verify(
     policy: &Policy,
 ) -> Vec<SigReport> {
     let mut text_cache: Option<Vec<u8>> = None;
+    // Hashers that have taken in the data (and nothing after), for each form
+    // of it (as given, or with CRLF line endings): the data is hashed once per
+    // hash algorithm, not once per signature.
+    let mut hashed: Vec<(bool, SigHasher)> = Vec::new();
     signatures
         .iter()
         .filter_map(|p| match &p.fields {
@@ -116,16 +120,17 @@ pub fn verify(
                         .unwrap_or_else(|| "none given".into());
                     Verdict::UnknownKey { issuer }
                 } else {
-                    let bytes: &[u8] = match (data, sig.sig_type) {
-                        (Data::Detached(d), 0x01) => text_cache.get_or_insert_with(|| crlf(d)),
-                        (Data::Detached(d), _) | (Data::Canonical(d), _) => d,
+                    let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
+                        (Data::Detached(d), 0x01) => (true, text_cache.get_or_insert_with(|| crlf(d))),
+                        (Data::Detached(d), _) | (Data::Canonical(d), _) => (false, d),
                     };
+                    let digest = digest_of(sig, crlf_form, bytes, &mut hashed);
                     // The first candidate that verifies wins; otherwise report the
                     // first one's failure (a signature by a keyring key that fails).
                     let mut first_failure = None;
                     let mut good = None;
                     for (cert, key) in &found {
-                        match check(key, sig, bytes, policy) {
+                        match check(key, sig, &digest, policy) {
                             Ok(()) => {
                                 good = Some(Verdict::Good {
                                     cert: cert.primary.fingerprint.clone(),
@@ -147,7 +152,33 @@ pub fn verify(
         .collect()
 }
 
-fn check(key: &KeyInfo, sig: &umd_pgp_wire::Sig, data: &[u8], policy: &Policy) -> Result<(), String> {
+/// The digest `sig` signs over `bytes` (in the form `crlf_form` says), from a
+/// hasher in `hashed` that already took in the same bytes when one fits.
+fn digest_of(
+    sig: &umd_pgp_wire::Sig,
+    crlf_form: bool,
+    bytes: &[u8],
+    hashed: &mut Vec<(bool, SigHasher)>,
+) -> Result<Vec<u8>, String> {
+    for (form, h) in hashed.iter() {
+        if *form == crlf_form {
+            if let Some(h) = h.for_signature(sig).map_err(|e| e.to_string())? {
+                return Ok(h.finish());
+            }
+        }
+    }
+    let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
+    h.data(bytes);
+    hashed.push((crlf_form, h.clone()));
+    Ok(h.finish())
+}
+
+fn check(
+    key: &KeyInfo,
+    sig: &umd_pgp_wire::Sig,
+    digest: &Result<Vec<u8>, String>,
+    policy: &Policy,
+) -> Result<(), String> {
     if let Err(e) = &key.validity {
         return Err(format!("key {} is not valid: {e}", key.fingerprint));
     }
@@ -158,9 +189,7 @@ fn check(key: &KeyInfo, sig: &umd_pgp_wire::Sig, data: &[u8], policy: &Policy) -
     policy
         .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document)
         .map_err(|r| r.to_string())?;
-    let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
-    h.data(data);
-    crypto::verify(&key.key, sig, &h.finish()).map_err(|e| e.to_string())
+    crypto::verify(&key.key, sig, digest.as_ref()?).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
