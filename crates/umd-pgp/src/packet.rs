@@ -169,6 +169,58 @@ pub fn read_header(stream: &[u8], offset: usize) -> Result<Header, &'static str>
     }
 }
 
+/// A packet as the manager's own header walk finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Where it starts.
+    pub offset: usize,
+    /// Its header.
+    pub header: Header,
+    /// Header and body: where the next packet starts is `offset + extent`.
+    pub extent: usize,
+}
+
+impl Frame {
+    /// The body octets (all chunks, with their length octets, for a partial body).
+    pub fn body<'a>(&self, stream: &'a [u8]) -> &'a [u8] {
+        &stream[self.offset + self.header.header_len..self.offset + self.extent]
+    }
+}
+
+/// Where the packet at `offset` ends: header and body, all chunks of a partial
+/// body, the rest of the stream for an old-format indeterminate length.
+fn extent_at(stream: &[u8], offset: usize, h: &Header) -> Result<u64, &'static str> {
+    match h.body_len {
+        Some(len) => (h.header_len as u64).checked_add(len).ok_or("length overflow"),
+        None if h.header_len == 1 => Ok((stream.len() - offset) as u64),
+        None => partial_extent(stream, offset),
+    }
+}
+
+/// The manager's own walk over a stream's packet headers, with no handler: the
+/// framing only (tags and lengths), every byte in exactly one packet. The
+/// verifier uses it to cut a keyring into certificates and find each one's
+/// fingerprints from the raw key bodies, so that the handler describes only
+/// the certificates a signature needs. What a certificate holds is still known
+/// only from a description that [`check`] accepted.
+pub fn frames(stream: &[u8]) -> Result<Vec<Frame>, PacketError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        let (index, offset) = (out.len(), at as u64);
+        let bad = |why| PacketError::BadHeader { index, offset, why };
+        let header = read_header(stream, at).map_err(bad)?;
+        let extent = extent_at(stream, at, &header).map_err(bad)?;
+        let end = offset.saturating_add(extent);
+        if end > stream.len() as u64 {
+            return Err(PacketError::Coverage { covered: end, len: stream.len() as u64 });
+        }
+        out.push(Frame { offset: at, header, extent: extent as usize });
+        at = end as usize;
+    }
+    Ok(out)
+}
+
 /// Length of a packet with partial body lengths (new format), header included:
 /// the manager walks the chunks itself.
 fn partial_extent(stream: &[u8], offset: usize) -> Result<u64, &'static str> {
@@ -243,8 +295,7 @@ pub fn check<'a>(stream: &'a [u8], desc: &Description) -> Result<Vec<Checked<'a>
         let h = read_header(stream, at).map_err(|why| PacketError::BadHeader { index, offset, why })?;
         let extent = match h.body_len {
             Some(len) => (h.header_len as u64).checked_add(len),
-            None if h.header_len == 1 => Some((stream.len() - at) as u64), // old-format indeterminate
-            None => Some(partial_extent(stream, at).map_err(|why| PacketError::BadHeader {
+            None => Some(extent_at(stream, at, &h).map_err(|why| PacketError::BadHeader {
                 index,
                 offset,
                 why,

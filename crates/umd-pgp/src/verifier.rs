@@ -11,15 +11,16 @@
 //! assert_eq!(outcome.status(1), Status::Verified);
 //! ```
 
+use std::ops::Range;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::armor::{self, ArmorError};
-use crate::cert::{self, Cert, CertError, RawCert};
+use crate::cert::{self, Cert, CertError};
 use crate::cleartext::{self, CleartextError};
-use crate::crypto::Fingerprint;
+use crate::crypto::{self, Fingerprint};
 use crate::driver::{DescribeError, PgpDriver};
-use crate::packet::{Checked, CheckedBody};
+use crate::packet::{self, tag, Checked, CheckedBody, PacketError};
 use crate::policy::issuer_hints;
 use crate::policy::Policy;
 use crate::verify::{self, Data, SigReport, Status};
@@ -36,6 +37,14 @@ pub enum VerifyError {
     /// The handler could not describe the packets, or lied about them.
     #[error("{0}")]
     Describe(#[from] DescribeError),
+    /// A keyring's packet framing is broken (no handler was asked).
+    #[error("keyring {index}: {source}")]
+    Framing {
+        /// Which keyring (0-based, in the order given).
+        index: usize,
+        /// Why.
+        source: PacketError,
+    },
     /// A keyring holds a broken certificate structure.
     #[error("keyring {index}: {source}")]
     Keyring {
@@ -64,22 +73,73 @@ impl Outcome {
 
 /// A loaded keyring with its driver.
 ///
-/// The keyring is described and checked once; each certificate's
-/// self-signatures are verified the first time a signature names one of its
-/// keys (or when all certificates are asked for), then remembered: verifying one
-/// file against a distribution keyring costs the signer's certificate, not the
-/// whole keyring.
+/// Loading reads only the keyring's framing (packet headers, with the
+/// manager's own walk) to cut it into certificates and compute each one's
+/// fingerprints from the raw key bodies. The first time a signature names one
+/// of a certificate's keys (or when all certificates are asked for), the
+/// handler describes that certificate, the description is checked like any
+/// other ([`packet::check`](crate::packet::check): tiling, headers,
+/// re-encoding) and its self-signatures are verified; the result is
+/// remembered. Verifying one file against a distribution keyring costs the
+/// signers' certificates, not the whole keyring.
 pub struct Verifier {
     driver: PgpDriver,
-    raw: Vec<RawCert>,
-    /// Fingerprints of each certificate's keys, primary first.
-    fingerprints: Vec<Vec<Fingerprint>>,
+    /// Each keyring, without armor.
+    streams: Vec<Vec<u8>>,
+    slots: Vec<Slot>,
     validated: Vec<OnceLock<Cert>>,
     policy: Policy,
 }
 
+/// One certificate of a keyring, as the framing walk finds it.
+struct Slot {
+    /// Which keyring.
+    keyring: usize,
+    /// Its bytes in that keyring: a primary key packet and everything up to the
+    /// next one.
+    range: Range<usize>,
+    /// The primary key's fingerprint, computed from its raw body (`None` for a
+    /// key version without one: such a certificate is never a candidate).
+    primary: Option<Fingerprint>,
+    /// Fingerprints of all its keys, primary first, likewise.
+    keys: Vec<Fingerprint>,
+}
+
+/// Cuts a keyring into certificates by its framing alone.
+fn index(keyring: usize, stream: &[u8]) -> Result<Vec<Slot>, VerifyError> {
+    let frames = packet::frames(stream).map_err(|source| VerifyError::Framing { index: keyring, source })?;
+    let mut slots: Vec<Slot> = Vec::new();
+    for f in frames {
+        let end = f.offset + f.extent;
+        let t = f.header.tag;
+        if t == tag::PUBLIC_KEY {
+            slots.push(Slot { keyring, range: f.offset..end, primary: None, keys: Vec::new() });
+        } else if let Some(slot) = slots.last_mut() {
+            slot.range.end = end;
+        } else if matches!(t, tag::SIGNATURE | tag::USER_ID | tag::PUBLIC_SUBKEY | tag::USER_ATTRIBUTE) {
+            let what = "a certificate component before any primary key";
+            let source = CertError::Structure { offset: f.offset as u64, what };
+            return Err(VerifyError::Keyring { index: keyring, source });
+        } else {
+            continue; // a marker or trust packet before the first certificate
+        }
+        if matches!(t, tag::PUBLIC_KEY | tag::PUBLIC_SUBKEY) {
+            let body = f.body(stream);
+            let fpr = body.first().and_then(|&version| crypto::fingerprint(version, body).ok());
+            if let (Some(slot), Some(fpr)) = (slots.last_mut(), fpr) {
+                if t == tag::PUBLIC_KEY {
+                    slot.primary = Some(fpr.clone());
+                }
+                slot.keys.push(fpr);
+            }
+        }
+    }
+    Ok(slots)
+}
+
 impl Verifier {
-    /// Describes and checks each keyring (binary or armored) once.
+    /// Loads each keyring (binary or armored): armor and framing only, no
+    /// handler yet.
     pub fn new(keyrings: &[Vec<u8>], policy: Policy) -> Result<Verifier, VerifyError> {
         Verifier::with_driver(PgpDriver::new(Duration::from_secs(10)), keyrings, policy)
     }
@@ -90,54 +150,73 @@ impl Verifier {
         keyrings: &[Vec<u8>],
         policy: Policy,
     ) -> Result<Verifier, VerifyError> {
-        let mut raw = Vec::new();
-        let mut fingerprints = Vec::new();
+        let mut streams = Vec::new();
+        let mut slots = Vec::new();
         for (index, k) in keyrings.iter().enumerate() {
             let stream = armor::binary(k)?;
-            let packets = driver.describe(&stream)?;
-            for r in cert::split(&packets).map_err(|source| VerifyError::Keyring { index, source })? {
-                fingerprints.push(r.fingerprints().map_err(|source| VerifyError::Keyring { index, source })?);
-                raw.push(r);
-            }
+            slots.extend(self::index(index, &stream)?);
+            streams.push(stream);
         }
-        let validated = raw.iter().map(|_| OnceLock::new()).collect();
-        Ok(Verifier { driver, raw, fingerprints, validated, policy })
+        let validated = slots.iter().map(|_| OnceLock::new()).collect();
+        Ok(Verifier { driver, streams, slots, validated, policy })
+    }
+
+    /// How many certificates the keyrings hold (by their framing).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the keyrings hold no certificate at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     fn cert(&self, i: usize) -> Result<&Cert, VerifyError> {
         if let Some(c) = self.validated[i].get() {
             return Ok(c);
         }
-        let c =
-            self.raw[i].validate(&self.policy).map_err(|source| VerifyError::Keyring { index: i, source })?;
+        let slot = &self.slots[i];
+        let keyring = |source| VerifyError::Keyring { index: slot.keyring, source };
+        let packets = self.driver.describe(&self.streams[slot.keyring][slot.range.clone()])?;
+        let mut raws = cert::split(&packets).map_err(keyring)?;
+        let raw = match (raws.pop(), raws.is_empty()) {
+            (Some(raw), true) => raw,
+            _ => {
+                let what = "a certificate the framing found is not one certificate";
+                return Err(keyring(CertError::Structure { offset: slot.range.start as u64, what }));
+            }
+        };
+        let c = raw.validate(&self.policy).map_err(keyring)?;
         Ok(self.validated[i].get_or_init(|| c))
     }
 
     /// Every certificate of the keyring, validated.
     pub fn certificates(&self) -> Result<Vec<&Cert>, VerifyError> {
-        (0..self.raw.len()).map(|i| self.cert(i)).collect()
+        (0..self.slots.len()).map(|i| self.cert(i)).collect()
     }
 
     /// The certificate whose primary key has this fingerprint, validated.
     pub fn certificate(&self, primary: &Fingerprint) -> Option<&Cert> {
-        let i = self.fingerprints.iter().position(|f| f.first() == Some(primary))?;
+        let i = self.slots.iter().position(|s| s.primary.as_ref() == Some(primary))?;
         self.cert(i).ok()
     }
 
     /// The validated certificates having a key that a signature in `packets`
     /// names (by issuer fingerprint or key ID).
-    fn signers(&self, packets: &[Checked<'_>]) -> Vec<Cert> {
-        let mut wanted = vec![false; self.raw.len()];
+    fn signers(&self, packets: &[Checked<'_>]) -> Result<Vec<Cert>, VerifyError> {
+        let mut wanted = vec![false; self.slots.len()];
         for p in packets {
             let CheckedBody::Signature(sig) = &p.fields else { continue };
             let (ids, fprs) = issuer_hints(sig);
-            for (i, keys) in self.fingerprints.iter().enumerate() {
-                if keys.iter().any(|k| fprs.iter().any(|f| f.matches(k)) || ids.contains(&k.key_id())) {
+            for (i, slot) in self.slots.iter().enumerate() {
+                if slot.keys.iter().any(|k| fprs.iter().any(|f| f.matches(k)) || ids.contains(&k.key_id())) {
                     wanted[i] = true;
                 }
             }
         }
-        (0..self.raw.len()).filter(|&i| wanted[i]).filter_map(|i| self.cert(i).ok().cloned()).collect()
+        // A wanted certificate the handler cannot describe (or lies about) is an
+        // error, never a silently missing signer.
+        (0..self.slots.len()).filter(|&i| wanted[i]).map(|i| self.cert(i).cloned()).collect()
     }
 
     /// The driver (stats, unload).
@@ -149,7 +228,7 @@ impl Verifier {
     pub fn verify_detached(&self, signature: &[u8], data: &[u8]) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
         let packets = self.driver.describe(&stream)?;
-        let signers = self.signers(&packets);
+        let signers = self.signers(&packets)?;
         let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy);
         Ok(Outcome { reports, text: None })
     }
@@ -158,8 +237,52 @@ impl Verifier {
     pub fn verify_cleartext(&self, document: &[u8]) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
         let packets = self.driver.describe(&c.signatures)?;
-        let signers = self.signers(&packets);
+        let signers = self.signers(&packets)?;
         let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy);
         Ok(Outcome { reports, text: Some(c.text) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0xc0 | tag, body.len() as u8];
+        p.extend_from_slice(body);
+        p
+    }
+
+    #[test]
+    fn keyrings_are_cut_into_certificates_by_their_framing() {
+        let (k1, s1, k2) =
+            (b"\x04primary one".as_slice(), b"\x04subkey".as_slice(), b"\x04primary two".as_slice());
+        let first =
+            [packet(10, b"PGP"), packet(6, k1), packet(13, b"uid"), packet(2, b"sig"), packet(14, s1)]
+                .concat();
+        let stream = [first.clone(), packet(6, k2), packet(12, b"trust")].concat();
+        let slots = index(3, &stream).unwrap();
+        assert_eq!(slots.len(), 2);
+        assert_eq!((slots[0].keyring, slots[0].range.clone()), (3, 5..first.len()));
+        assert_eq!(slots[1].range, first.len()..stream.len());
+        let fpr = |b| crypto::fingerprint(4, b).unwrap();
+        assert_eq!(slots[0].primary, Some(fpr(k1)));
+        assert_eq!(slots[0].keys, [fpr(k1), fpr(s1)]);
+        assert_eq!(slots[1].keys, [fpr(k2)]);
+        // A key version without a fingerprint: the certificate is kept (to be
+        // reported when listed) but is no candidate.
+        let v3 = index(0, &packet(6, b"\x03old")).unwrap();
+        assert_eq!((v3.len(), v3[0].primary.as_ref(), v3[0].keys.len()), (1, None, 0));
+    }
+
+    #[test]
+    fn broken_keyring_framing_is_refused_without_a_handler() {
+        let sig_first = [packet(2, b"sig"), packet(6, b"\x04key")].concat();
+        assert!(matches!(index(1, &sig_first), Err(VerifyError::Keyring { index: 1, .. })));
+        let mut truncated = packet(6, b"\x04key");
+        truncated.pop();
+        assert!(matches!(index(2, &truncated), Err(VerifyError::Framing { index: 2, .. })));
+        assert!(matches!(index(0, &[0x3f]), Err(VerifyError::Framing { .. })));
+        assert!(index(0, &[]).unwrap().is_empty());
     }
 }

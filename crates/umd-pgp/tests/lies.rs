@@ -282,7 +282,15 @@ fn a_handler_swapping_key_material_cannot_make_a_signature_good() {
     // then claims its material for the trusted keyring's keys.
     let d = liar(&["swap-key-material"]);
     d.describe(&i.attacker).expect("nothing to swap yet: an honest description");
-    assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_attacker), &[REENCODING]);
+    let v = Verifier::with_driver(d.clone(), std::slice::from_ref(&i.trusted), Policy::new()).unwrap();
+    // The manager picks the certificates a signature needs by fingerprints it
+    // computed from the keyring's bytes: the liar is not even asked about the
+    // trusted keys for the attacker's signature.
+    let verdicts: Vec<_> =
+        v.verify_detached(&i.by_attacker, DATA).unwrap().reports.into_iter().map(|r| r.verdict).collect();
+    assert!(matches!(&verdicts[..], [Verdict::UnknownKey { .. }]), "{verdicts:?}");
+    // Asked about them, it lies, and is refused.
+    assert_refused(&d, v.certificates(), &[REENCODING]);
 }
 
 #[test]
@@ -385,12 +393,16 @@ fn a_handler_swapping_signature_values_cannot_make_a_bad_signature_good() {
 fn a_handler_replaying_an_earlier_answer_cannot_vouch_for_other_bytes() {
     let Some(i) = inputs() else { return };
     let d = liar(&["replay", "document"]);
-    let v = verdicts(&d, &[&i.trusted], &i.by_trusted).expect("the first signature is described honestly");
-    assert!(matches!(&v[..], [Verdict::Good { .. }]), "{v:?}");
+    let v = Verifier::with_driver(d.clone(), std::slice::from_ref(&i.trusted), Policy::new()).unwrap();
+    // The keyring first (no document signature in it: described honestly), then
+    // the good signature, whose description the liar keeps.
+    v.certificates().expect("the keyring is described honestly");
+    let good = v.verify_detached(&i.by_trusted, DATA).expect("the first signature is described honestly");
+    assert!(matches!(&good.reports[..], [r] if matches!(r.verdict, Verdict::Good { .. })), "{good:?}");
     // The attacker's signature is answered with the good signature's description.
     // Both are Ed25519 signatures of the same layout: the same length (then the
     // re-encoding differs), or not (then the header does).
-    assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_attacker), &[REENCODING, HEADER]);
+    assert_refused(&d, v.verify_detached(&i.by_attacker, DATA), &[REENCODING, HEADER]);
 }
 
 #[test]
