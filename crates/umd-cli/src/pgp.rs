@@ -1,11 +1,13 @@
 //! `umd verify` and `umd pgp keys`: OpenPGP through the sandboxed `pgp` driver.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use umd_pgp::cert::{Cert, KeyInfo};
 use umd_pgp::cleartext;
+use umd_pgp::driver::PgpDriver;
 use umd_pgp::policy::Policy;
 use umd_pgp::verifier::{Outcome, Verifier};
 use umd_pgp::verify::{Status, Verdict};
@@ -55,9 +57,9 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn load(keyrings: &[PathBuf]) -> Result<Verifier, String> {
+fn load(keyrings: &[PathBuf], driver: PgpDriver) -> Result<Verifier, String> {
     let data = keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>()?;
-    Verifier::new(&data, Policy::new()).map_err(|e| format!("loading the keyring: {e}"))
+    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| format!("loading the keyring: {e}"))
 }
 
 /// The data file of a detached signature: the path without its suffix.
@@ -155,9 +157,23 @@ fn report_text(verifier: &Verifier, file: &Path, outcome: &Result<Outcome, Strin
     }
 }
 
+/// How long the handler may take over one request.
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `umd verify`.
 pub fn verify(args: &VerifyArgs) -> u8 {
-    let verifier = match load(&args.keyrings) {
+    let driver = PgpDriver::new(HANDLER_TIMEOUT);
+    std::thread::scope(|scope| {
+        // The handler starts (sealed memfd, confined spawn, probe) on the other
+        // CPU while this thread reads the keyrings and the input and frames them;
+        // a failure to start shows again, and is reported, at the first request.
+        scope.spawn(|| driver.start());
+        verify_with(args, driver.clone())
+    })
+}
+
+fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
+    let verifier = match load(&args.keyrings, driver) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("umd: verify: {e}");

@@ -86,6 +86,14 @@ impl PgpDriver {
         PgpDriver { driver }
     }
 
+    /// Starts the handler now, if none is running, and has it describe a probe
+    /// (the first request would do the same). A caller can start it on another
+    /// thread while it reads its input: starting a confined handler costs
+    /// milliseconds, reading and framing an `InRelease` a fraction of that.
+    pub fn start(&self) -> Result<(), DescribeError> {
+        self.describe(PROBE).map(|_| ())
+    }
+
     /// The underlying driver (stats, unload).
     pub fn driver(&self) -> &Driver {
         &self.driver
