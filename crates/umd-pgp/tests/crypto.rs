@@ -762,3 +762,66 @@ proptest! {
         let _ = key_id(version, &body);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The manager's framing walk over arbitrary bytes: no panic, and when it
+    /// succeeds the packets tile the stream exactly.
+    #[test]
+    fn the_framing_walk_never_panics_and_tiles_what_it_accepts(
+        stream in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        if let Ok(frames) = umd_pgp::packet::frames(&stream) {
+            let mut at = 0;
+            for f in &frames {
+                prop_assert_eq!(f.offset, at);
+                prop_assert!(f.extent >= f.header.header_len && f.extent > 0);
+                prop_assert!(f.body(&stream).len() == f.extent - f.header.header_len);
+                at += f.extent;
+            }
+            prop_assert_eq!(at, stream.len());
+        }
+    }
+}
+
+/// A packet with a valid header in one of the length forms (new format 1-, 2-
+/// or 5-octet, old format 1-, 2- or 4-octet).
+fn framed_packet() -> impl Strategy<Value = Vec<u8>> {
+    (1..16u8, 0..6u8, proptest::collection::vec(any::<u8>(), 0..400)).prop_map(|(tag, form, body)| {
+        let n = body.len();
+        let mut p = match form {
+            0 if n < 192 => vec![0xc0 | tag, n as u8],
+            1 if (192..8384).contains(&n) => {
+                vec![0xc0 | tag, (((n - 192) >> 8) + 192) as u8, (n - 192) as u8]
+            }
+            2 => [&[0xc0 | tag, 0xff][..], &(n as u32).to_be_bytes()].concat(),
+            3 if n < 256 => vec![0x80 | (tag << 2), n as u8],
+            4 => [&[0x80 | (tag << 2) | 1][..], &(n as u16).to_be_bytes()].concat(),
+            _ => [&[0x80 | (tag << 2) | 2][..], &(n as u32).to_be_bytes()].concat(),
+        };
+        p.extend_from_slice(&body);
+        p
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Well-framed streams are walked packet by packet; cutting one short
+    /// anywhere inside the last packet is refused, never read past.
+    #[test]
+    fn the_framing_walk_finds_every_packet_and_refuses_truncations(
+        packets in proptest::collection::vec(framed_packet(), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let stream = packets.concat();
+        let frames = umd_pgp::packet::frames(&stream).unwrap();
+        prop_assert_eq!(frames.len(), packets.len());
+        let last = stream.len() - packets.last().unwrap().len();
+        let cut = last + 1 + cut.index(stream.len() - last);
+        if cut < stream.len() {
+            prop_assert!(umd_pgp::packet::frames(&stream[..cut]).is_err());
+        }
+    }
+}
