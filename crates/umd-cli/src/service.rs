@@ -523,10 +523,12 @@ fn verify_one(
         None if umd_pgp::cleartext::is_cleartext(&signature) => None,
         None => match crate::pgp::data_path(sig) {
             Some(d) => Some(d),
-            None => return Ok(Err(format!(
+            None => {
+                return Ok(Err(format!(
                 "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
                 sig.display()
-            ))),
+            )))
+            }
         },
     };
     let data = match data_path.as_deref().map(read).transpose() {
