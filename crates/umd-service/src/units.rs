@@ -56,7 +56,6 @@ User=root
 CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL
 AmbientCapabilities=
 NoNewPrivileges=yes
-SecureBits=noroot-locked
 
 # File system: read-only everywhere; the socket comes from umd.socket.
 ProtectSystem=strict

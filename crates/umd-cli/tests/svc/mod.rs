@@ -183,6 +183,11 @@ impl Drop for Service {
     }
 }
 
+/// Runs the CLI with `args` (no socket).
+pub fn umd(args: &[&str]) -> Output {
+    Command::new(umd_bin()).args(args).env_remove("UMD_SOCKET").output().expect("running umd")
+}
+
 /// stdout and stderr as text.
 pub fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
