@@ -70,6 +70,9 @@ enum Command {
     /// Write the systemd units (umd.service, umd.socket) and an example
     /// configuration.
     InstallUnits(service::InstallArgs),
+    /// Measure sample requests through the service's socket against the same
+    /// driver in-process, for 1, 4 and 16 clients.
+    BenchService(service::BenchServiceArgs),
 }
 
 #[derive(Subcommand)]
@@ -185,7 +188,9 @@ fn main() -> ExitCode {
     let socket = service::named_socket(&cli.socket);
     let explicit_socket = cli.socket.is_some();
     let code = match cli.command {
-        Command::Pgp(_) | Command::Bench(_) | Command::InstallUnits(_) if explicit_socket => {
+        Command::Pgp(_) | Command::Bench(_) | Command::InstallUnits(_) | Command::BenchService(_)
+            if explicit_socket =>
+        {
             eprintln!("umd: --socket: this command does not use the service (only sample, verify, ctl and serve do)");
             EXIT_ERROR
         }
@@ -211,6 +216,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => service::serve(socket, &args),
         Command::Ctl(cmd) => service::ctl(socket, &cmd),
         Command::InstallUnits(args) => service::install_units(&args),
+        Command::BenchService(args) => service::bench(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
         Command::Bench(args) => bench::run(&args),
     };

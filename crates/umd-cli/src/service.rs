@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -591,4 +591,222 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
         }
     }
     worst
+}
+
+/// `umd bench-service`.
+#[derive(Args)]
+pub struct BenchServiceArgs {
+    /// Client counts to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16], value_name = "N,...")]
+    clients: Vec<usize>,
+    /// Sample requests per client per round.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    requests: usize,
+    /// Rounds per row (the median round is reported).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    rounds: usize,
+    /// Handlers per driver, in-process and in the service alike.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pool_size: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One measured round.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Runs `clients` threads of `requests` calls each; `call(client, i)` makes one.
+fn measure<C: Send>(
+    clients: Vec<C>,
+    requests: usize,
+    call: impl Fn(&mut C, usize) -> Result<(), String> + Sync,
+) -> Result<Round, String> {
+    let started = Instant::now();
+    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                let call = &call;
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(requests);
+                    for i in 0..requests {
+                        let t = Instant::now();
+                        call(&mut c, i)?;
+                        lat.push(t.elapsed());
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a client panicked".into()))).collect()
+    });
+    let elapsed = started.elapsed();
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    all.sort();
+    Ok(Round {
+        per_s: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+    })
+}
+
+fn median_round(mut rounds: Vec<Round>) -> Round {
+    rounds.sort_by(|a, b| a.per_s.total_cmp(&b.per_s));
+    rounds[rounds.len() / 2]
+}
+
+fn offset_for(i: usize) -> u32 {
+    ((i * 7919) % 128 * 1024) as u32
+}
+
+/// `umd bench-service`: sample requests through the socket vs the same driver
+/// in-process, for each client count.
+pub fn bench(args: &BenchServiceArgs) -> u8 {
+    match bench_inner(args) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("umd: bench-service: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// A `umd serve` child on a private socket, stopped on drop.
+struct Child {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        terminate(self.child.id() as i32);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERM to our own child.
+fn terminate(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    }
+}
+
+fn start_service(pool_size: usize) -> Result<(Child, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("umd-bench-service-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let socket = dir.join("umd.sock");
+    let config = dir.join("umd.toml");
+    let text = format!(
+        "[drivers.sample]\neveryone = true\npool_size = {pool_size}\n[drivers.pgp]\neveryone = true\n\
+         [limits]\nmax_in_flight_per_uid = 64\nmax_connections_per_uid = 128\n"
+    );
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
+    let child = std::process::Command::new(exe)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting umd serve: {e}"))?;
+    let child = Child { child, dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Client::connect(&socket).is_err() {
+        if Instant::now() > deadline {
+            return Err("umd serve did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, socket))
+}
+
+fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
+    if args.rounds == 0 || args.requests == 0 || args.clients.contains(&0) {
+        return Err("--rounds, --requests and every --clients count must be at least 1".into());
+    }
+    let sample = umd_sample::SampleDriver::new(
+        umd_sample::HandlerSource::Embedded,
+        umd_sample::SampleOptions { pool_size: args.pool_size, ..Default::default() },
+    );
+    let (_service, socket) = start_service(args.pool_size)?;
+    let mut rows = Vec::new();
+    for &n in &args.clients {
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for _ in 0..args.rounds {
+            // Warm: both pools started before timing.
+            let warm = |_: &mut (), i: usize| {
+                let o = umd_sample::Offset::new(u64::from(offset_for(i))).map_err(|e| e.to_string())?;
+                sample.request(o).map_err(|e| e.to_string())
+            };
+            measure(vec![(); args.pool_size], 4, warm)?;
+            local.push(measure(vec![(); n], args.requests, warm)?);
+            let connect = || {
+                (0..n)
+                    .map(|_| Client::connect(&socket).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            measure(connect()?, 4, |c, i| c.sample(offset_for(i)).map(|_| ()).map_err(|e| e.to_string()))?;
+            remote.push(measure(connect()?, args.requests, |c, i| {
+                c.sample(offset_for(i)).map(|_| ()).map_err(|e| e.to_string())
+            })?);
+        }
+        rows.push((n, median_round(local), median_round(remote)));
+    }
+    sample.driver().unload();
+    if args.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(n, l, r)| {
+                json!({"clients": n, "in_process": {"per_s": l.per_s, "p50_ns": l.p50.as_nanos() as u64, "p99_ns": l.p99.as_nanos() as u64},
+                    "service": {"per_s": r.per_s, "p50_ns": r.p50.as_nanos() as u64, "p99_ns": r.p99.as_nanos() as u64},
+                    "throughput_ratio": r.per_s / l.per_s})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"requests_per_client": args.requests, "rounds": args.rounds, "pool_size": args.pool_size, "rows": v})
+        );
+    } else {
+        println!(
+            "sample requests, pool of {} handlers, {} requests per client, median of {} rounds",
+            args.pool_size, args.requests, args.rounds
+        );
+        println!("| clients | in-process req/s | p50 | p99 | service req/s | p50 | p99 | service/in-process throughput |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (n, l, r) in &rows {
+            println!(
+                "| {n} | {:.0} | {:.1} µs | {:.1} µs | {:.0} | {:.1} µs | {:.1} µs | {:.2}x |",
+                l.per_s,
+                l.p50.as_secs_f64() * 1e6,
+                l.p99.as_secs_f64() * 1e6,
+                r.per_s,
+                r.p50.as_secs_f64() * 1e6,
+                r.p99.as_secs_f64() * 1e6,
+                r.per_s / l.per_s
+            );
+        }
+    }
+    Ok(())
 }

@@ -425,6 +425,18 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_in_docs_protocol_md_are_exact() {
+        let f = encode(Kind::Request, &Request::Sample { offset: 4096 }).unwrap();
+        assert_eq!(f, [0x55, 0x4d, 1, 0, 3, 0, 0, 0, 0x00, 0x80, 0x20]);
+        let e =
+            Response::Error(ServiceError { kind: ErrorKind::Denied, message: "permission denied".into() });
+        let f = encode(Kind::Response, &e).unwrap();
+        let mut want = vec![0x55, 0x4d, 1, 1, 0x14, 0, 0, 0, 6, 0, 0x11];
+        want.extend_from_slice(b"permission denied");
+        assert_eq!(f, want);
+    }
+
+    #[test]
     fn garbage_bodies_are_errors_not_panics() {
         for body in [&b""[..], b"\xff\xff\xff\xff\xff", b"\x01\x05", b"\x00\x80\x80\x80\x80\x10"] {
             assert!(decode::<Request>(body).is_err(), "{body:?}");
