@@ -28,7 +28,7 @@ const CLIENTS: usize = 16;
 /// One request in this many is a verification.
 const VERIFY_EVERY: usize = 20;
 /// Allowed growth of the service's resident memory over the run, after warm-up.
-const RSS_GROWTH_LIMIT_KIB: u64 = 16 * 1024;
+const RSS_GROWTH_LIMIT_KIB: u64 = 8 * 1024;
 
 fn per_client() -> usize {
     std::env::var("UMD_LOAD_REQUESTS")
