@@ -103,6 +103,9 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Request bodies held in memory at once, all clients together, in bytes.
     pub request_memory_bytes: usize,
+    /// Request bodies of one uid held in memory at once, in bytes: one user
+    /// cannot take the whole budget (by announcing large frames and stalling).
+    pub request_memory_per_uid: usize,
     /// A connection with no request for this long is closed.
     pub idle_timeout_ms: u64,
     /// A started frame must arrive completely within this time.
@@ -122,6 +125,7 @@ impl Default for Limits {
             max_queued_per_driver: 64,
             max_request_bytes: DEFAULT_MAX_REQUEST,
             request_memory_bytes: 64 << 20,
+            request_memory_per_uid: 16 << 20,
             idle_timeout_ms: 60_000,
             frame_timeout_ms: 10_000,
             queue_timeout_ms: 10_000,
@@ -164,6 +168,9 @@ impl Limits {
         }
         if self.request_memory_bytes < self.max_request_bytes {
             return Err("limits.request_memory_bytes must be at least limits.max_request_bytes".into());
+        }
+        if self.request_memory_per_uid < self.max_request_bytes {
+            return Err("limits.request_memory_per_uid must be at least limits.max_request_bytes".into());
         }
         for (name, ms) in [
             ("idle_timeout_ms", self.idle_timeout_ms),

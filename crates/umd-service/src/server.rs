@@ -102,6 +102,13 @@ struct Clients {
     by_uid: HashMap<u32, UidUse>,
 }
 
+/// Bytes of request bodies held, in total and per uid.
+#[derive(Default)]
+struct Memory {
+    total: usize,
+    by_uid: HashMap<u32, usize>,
+}
+
 /// What every connection thread shares.
 struct Shared {
     config: RwLock<Arc<Config>>,
@@ -110,7 +117,7 @@ struct Shared {
     hosts: Hosts,
     clients: Mutex<Clients>,
     clients_cond: Condvar,
-    memory: Mutex<usize>,
+    memory: Mutex<Memory>,
     memory_cond: Condvar,
     shutting_down: AtomicBool,
     /// Read end of a pipe whose write end is closed at shutdown: it then polls
@@ -228,7 +235,7 @@ impl Server {
             hosts,
             clients: Mutex::new(Clients::default()),
             clients_cond: Condvar::new(),
-            memory: Mutex::new(0),
+            memory: Mutex::new(Memory::default()),
             memory_cond: Condvar::new(),
             shutting_down: AtomicBool::new(false),
             shutdown_rx: rx,
@@ -573,12 +580,21 @@ fn send_response(stream: &UnixStream, r: &Response, deadline: Instant) -> io::Re
 /// Bytes of request bodies held, all connections together.
 struct Reservation<'a> {
     shared: &'a Shared,
+    uid: u32,
     bytes: usize,
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        *lock(&self.shared.memory) -= self.bytes;
+        let mut m = lock(&self.shared.memory);
+        m.total -= self.bytes;
+        if let Some(u) = m.by_uid.get_mut(&self.uid) {
+            *u -= self.bytes;
+            if *u == 0 {
+                m.by_uid.remove(&self.uid);
+            }
+        }
+        drop(m);
         self.shared.memory_cond.notify_all();
     }
 }
@@ -658,14 +674,14 @@ impl Connection<'_> {
                     return;
                 }
             };
-            let Some(_reservation) = self.reserve(h.len, &limits) else {
-                sh.counters.busy.fetch_add(1, Relaxed);
-                let _ = send_response(
-                    &self.stream,
-                    &Response::Error(busy("the service's request memory is in use; retry later")),
-                    deadline,
-                );
-                return;
+            let _reservation = match self.reserve(h.len, &limits) {
+                Ok(r) => r,
+                Err(e) => {
+                    sh.counters.busy.fetch_add(1, Relaxed);
+                    tracing::info!(uid = self.peer.uid, pid = self.peer.pid, len = h.len, "{}", e.message);
+                    let _ = send_response(&self.stream, &Response::Error(e), deadline);
+                    return;
+                }
             };
             let mut body = Vec::new();
             if body.try_reserve_exact(h.len).is_err() {
@@ -729,25 +745,35 @@ impl Connection<'_> {
         let _ = send_response(&self.stream, &Response::Error(ServiceError { kind, message }), deadline);
     }
 
-    /// Reserves `len` bytes of the request memory budget, waiting up to the
-    /// queue timeout.
-    fn reserve(&self, len: usize, limits: &crate::config::Limits) -> Option<Reservation<'_>> {
+    /// Reserves `len` bytes of the request memory budgets (the service's and
+    /// the peer's uid's), waiting up to the queue timeout. Done before the body
+    /// is read: what a client announces, it must be granted first.
+    fn reserve(&self, len: usize, limits: &crate::config::Limits) -> Result<Reservation<'_>, ServiceError> {
         let sh = self.shared;
+        let uid = self.peer.uid;
         let deadline = Instant::now() + limits.queue_timeout();
-        let mut used = lock(&sh.memory);
-        while *used + len > limits.request_memory_bytes {
+        let mut m = lock(&sh.memory);
+        loop {
+            let mine = m.by_uid.get(&uid).copied().unwrap_or(0);
+            let over_mine = mine + len > limits.request_memory_per_uid;
+            let over_all = m.total + len > limits.request_memory_bytes;
+            if !over_mine && !over_all {
+                break;
+            }
             let now = Instant::now();
             if now >= deadline {
-                return None;
+                let whose = if over_mine { "your user's" } else { "the service's" };
+                return Err(busy(format!("{whose} request memory is in use; retry later")));
             }
-            used = sh
+            m = sh
                 .memory_cond
-                .wait_timeout(used, deadline - now)
+                .wait_timeout(m, deadline - now)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        *used += len;
-        Some(Reservation { shared: sh, bytes: len })
+        m.total += len;
+        *m.by_uid.entry(uid).or_default() += len;
+        Ok(Reservation { shared: sh, uid, bytes: len })
     }
 
     fn in_flight(&self, limits: &crate::config::Limits) -> Result<InFlight<'_>, ServiceError> {

@@ -117,6 +117,7 @@ max_in_flight_per_uid = 8
 max_queued_per_driver = 64
 max_request_bytes = 8388608
 request_memory_bytes = 67108864
+request_memory_per_uid = 16777216
 idle_timeout_ms = 60000
 frame_timeout_ms = 10000
 queue_timeout_ms = 10000
