@@ -529,21 +529,24 @@ fn wait_readable(
 }
 
 /// Reads exactly `buf.len()` bytes by `deadline`. `Ok(false)`: end of file
-/// before the first byte.
+/// before the first byte. Reads first and polls only when nothing is there (the
+/// usual request arrives whole: one `recv` for the header, one for the body).
 fn read_exact(stream: &UnixStream, buf: &mut [u8], deadline: Instant) -> io::Result<bool> {
     let mut done = 0;
     while done < buf.len() {
-        match wait_readable(stream.as_fd(), deadline, None)? {
-            Wait::Ready => {}
-            _ => return Err(io::Error::new(io::ErrorKind::TimedOut, "frame not complete by its deadline")),
-        }
         match rustix::net::recv(stream, &mut buf[done..], RecvFlags::DONTWAIT) {
             Ok((0, _)) if done == 0 => return Ok(false),
             Ok((0, _)) => {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"))
             }
             Ok((n, _)) => done += n,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => match wait_readable(stream.as_fd(), deadline, None)? {
+                Wait::Ready => {}
+                _ => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "frame not complete by its deadline"))
+                }
+            },
             Err(e) => return Err(e.into()),
         }
     }
