@@ -5,6 +5,7 @@
 
 mod bench;
 mod pgp;
+mod service;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log: String,
+    /// Use the umd service at this socket (also UMD_SOCKET) for `sample`,
+    /// `verify` and `ctl`; `serve` listens there. Without it, `sample` and
+    /// `verify` run an in-process manager.
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +61,18 @@ enum Command {
     Pgp(pgp::PgpCommand),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
+    /// Run the umd service: every driver behind a Unix socket (default
+    /// /run/umd/umd.sock, or the socket systemd passes).
+    Serve(service::ServeArgs),
+    /// Control a running service (root and the configured admin group).
+    #[command(subcommand)]
+    Ctl(service::CtlCommand),
+    /// Write the systemd units (umd.service, umd.socket) and an example
+    /// configuration.
+    InstallUnits(service::InstallArgs),
+    /// Measure sample requests through the service's socket against the same
+    /// driver in-process, for 1, 4 and 16 clients.
+    BenchService(service::BenchServiceArgs),
 }
 
 #[derive(Subcommand)]
@@ -117,6 +135,14 @@ enum SandboxMode {
 }
 
 impl SampleArgs {
+    fn in_process_only(&self) -> service::InProcessOnly {
+        service::InProcessOnly {
+            handler: self.handler.is_some(),
+            sandbox_off: self.sandbox == SandboxMode::Off,
+            widened: !self.allow_syscall.is_empty(),
+        }
+    }
+
     fn driver(&self) -> SampleDriver {
         let source = match &self.handler {
             Some(p) => HandlerSource::Path(p.clone()),
@@ -153,19 +179,44 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 
+    let socket = service::named_socket(&cli.socket);
+    let explicit_socket = cli.socket.is_some();
     let code = match cli.command {
-        Command::Sample(SampleCommand::Request { offset, common }) => sample_request(offset, &common),
+        Command::Pgp(_) | Command::Bench(_) | Command::InstallUnits(_) | Command::BenchService(_)
+            if explicit_socket =>
+        {
+            eprintln!("umd: --socket: this command does not use the service (only sample, verify, ctl and serve do)");
+            EXIT_ERROR
+        }
+        Command::Sample(SampleCommand::Request { offset, common }) => match &socket {
+            Some(s) => service::sample_request(s, offset, common.json, &common.in_process_only()),
+            None => sample_request(offset, &common),
+        },
         Command::Sample(SampleCommand::Selftest { iterations, unload_every, seed, common }) => {
             let cfg = SelftestConfig {
                 iterations,
                 unload_every,
                 seed: seed.unwrap_or(SelftestConfig::default().seed),
             };
-            sample_selftest(&cfg, &common)
+            match &socket {
+                Some(s) => service::sample_selftest(s, &cfg, common.json, &common.in_process_only()),
+                None => sample_selftest(&cfg, &common),
+            }
         }
-        Command::Verify(args) => pgp::verify(&args),
+        Command::Verify(args) => match &socket {
+            Some(s) => service::verify(s, &args),
+            None => pgp::verify(&args),
+        },
+        Command::Serve(args) => service::serve(socket, &args),
+        Command::Ctl(cmd) => service::ctl(socket, &cmd),
+        Command::InstallUnits(args) => service::install_units(&args),
+        Command::BenchService(args) => service::bench(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
         Command::Bench(args) => bench::run(&args),
     };

@@ -19,24 +19,24 @@ use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
 pub struct VerifyArgs {
     /// A keyring (binary or armored); repeat for several.
     #[arg(long = "keyring", value_name = "FILE", required = true)]
-    keyrings: Vec<PathBuf>,
+    pub(crate) keyrings: Vec<PathBuf>,
     /// Good signatures from keyring keys needed for success.
     #[arg(long, default_value_t = 1, value_name = "N")]
-    signatures: usize,
+    pub(crate) signatures: usize,
     /// Write the verified text of a cleartext document here (only if verified).
     #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Verify many files with one warm handler: each is a cleartext document or a
     /// detached signature of the same path without `.sig`/`.asc`/`.gpg`.
     #[arg(long, conflicts_with_all = ["output"])]
-    each: bool,
+    pub(crate) each: bool,
     /// Print JSON (one record per file) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// With --each: the files. Otherwise: SIGNATURE [DATA] — a detached signature
     /// (binary or armored) and its data, or a cleartext-signed document alone.
     #[arg(value_name = "FILE", required = true)]
-    files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// `umd pgp ...`.
@@ -63,7 +63,7 @@ fn load(keyrings: &[PathBuf], driver: PgpDriver) -> Result<Verifier, String> {
 }
 
 /// The data file of a detached signature: the path without its suffix.
-fn data_path(sig: &Path) -> Option<PathBuf> {
+pub(crate) fn data_path(sig: &Path) -> Option<PathBuf> {
     let s = sig.to_str()?;
     [".sig", ".asc", ".gpg"].iter().find_map(|suf| s.strip_suffix(suf)).map(PathBuf::from)
 }

@@ -67,10 +67,31 @@ impl PgpDriver {
         args: Vec<String>,
         timeout: Duration,
     ) -> PgpDriver {
+        PgpDriver::with_options(program, args, timeout, 1)
+    }
+
+    /// The embedded handler with a pool of `pool_size` handlers (a service
+    /// serving many clients at once).
+    pub fn with_pool_size(timeout: Duration, pool_size: usize) -> PgpDriver {
+        PgpDriver::with_options(
+            || Program::runtime_blob("umd-pgp-handler", umd_blobs::PGP_HANDLER),
+            Vec::new(),
+            timeout,
+            pool_size,
+        )
+    }
+
+    fn with_options(
+        program: impl Fn() -> std::io::Result<Program> + Send + Sync + 'static,
+        args: Vec<String>,
+        timeout: Duration,
+        pool_size: usize,
+    ) -> PgpDriver {
         let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
         let driver = Driver::builder(DRIVER_NAME)
             .framed(FramedConfig { limits, fd_passing: false })
             .timeout(timeout)
+            .pool_size(pool_size)
             .args(args)
             .provider(move |_| program().map_err(|e| e.to_string()))
             .post_start(|s| {

@@ -1,0 +1,186 @@
+//! The client library: one connection to the service, synchronous requests.
+//!
+//! ```no_run
+//! use umd_service::client::Client;
+//! use umd_service::proto::DriverName;
+//! let mut c = Client::connect("/run/umd/umd.sock".as_ref()).unwrap();
+//! c.sample(4096).unwrap();          // the service checked the 128 KiB reply
+//! c.unload(DriverName::Sample).unwrap(); // root or the admin group only
+//! ```
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::proto::{
+    self, CtlRequest, DriverName, FrameError, Header, Kind, Request, Response, ServiceError, ServiceStats,
+    ServiceStatus, VerifyReply, VerifyRequest, HEADER_LEN, MAX_RESPONSE,
+};
+
+/// How long a client waits for an answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What can go wrong talking to the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing accepts connections at the path.
+    #[error("no umd service at {path}: {source}")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// Cause (e.g. no such file, connection refused).
+        source: std::io::Error,
+    },
+    /// Reading or writing failed.
+    #[error("talking to the umd service: {0}")]
+    Io(#[from] std::io::Error),
+    /// The service's frame could not be read.
+    #[error("the umd service's reply: {0}")]
+    Frame(#[from] FrameError),
+    /// The service closed the connection without an answer.
+    #[error("the umd service closed the connection without answering")]
+    Closed,
+    /// The service answered with an error.
+    #[error("{}", .0.message)]
+    Service(ServiceError),
+    /// An answer of the wrong type.
+    #[error("the umd service answered {0} to a different question")]
+    Unexpected(&'static str),
+}
+
+/// A connection to the service.
+pub struct Client {
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Connects to the service at `path`.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream =
+            UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.into(), source })?;
+        let c = Client { stream };
+        c.set_timeout(Some(DEFAULT_TIMEOUT))?;
+        Ok(c)
+    }
+
+    /// Sets the read and write timeout (`None`: wait forever).
+    pub fn set_timeout(&self, t: Option<Duration>) -> Result<(), ClientError> {
+        self.stream.set_read_timeout(t)?;
+        self.stream.set_write_timeout(t)?;
+        Ok(())
+    }
+
+    /// Sends one request and reads its answer.
+    pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        let frame = proto::encode(Kind::Request, req)?;
+        self.stream.write_all(&frame)?;
+        self.read_response()
+    }
+
+    /// Reads one response frame.
+    pub fn read_response(&mut self) -> Result<Response, ClientError> {
+        let mut header = [0u8; HEADER_LEN];
+        match self.stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ClientError::Closed),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err(ClientError::Closed),
+            Err(e) => return Err(e.into()),
+        }
+        let h = Header::parse(&header, Kind::Response, MAX_RESPONSE)?;
+        let mut body = vec![0u8; h.len];
+        self.stream.read_exact(&mut body)?;
+        Ok(proto::decode(&body)?)
+    }
+
+    fn expect<T>(
+        &mut self,
+        req: Request,
+        pick: impl FnOnce(Response) -> Result<T, Response>,
+        what: &'static str,
+    ) -> Result<T, ClientError> {
+        match pick(self.call(&req)?) {
+            Ok(v) => Ok(v),
+            Err(Response::Error(e)) => Err(ClientError::Service(e)),
+            Err(_) => Err(ClientError::Unexpected(what)),
+        }
+    }
+
+    /// Sample request; the service checked the reply. Returns the driver's time
+    /// in nanoseconds.
+    pub fn sample(&mut self, offset: u32) -> Result<u64, ClientError> {
+        self.expect(
+            Request::Sample { offset },
+            |r| match r {
+                Response::Sample { latency_ns } => Ok(latency_ns),
+                other => Err(other),
+            },
+            "something else than a sample reply",
+        )
+    }
+
+    /// Verifies signatures.
+    pub fn verify(&mut self, req: VerifyRequest) -> Result<VerifyReply, ClientError> {
+        self.expect(
+            Request::Verify(req),
+            |r| match r {
+                Response::Verify(v) => Ok(v),
+                other => Err(other),
+            },
+            "something else than a verification",
+        )
+    }
+
+    /// `ctl status`.
+    pub fn status(&mut self) -> Result<ServiceStatus, ClientError> {
+        self.expect(
+            Request::Ctl(CtlRequest::Status),
+            |r| match r {
+                Response::Status(s) => Ok(s),
+                other => Err(other),
+            },
+            "something else than a status",
+        )
+    }
+
+    /// `ctl stats`.
+    pub fn stats(&mut self) -> Result<ServiceStats, ClientError> {
+        self.expect(
+            Request::Ctl(CtlRequest::Stats),
+            |r| match r {
+                Response::Stats(s) => Ok(s),
+                other => Err(other),
+            },
+            "something else than stats",
+        )
+    }
+
+    /// `ctl load`: whether it was loaded already.
+    pub fn load(&mut self, d: DriverName) -> Result<bool, ClientError> {
+        self.expect(
+            Request::Ctl(CtlRequest::Load(d)),
+            |r| match r {
+                Response::Loaded { already, .. } => Ok(already),
+                other => Err(other),
+            },
+            "something else than a load",
+        )
+    }
+
+    /// `ctl unload`: whether it was loaded.
+    pub fn unload(&mut self, d: DriverName) -> Result<bool, ClientError> {
+        self.expect(
+            Request::Ctl(CtlRequest::Unload(d)),
+            |r| match r {
+                Response::Unloaded { was_loaded, .. } => Ok(was_loaded),
+                other => Err(other),
+            },
+            "something else than an unload",
+        )
+    }
+
+    /// The underlying stream (tests use it to misbehave).
+    pub fn stream(&mut self) -> &mut UnixStream {
+        &mut self.stream
+    }
+}

@@ -1,0 +1,360 @@
+//! The drivers the service hosts, built from the configuration: `sample` and
+//! `pgp` (OpenPGP verification, with a small cache of checked keyrings).
+//!
+//! Each driver loads on its first request (through its provider, as in-process)
+//! and can be loaded and unloaded by `umd ctl`. A reload that changes a driver's
+//! pool size or deadline builds a new driver and swaps it in; the old one is
+//! unloaded once its in-flight requests are done.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use umd::{Driver, Program};
+use umd_pgp::cleartext;
+use umd_pgp::driver::{DescribeError, PgpDriver};
+use umd_pgp::policy::Policy as PgpPolicy;
+use umd_pgp::verifier::{Outcome, Verifier, VerifyError};
+use umd_pgp::verify::{Status, Verdict};
+use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions};
+
+use crate::config::{Access, Config};
+use crate::proto::{
+    DriverName, DriverStats, DriverStatus, ErrorKind, ServiceError, SigVerdict, VerifyReply, VerifyRequest,
+    VerifyStatus,
+};
+
+/// Keyrings remembered, checked, between verifications.
+pub const VERIFIER_CACHE_ENTRIES: usize = 8;
+/// Bytes of keyrings remembered at most.
+pub const VERIFIER_CACHE_BYTES: usize = 16 << 20;
+
+fn driver_error(e: &umd::Error) -> ServiceError {
+    let kind = if e.is_verdict() { ErrorKind::Verdict } else { ErrorKind::Driver };
+    ServiceError { kind, message: e.to_string() }
+}
+
+/// Counts requests waiting for or using a driver; refuses past the limit.
+struct Queue(AtomicUsize);
+
+/// A place in a driver's queue.
+pub struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Queue {
+    fn enter(&self, limit: usize, driver: DriverName) -> Result<Place<'_>, ServiceError> {
+        if self.0.fetch_add(1, Relaxed) >= limit {
+            self.0.fetch_sub(1, Relaxed);
+            return Err(ServiceError {
+                kind: ErrorKind::Busy,
+                message: format!("driver {driver}: {limit} requests already queued; retry later"),
+            });
+        }
+        Ok(Place(&self.0))
+    }
+}
+
+/// The sample driver as hosted.
+pub struct SampleHost {
+    sample: SampleDriver,
+    access: Access,
+    queue: Queue,
+}
+
+impl SampleHost {
+    fn new(access: &Access) -> SampleHost {
+        let sample = SampleDriver::new(
+            HandlerSource::Embedded,
+            SampleOptions { timeout: access.timeout, pool_size: access.pool_size, ..Default::default() },
+        );
+        SampleHost { sample, access: access.clone(), queue: Queue(AtomicUsize::new(0)) }
+    }
+
+    /// Sends `offset`; the reply is checked here, the client learns the verdict.
+    pub fn request(&self, offset: u32, queue_limit: usize) -> Result<u64, ServiceError> {
+        let offset = Offset::new(u64::from(offset))
+            .map_err(|e| ServiceError { kind: ErrorKind::BadRequest, message: e.to_string() })?;
+        let _place = self.queue.enter(queue_limit, DriverName::Sample)?;
+        let started = Instant::now();
+        self.sample.request(offset).map_err(|e| driver_error(&e))?;
+        Ok(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64)
+    }
+
+    fn driver(&self) -> &Driver {
+        self.sample.driver()
+    }
+}
+
+/// A checked keyring, by the digest of its bytes.
+struct Cached {
+    key: [u8; 32],
+    size: usize,
+    verifier: Arc<Verifier>,
+}
+
+/// The pgp driver as hosted, with the keyrings it has checked.
+pub struct PgpHost {
+    driver: PgpDriver,
+    access: Access,
+    queue: Queue,
+    cache: Mutex<VecDeque<Cached>>,
+}
+
+impl PgpHost {
+    fn new(access: &Access) -> PgpHost {
+        PgpHost {
+            driver: PgpDriver::with_pool_size(access.timeout, access.pool_size),
+            access: access.clone(),
+            queue: Queue(AtomicUsize::new(0)),
+            cache: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn verifier(&self, keyrings: &[Vec<u8>]) -> Result<Arc<Verifier>, VerifyError> {
+        let mut h = Sha256::new();
+        for k in keyrings {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        let size: usize = keyrings.iter().map(Vec::len).sum();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = cache.iter().find(|c| c.key == key) {
+                return Ok(c.verifier.clone());
+            }
+        }
+        let v = Arc::new(Verifier::with_driver(self.driver.clone(), keyrings, PgpPolicy::new())?);
+        if size <= VERIFIER_CACHE_BYTES {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if !cache.iter().any(|c| c.key == key) {
+                cache.push_front(Cached { key, size, verifier: v.clone() });
+                while cache.len() > VERIFIER_CACHE_ENTRIES
+                    || cache.iter().map(|c| c.size).sum::<usize>() > VERIFIER_CACHE_BYTES
+                {
+                    cache.pop_back();
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// Verifies; a driver failure is an error, anything about the input is a
+    /// "cannot verify" reply.
+    pub fn verify(&self, req: &VerifyRequest, queue_limit: usize) -> Result<VerifyReply, ServiceError> {
+        let _place = self.queue.enter(queue_limit, DriverName::Pgp)?;
+        let cannot = |e: String| VerifyReply {
+            status: VerifyStatus::CannotVerify,
+            error: Some(e),
+            signatures: Vec::new(),
+            text: None,
+        };
+        let fail = |e: VerifyError| match e {
+            VerifyError::Describe(DescribeError::Driver(d)) => Err(driver_error(&d)),
+            other => Ok(cannot(other.to_string())),
+        };
+        let verifier = match self.verifier(&req.keyrings) {
+            Ok(v) => v,
+            Err(VerifyError::Describe(DescribeError::Driver(d))) => return Err(driver_error(&d)),
+            Err(e) => return Ok(cannot(format!("loading the keyring: {e}"))),
+        };
+        let outcome = match &req.data {
+            Some(d) => verifier.verify_detached(&req.signature, d),
+            None if cleartext::is_cleartext(&req.signature) => verifier.verify_cleartext(&req.signature),
+            None => return Ok(cannot("not a cleartext document, and no data given".into())),
+        };
+        match outcome {
+            Ok(o) => Ok(reply(&verifier, o, req.required as usize)),
+            Err(e) => fail(e),
+        }
+    }
+
+    fn driver(&self) -> &Driver {
+        self.driver.driver()
+    }
+}
+
+fn reply(verifier: &Verifier, o: Outcome, required: usize) -> VerifyReply {
+    let status = match o.status(required) {
+        Status::Verified => VerifyStatus::Verified,
+        Status::Bad => VerifyStatus::Bad,
+        Status::CannotVerify => VerifyStatus::CannotVerify,
+    };
+    let signatures = o
+        .reports
+        .iter()
+        .map(|r| match &r.verdict {
+            Verdict::Good { cert, key } => SigVerdict::Good {
+                cert: cert.to_string(),
+                key: key.to_string(),
+                user_id: verifier
+                    .certificate(cert)
+                    .and_then(|c| c.user_ids.iter().find(|u| u.validity.is_ok()))
+                    .map(|u| String::from_utf8_lossy(&u.value).into_owned())
+                    .unwrap_or_else(|| "(no valid user ID)".into()),
+            },
+            Verdict::Bad { key, reason } => SigVerdict::Bad { key: key.to_string(), reason: reason.clone() },
+            Verdict::UnknownKey { issuer } => SigVerdict::UnknownKey { issuer: issuer.clone() },
+            Verdict::NotApplicable(why) => SigVerdict::Ignored { reason: why.clone() },
+        })
+        .collect();
+    let text = if status == VerifyStatus::Verified { o.text } else { None };
+    VerifyReply { status, error: None, signatures, text }
+}
+
+/// Every hosted driver; each can be swapped by a reload.
+pub struct Hosts {
+    sample: RwLock<Arc<SampleHost>>,
+    pgp: RwLock<Arc<PgpHost>>,
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    l.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+impl Hosts {
+    /// Builds the drivers (nothing starts until a request).
+    pub fn new(config: &Config) -> Hosts {
+        Hosts {
+            sample: RwLock::new(Arc::new(SampleHost::new(&config.drivers.sample))),
+            pgp: RwLock::new(Arc::new(PgpHost::new(&config.drivers.pgp))),
+        }
+    }
+
+    /// The current sample driver.
+    pub fn sample(&self) -> Arc<SampleHost> {
+        read(&self.sample)
+    }
+
+    /// The current pgp driver.
+    pub fn pgp(&self) -> Arc<PgpHost> {
+        read(&self.pgp)
+    }
+
+    fn driver(&self, d: DriverName) -> Driver {
+        match d {
+            DriverName::Sample => self.sample().driver().clone(),
+            DriverName::Pgp => self.pgp().driver().clone(),
+        }
+    }
+
+    /// Rebuilds the drivers whose pool size or deadline changed; returns the old
+    /// ones, to be unloaded once their in-flight requests are done.
+    pub fn reconfigure(&self, config: &Config) -> Vec<Driver> {
+        let mut old = Vec::new();
+        {
+            let mut s = self.sample.write().unwrap_or_else(|p| p.into_inner());
+            if !same_tunables(&s.access, &config.drivers.sample) {
+                old.push(s.driver().clone());
+                *s = Arc::new(SampleHost::new(&config.drivers.sample));
+            }
+        }
+        {
+            let mut p = self.pgp.write().unwrap_or_else(|p| p.into_inner());
+            if !same_tunables(&p.access, &config.drivers.pgp) {
+                old.push(p.driver().clone());
+                *p = Arc::new(PgpHost::new(&config.drivers.pgp));
+            }
+        }
+        old
+    }
+
+    /// Loads `d`: starts a handler and runs its start check. `Ok(true)` when it
+    /// was loaded already.
+    pub fn load(&self, d: DriverName) -> Result<bool, ServiceError> {
+        let program = match d {
+            DriverName::Sample => Program::runtime_blob("umd-sample-handler", umd_blobs::SAMPLE_HANDLER),
+            DriverName::Pgp => Program::runtime_blob("umd-pgp-handler", umd_blobs::PGP_HANDLER),
+        }
+        .map_err(|e| ServiceError { kind: ErrorKind::Driver, message: format!("driver {d}: {e}") })?;
+        match self.driver(d).load(program) {
+            Ok(()) => Ok(false),
+            Err(umd::Error::AlreadyLoaded { .. }) => Ok(true),
+            Err(e) => Err(driver_error(&e)),
+        }
+    }
+
+    /// Unloads `d` (waits for its in-flight requests); whether it was loaded.
+    pub fn unload(&self, d: DriverName) -> bool {
+        let driver = self.driver(d);
+        let was = driver.is_loaded() || !driver.handler_pids().is_empty();
+        driver.unload();
+        was
+    }
+
+    /// Unloads every driver (shutdown): every handler is killed and reaped.
+    pub fn unload_all(&self) {
+        for d in DriverName::ALL {
+            self.driver(d).unload();
+        }
+    }
+
+    /// State of every driver.
+    pub fn status(&self) -> Vec<DriverStatus> {
+        DriverName::ALL
+            .into_iter()
+            .map(|d| {
+                let s = self.driver(d).status();
+                DriverStatus {
+                    driver: d,
+                    loaded: s.program.is_some(),
+                    handlers: s.handlers,
+                    idle: s.idle as u32,
+                    pool_size: s.pool_size as u32,
+                }
+            })
+            .collect()
+    }
+
+    /// Counters of every driver.
+    pub fn stats(&self) -> Vec<DriverStats> {
+        DriverName::ALL
+            .into_iter()
+            .map(|d| {
+                let s = self.driver(d).stats();
+                DriverStats {
+                    driver: d.as_str().into(),
+                    requests: s.requests,
+                    failures: s.failures,
+                    loads: s.loads,
+                    unloads: s.unloads,
+                    starts: s.starts,
+                    restarts: s.restarts,
+                    deadline_kills: s.deadline_kills,
+                    handler_failures: s.handler_failures,
+                    violations: s.violations,
+                    p50_ns: s.latency.p50_ns,
+                    p99_ns: s.latency.p99_ns,
+                    max_ns: s.latency.max_ns,
+                }
+            })
+            .collect()
+    }
+}
+
+fn same_tunables(a: &Access, b: &Access) -> bool {
+    a.pool_size == b.pool_size && a.timeout == b.timeout
+}
+
+/// Unloads drivers replaced by a reload, off the signal thread.
+pub fn retire(old: Vec<Driver>) {
+    if old.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("umd-retire".into()).spawn(move || {
+        for d in old {
+            d.unload();
+            tracing::info!(driver = %d.name(), "replaced driver unloaded");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the thread that unloads replaced drivers: {e}");
+    }
+}

@@ -1,0 +1,449 @@
+//! The client protocol: one frame format, versioned, with explicit size limits.
+//! `docs/protocol.md` is the specification; this module is the one place it is
+//! implemented (server and client both use it).
+//!
+//! A frame is an 8-byte header and a body:
+//!
+//! ```text
+//! 0      2         3      4                8
+//! | "UM" | version | kind | body length LE | body (postcard) ...
+//! ```
+//!
+//! The receiver checks magic, version, kind and length *before* it reads or
+//! allocates the body: a frame longer than the receiver's limit is refused
+//! without reading it.
+//!
+//! ```
+//! use umd_service::proto::{self, Request, Kind};
+//! let frame = proto::encode(Kind::Request, &Request::Sample { offset: 4096 }).unwrap();
+//! let header = proto::Header::parse(frame[..8].try_into().unwrap(), Kind::Request, 1 << 20).unwrap();
+//! let req: Request = proto::decode(&frame[8..8 + header.len]).unwrap();
+//! assert_eq!(req, Request::Sample { offset: 4096 });
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// First two bytes of every frame.
+pub const MAGIC: [u8; 2] = *b"UM";
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Size of the frame header.
+pub const HEADER_LEN: usize = 8;
+/// Default (and largest configurable) request body: keyrings, signature and data
+/// of one verification travel in one request.
+pub const DEFAULT_MAX_REQUEST: usize = 8 << 20;
+/// Hard ceiling of a request body, whatever the configuration says.
+pub const MAX_REQUEST_CEILING: usize = 64 << 20;
+/// Largest response body a client accepts (a verified cleartext text is at most
+/// the request's size).
+pub const MAX_RESPONSE: usize = MAX_REQUEST_CEILING + (1 << 20);
+
+/// Which way a frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Client to service.
+    Request = 0,
+    /// Service to client.
+    Response = 1,
+}
+
+/// Why a frame header was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not a umd frame.
+    #[error("not a umd protocol frame (bad magic {0:02x?})")]
+    Magic([u8; 2]),
+    /// A version this side does not speak.
+    #[error("protocol version {0} is not supported (this side speaks version {VERSION})")]
+    Version(u8),
+    /// A response where a request was expected, or the reverse.
+    #[error("unexpected frame kind {0}")]
+    Kind(u8),
+    /// Body longer than the limit.
+    #[error("frame body of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
+    /// The body does not decode.
+    #[error("malformed frame body: {0}")]
+    Body(String),
+}
+
+/// A checked frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Body length, within the limit it was checked against.
+    pub len: usize,
+}
+
+impl Header {
+    /// Checks a header: magic, version, kind and `len <= limit`.
+    pub fn parse(b: &[u8; HEADER_LEN], want: Kind, limit: usize) -> Result<Header, FrameError> {
+        if b[..2] != MAGIC {
+            return Err(FrameError::Magic([b[0], b[1]]));
+        }
+        if b[2] != VERSION {
+            return Err(FrameError::Version(b[2]));
+        }
+        if b[3] != want as u8 {
+            return Err(FrameError::Kind(b[3]));
+        }
+        let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        if len > limit {
+            return Err(FrameError::TooLarge { len, limit });
+        }
+        Ok(Header { len })
+    }
+
+    /// The header of a body of `len` bytes.
+    pub fn bytes(kind: Kind, len: u32) -> [u8; HEADER_LEN] {
+        let l = len.to_le_bytes();
+        [MAGIC[0], MAGIC[1], VERSION, kind as u8, l[0], l[1], l[2], l[3]]
+    }
+}
+
+/// Encodes a whole frame (header and body).
+pub fn encode<T: Serialize>(kind: Kind, msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = vec![0u8; HEADER_LEN];
+    let mut out =
+        postcard::to_extend(msg, std::mem::take(&mut out)).map_err(|e| FrameError::Body(e.to_string()))?;
+    let len = out.len() - HEADER_LEN;
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge { len, limit: u32::MAX as usize })?;
+    out[..HEADER_LEN].copy_from_slice(&Header::bytes(kind, len32));
+    Ok(out)
+}
+
+/// Decodes a body; trailing bytes are an error (one encoding per message).
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    let (v, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Body(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(v)
+}
+
+/// A driver hosted by the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DriverName {
+    /// The sample driver.
+    Sample,
+    /// The OpenPGP verification driver.
+    Pgp,
+}
+
+impl DriverName {
+    /// Every hosted driver.
+    pub const ALL: [DriverName; 2] = [DriverName::Sample, DriverName::Pgp];
+
+    /// The name used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverName::Sample => "sample",
+            DriverName::Pgp => "pgp",
+        }
+    }
+
+    /// Parses a driver name.
+    pub fn parse(s: &str) -> Option<DriverName> {
+        DriverName::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DriverName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Sample driver: set byte `offset` of the 128 KiB reply; the service checks
+    /// the handler's reply and answers whether it was right.
+    Sample {
+        /// Offset in `0..131072`.
+        offset: u32,
+    },
+    /// Verify OpenPGP signatures.
+    Verify(VerifyRequest),
+    /// A control operation (root and the admin group only).
+    Ctl(CtlRequest),
+}
+
+/// An OpenPGP verification. Files travel by content: the service never opens a
+/// path a client names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    /// Keyrings (binary or armored).
+    pub keyrings: Vec<Vec<u8>>,
+    /// A detached signature, or a cleartext-signed document when `data` is `None`.
+    pub signature: Vec<u8>,
+    /// The signed data of a detached signature.
+    pub data: Option<Vec<u8>>,
+    /// Good signatures needed for [`VerifyStatus::Verified`].
+    pub required: u32,
+}
+
+/// Control operations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlRequest {
+    /// Service and driver state.
+    Status,
+    /// Load a driver (start a handler and run its `post_start` check).
+    Load(DriverName),
+    /// Unload a driver (kill and reap its handlers; the next request loads it).
+    Unload(DriverName),
+    /// Counters of the service and every driver.
+    Stats,
+}
+
+/// What the service answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The sample reply was checked and right.
+    Sample {
+        /// Time spent in the driver, nanoseconds.
+        latency_ns: u64,
+    },
+    /// The verification's outcome.
+    Verify(VerifyReply),
+    /// `ctl status`.
+    Status(ServiceStatus),
+    /// `ctl load`.
+    Loaded {
+        /// The driver.
+        driver: DriverName,
+        /// It was loaded already (nothing was done).
+        already: bool,
+    },
+    /// `ctl unload`.
+    Unloaded {
+        /// The driver.
+        driver: DriverName,
+        /// It was loaded (handlers were killed).
+        was_loaded: bool,
+    },
+    /// `ctl stats`.
+    Stats(ServiceStats),
+    /// The request failed.
+    Error(ServiceError),
+}
+
+/// Why a request failed, as the client may know it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceError {
+    /// The class of the failure.
+    pub kind: ErrorKind,
+    /// Text for people.
+    pub message: String,
+}
+
+/// Classes of failure (the CLI's exit status follows from them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The peer may not do this. The message says nothing else.
+    Denied,
+    /// Malformed frame or request, wrong version, bad argument.
+    BadRequest,
+    /// The request is larger than the service's limit.
+    TooLarge,
+    /// A limit was reached (connections, requests in flight, memory); retry later.
+    Busy,
+    /// The service is shutting down.
+    ShuttingDown,
+    /// The handler's answer was checked and wrong (a negative verdict).
+    Verdict,
+    /// The driver failed (handler crashed, missed its deadline, could not start).
+    Driver,
+}
+
+/// Verdict on a verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyStatus {
+    /// Enough good signatures from keyring keys, none bad.
+    Verified,
+    /// A bad signature from a keyring key, or too few good ones.
+    Bad,
+    /// No signature from a keyring key, or the input could not be read.
+    CannotVerify,
+}
+
+/// One signature's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigVerdict {
+    /// Good signature.
+    Good {
+        /// Certificate fingerprint.
+        cert: String,
+        /// Signing key fingerprint.
+        key: String,
+        /// The certificate's first valid user ID.
+        user_id: String,
+    },
+    /// Bad signature by a keyring key.
+    Bad {
+        /// Key fingerprint.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Issuer not in the keyring.
+    UnknownKey {
+        /// The issuer named.
+        issuer: String,
+    },
+    /// Not a document signature.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReply {
+    /// The verdict.
+    pub status: VerifyStatus,
+    /// Why it could not be verified at all (malformed input, keyring error).
+    pub error: Option<String>,
+    /// One entry per signature.
+    pub signatures: Vec<SigVerdict>,
+    /// A cleartext document's text, only when verified.
+    pub text: Option<Vec<u8>>,
+}
+
+/// One driver's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverStatus {
+    /// Driver.
+    pub driver: DriverName,
+    /// Whether a program is loaded.
+    pub loaded: bool,
+    /// Handler processes.
+    pub handlers: Vec<u32>,
+    /// Idle handlers.
+    pub idle: u32,
+    /// Pool size.
+    pub pool_size: u32,
+}
+
+/// `ctl status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service's version.
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_s: u64,
+    /// Open client connections.
+    pub connections: u32,
+    /// Configuration generation (1 at start, +1 per successful reload).
+    pub config_generation: u64,
+    /// The drivers.
+    pub drivers: Vec<DriverStatus>,
+}
+
+/// A driver's counters (`umd::Stats`, as sent on the wire).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverStats {
+    /// Driver.
+    pub driver: String,
+    /// Requests.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Loads.
+    pub loads: u64,
+    /// Unloads.
+    pub unloads: u64,
+    /// Handler starts.
+    pub starts: u64,
+    /// Handler restarts.
+    pub restarts: u64,
+    /// Deadline kills.
+    pub deadline_kills: u64,
+    /// Handler failures.
+    pub handler_failures: u64,
+    /// Seccomp violations.
+    pub violations: u64,
+    /// Latency p50, nanoseconds.
+    pub p50_ns: u64,
+    /// Latency p99, nanoseconds.
+    pub p99_ns: u64,
+    /// Largest latency, nanoseconds.
+    pub max_ns: u64,
+}
+
+/// `ctl stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused at accept (limits).
+    pub refused: u64,
+    /// Requests answered (any outcome).
+    pub requests: u64,
+    /// Requests refused for lack of permission.
+    pub denied: u64,
+    /// Requests refused as busy (limits).
+    pub busy: u64,
+    /// Malformed frames or requests.
+    pub bad_frames: u64,
+    /// Connections closed for stalling.
+    pub timeouts: u64,
+    /// Configuration reloads (successful, rejected).
+    pub reloads: u64,
+    /// Rejected configuration reloads.
+    pub reload_errors: u64,
+    /// Per-driver counters (since the driver was last rebuilt by a reload).
+    pub drivers: Vec<DriverStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks_come_before_the_body() {
+        let f = encode(Kind::Request, &Request::Ctl(CtlRequest::Status)).unwrap();
+        let h: [u8; 8] = f[..8].try_into().unwrap();
+        assert!(Header::parse(&h, Kind::Request, 100).is_ok());
+        assert_eq!(Header::parse(&h, Kind::Response, 100), Err(FrameError::Kind(0)));
+        let mut bad = h;
+        bad[2] = 9;
+        assert_eq!(Header::parse(&bad, Kind::Request, 100), Err(FrameError::Version(9)));
+        bad = h;
+        bad[0] = b'X';
+        assert!(matches!(Header::parse(&bad, Kind::Request, 100), Err(FrameError::Magic(_))));
+        let big = Header::bytes(Kind::Request, u32::MAX);
+        assert!(matches!(Header::parse(&big, Kind::Request, 1 << 20), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn the_examples_in_docs_protocol_md_are_exact() {
+        let f = encode(Kind::Request, &Request::Sample { offset: 4096 }).unwrap();
+        assert_eq!(f, [0x55, 0x4d, 1, 0, 3, 0, 0, 0, 0x00, 0x80, 0x20]);
+        let e =
+            Response::Error(ServiceError { kind: ErrorKind::Denied, message: "permission denied".into() });
+        let f = encode(Kind::Response, &e).unwrap();
+        let mut want = vec![0x55, 0x4d, 1, 1, 0x14, 0, 0, 0, 6, 0, 0x11];
+        want.extend_from_slice(b"permission denied");
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn garbage_bodies_are_errors_not_panics() {
+        for body in [&b""[..], b"\xff\xff\xff\xff\xff", b"\x01\x05", b"\x00\x80\x80\x80\x80\x10"] {
+            assert!(decode::<Request>(body).is_err(), "{body:?}");
+        }
+        let f = encode(Kind::Request, &Request::Sample { offset: 1 }).unwrap();
+        let mut body = f[8..].to_vec();
+        body.push(0);
+        assert!(decode::<Request>(&body).is_err(), "trailing bytes");
+    }
+}

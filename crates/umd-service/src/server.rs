@@ -1,0 +1,890 @@
+//! The service: a Unix socket listener, one thread per connection, the hosted
+//! drivers, peer checks, limits, SIGHUP reload and SIGTERM drain.
+//!
+//! Why threads and not an async runtime: every driver call blocks (a handler
+//! exchange under a deadline), connections are bounded (`limits.max_connections`,
+//! 256 by default), and a thread per connection keeps each client's state on its
+//! own stack where a stalled or hostile client can only hold its own thread,
+//! bounded by the idle and frame deadlines. Readiness is waited for with `poll(2)`
+//! (rustix), never with a blocking read, so every wait has a deadline and wakes
+//! on shutdown.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::net::{RecvFlags, SendFlags};
+
+use crate::config::{Config, ConfigError, Peer};
+use crate::drivers::{self, Hosts};
+use crate::proto::{
+    self, CtlRequest, DriverName, ErrorKind, FrameError, Header, Kind, Request, Response, ServiceError,
+    ServiceStats, ServiceStatus, HEADER_LEN,
+};
+
+/// Default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/umd/umd.sock";
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration was refused.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The socket could not be set up.
+    #[error("socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// Another service answers on the socket already.
+    #[error("socket {0}: another service is listening there")]
+    InUse(PathBuf),
+    /// Socket activation was malformed.
+    #[error("socket activation: {0}")]
+    Activation(String),
+    /// Setting up signal handling failed.
+    #[error("signals: {0}")]
+    Signals(io::Error),
+}
+
+/// Where the service listens.
+#[derive(Clone, Debug)]
+pub enum Listen {
+    /// Bind this path (removing a stale socket left there).
+    Path(PathBuf),
+    /// A listening socket passed by systemd (`LISTEN_FDS`).
+    Activated(Arc<OwnedFd>),
+}
+
+/// How to run the service.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub listen: Listen,
+    /// The configuration file.
+    pub config_path: PathBuf,
+    /// When the file is missing: use the built-in default (root only) if false,
+    /// refuse to start if true (the file was named explicitly).
+    pub config_required: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    requests: AtomicU64,
+    denied: AtomicU64,
+    busy: AtomicU64,
+    bad_frames: AtomicU64,
+    timeouts: AtomicU64,
+    reloads: AtomicU64,
+    reload_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct UidUse {
+    connections: usize,
+    in_flight: usize,
+}
+
+#[derive(Default)]
+struct Clients {
+    total: usize,
+    by_uid: HashMap<u32, UidUse>,
+}
+
+/// Bytes of request bodies held, in total and per uid.
+#[derive(Default)]
+struct Memory {
+    total: usize,
+    by_uid: HashMap<u32, usize>,
+}
+
+/// What every connection thread shares.
+struct Shared {
+    config: RwLock<Arc<Config>>,
+    config_path: PathBuf,
+    generation: AtomicU64,
+    hosts: Hosts,
+    clients: Mutex<Clients>,
+    clients_cond: Condvar,
+    memory: Mutex<Memory>,
+    memory_cond: Condvar,
+    shutting_down: AtomicBool,
+    /// Read end of a pipe whose write end is closed at shutdown: it then polls
+    /// readable for everyone waiting on it.
+    shutdown_rx: OwnedFd,
+    shutdown_tx: Mutex<Option<OwnedFd>>,
+    counters: Counters,
+    started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn shut_down(&self) {
+        if !self.shutting_down.swap(true, Relaxed) {
+            tracing::info!("shutting down: no new connections; in-flight requests finish");
+        }
+        lock(&self.shutdown_tx).take();
+    }
+
+    /// Reads the file again; replaces the configuration only if all of it is good.
+    fn reload(&self) {
+        self.counters.reloads.fetch_add(1, Relaxed);
+        match load_config(&self.config_path, true) {
+            Ok(c) => {
+                let old = self.hosts.reconfigure(&c);
+                *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+                let generation = self.generation.fetch_add(1, Relaxed) + 1;
+                tracing::info!(path = %self.config_path.display(), generation, rebuilt = old.len(), "configuration reloaded");
+                drivers::retire(old);
+            }
+            Err(e) => {
+                self.counters.reload_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "configuration rejected; the previous one stays in force");
+            }
+        }
+    }
+}
+
+fn load_config(path: &Path, required: bool) -> Result<Config, ConfigError> {
+    match Config::load(path) {
+        Err(ConfigError::Read { source, .. }) if !required && source.kind() == io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), "no configuration file: only root may use the service");
+            Ok(Config::default())
+        }
+        other => other,
+    }
+}
+
+/// A bound, configured service, not yet serving.
+pub struct Server {
+    listener: UnixListener,
+    bound: Option<PathBuf>,
+    shared: Arc<Shared>,
+}
+
+/// Binds `path`: a socket file left by a dead service is replaced; a live one is
+/// an error. The socket is made connectable by everyone (mode 0666): who may do
+/// what is decided by the peer's credentials, per request.
+fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    let err = |source| ServeError::Socket { path: path.into(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !m.file_type().is_socket() {
+                return Err(err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a socket")));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(ServeError::InUse(path.into()));
+            }
+            std::fs::remove_file(path).map_err(err)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let l = UnixListener::bind(path).map_err(err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)?;
+    Ok(l)
+}
+
+impl Server {
+    /// Reads the configuration and binds the socket (or takes the activated one).
+    pub fn new(opts: &ServeOptions) -> Result<Server, ServeError> {
+        let config = load_config(&opts.config_path, opts.config_required)?;
+        let (listener, bound) = match &opts.listen {
+            Listen::Path(p) => (bind(p)?, Some(p.clone())),
+            Listen::Activated(fd) => {
+                let fd =
+                    fd.as_fd().try_clone_to_owned().map_err(|e| ServeError::Activation(e.to_string()))?;
+                (UnixListener::from(fd), None)
+            }
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServeError::Socket { path: bound.clone().unwrap_or_default(), source })?;
+        let (rx, tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| ServeError::Signals(e.into()))?;
+        let hosts = Hosts::new(&config);
+        let shared = Arc::new(Shared {
+            config: RwLock::new(Arc::new(config)),
+            config_path: opts.config_path.clone(),
+            generation: AtomicU64::new(1),
+            hosts,
+            clients: Mutex::new(Clients::default()),
+            clients_cond: Condvar::new(),
+            memory: Mutex::new(Memory::default()),
+            memory_cond: Condvar::new(),
+            shutting_down: AtomicBool::new(false),
+            shutdown_rx: rx,
+            shutdown_tx: Mutex::new(Some(tx)),
+            counters: Counters::default(),
+            started: Instant::now(),
+        });
+        Ok(Server { listener, bound, shared })
+    }
+
+    /// A handle that stops the service (as SIGTERM does) or reloads it (SIGHUP).
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(self.shared.clone())
+    }
+
+    /// Serves until SIGTERM/SIGINT (or [`ServerHandle::shut_down`]), then drains:
+    /// in-flight requests get `limits.drain_timeout_ms` to finish, then every
+    /// driver is unloaded (its handlers killed and reaped).
+    pub fn run(self, signals: bool) -> Result<(), ServeError> {
+        let signal_thread = if signals { Some(spawn_signal_thread(self.handle())?) } else { None };
+        tracing::info!(
+            socket = %self.bound.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "(activated)".into()),
+            pid = std::process::id(),
+            "umd service ready"
+        );
+        self.accept_loop();
+        // Drain.
+        drop(self.listener);
+        if let Some(p) = &self.bound {
+            let _ = std::fs::remove_file(p);
+        }
+        let deadline = Instant::now() + self.shared.config().limits.drain_timeout();
+        let mut clients = lock(&self.shared.clients);
+        while clients.total > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    connections = clients.total,
+                    "drain deadline passed; unloading drivers anyway"
+                );
+                break;
+            }
+            clients = self
+                .shared
+                .clients_cond
+                .wait_timeout(clients, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        drop(clients);
+        self.shared.hosts.unload_all();
+        tracing::info!("umd service stopped; every handler reaped");
+        if let Some(h) = signal_thread {
+            h.close();
+        }
+        Ok(())
+    }
+
+    fn accept_loop(&self) {
+        let sh = &self.shared;
+        loop {
+            let mut fds =
+                [PollFd::new(&self.listener, PollFlags::IN), PollFd::new(&sh.shutdown_rx, PollFlags::IN)];
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::error!("poll on the listening socket: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+            if sh.shutting_down.load(Relaxed) || !fds[1].revents().is_empty() {
+                return;
+            }
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                    continue
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::error!("accept: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            self.admit(stream);
+        }
+    }
+
+    fn admit(&self, stream: UnixStream) {
+        let sh = &self.shared;
+        let peer = match peer_of(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("peer credentials: {e}; connection dropped");
+                return;
+            }
+        };
+        let limits = sh.config().limits.clone();
+        {
+            let mut c = lock(&sh.clients);
+            let mine = c.by_uid.get(&peer.uid).map_or(0, |u| u.connections);
+            let refusal = if c.total >= limits.max_connections {
+                Some("too many connections to the service; retry later")
+            } else if mine >= limits.max_connections_per_uid {
+                Some("too many connections from your user; retry later")
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                drop(c);
+                sh.counters.refused.fetch_add(1, Relaxed);
+                tracing::warn!(uid = peer.uid, pid = peer.pid, "connection refused: {message}");
+                let err = ServiceError { kind: ErrorKind::Busy, message: message.into() };
+                let _ = send_response(
+                    &stream,
+                    &Response::Error(err),
+                    Instant::now() + Duration::from_millis(100),
+                );
+                return;
+            }
+            c.total += 1;
+            c.by_uid.entry(peer.uid).or_default().connections += 1;
+        }
+        sh.counters.accepted.fetch_add(1, Relaxed);
+        let shared = sh.clone();
+        let uid = peer.uid;
+        let spawned = std::thread::Builder::new().name("umd-conn".into()).spawn(move || {
+            let _leave = Leave { shared: &shared, uid: peer.uid };
+            Connection { shared: &shared, stream, peer }.serve();
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a connection thread: {e}");
+            let mut c = lock(&sh.clients);
+            c.total -= 1;
+            if let Some(u) = c.by_uid.get_mut(&uid) {
+                u.connections = u.connections.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Removes a connection from the table when its thread ends.
+struct Leave<'a> {
+    shared: &'a Shared,
+    uid: u32,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut c = lock(&self.shared.clients);
+        c.total -= 1;
+        if let Some(u) = c.by_uid.get_mut(&self.uid) {
+            u.connections -= 1;
+            if u.connections == 0 && u.in_flight == 0 {
+                c.by_uid.remove(&self.uid);
+            }
+        }
+        drop(c);
+        self.shared.clients_cond.notify_all();
+    }
+}
+
+/// A handle on a running service.
+#[derive(Clone)]
+pub struct ServerHandle(Arc<Shared>);
+
+impl ServerHandle {
+    /// Starts the graceful shutdown (what SIGTERM does).
+    pub fn shut_down(&self) {
+        self.0.shut_down();
+    }
+
+    /// Reloads the configuration (what SIGHUP does).
+    pub fn reload(&self) {
+        self.0.reload();
+    }
+}
+
+fn spawn_signal_thread(h: ServerHandle) -> Result<signal_hook::iterator::Handle, ServeError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(ServeError::Signals)?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("umd-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                match s {
+                    SIGHUP => {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        h.reload();
+                    }
+                    _ => {
+                        tracing::info!(signal = s, "termination signal");
+                        h.shut_down();
+                    }
+                }
+            }
+        })
+        .map_err(ServeError::Signals)?;
+    Ok(handle)
+}
+
+/// The peer's uid, gid and pid (`SO_PEERCRED`) and supplementary groups
+/// (`SO_PEERGROUPS`), as they were when it connected.
+pub fn peer_of(stream: &UnixStream) -> io::Result<Peer> {
+    let cred = rustix::net::sockopt::socket_peercred(stream)?;
+    Ok(Peer {
+        pid: cred.pid.as_raw_nonzero().get(),
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+        groups: peer_groups(stream.as_fd())?,
+    })
+}
+
+/// `getsockopt(SO_PEERGROUPS)` (Linux 4.13): rustix has no wrapper.
+///
+/// # References
+/// - [`socket(7)`](https://man7.org/linux/man-pages/man7/socket.7.html)
+fn peer_groups(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * 4) as libc::socklen_t;
+        // SAFETY: `groups` is a valid, writable buffer of `len` bytes for the call;
+        // the kernel writes at most `len` bytes and updates `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            groups.truncate(len as usize / 4);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        // ERANGE: `len` now says how much is needed (NGROUPS_MAX is 65536).
+        if e.raw_os_error() == Some(libc::ERANGE) && (len as usize / 4) > groups.len() && groups.len() < 65536
+        {
+            groups.resize((len as usize / 4).min(65536), 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: i64::from(d.subsec_nanos()) }
+}
+
+/// What waiting for a client's bytes gave.
+enum Wait {
+    Ready,
+    Timeout,
+    Shutdown,
+}
+
+fn wait_readable(
+    fd: BorrowedFd<'_>,
+    deadline: Instant,
+    shutdown: Option<BorrowedFd<'_>>,
+) -> io::Result<Wait> {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Wait::Timeout);
+        }
+        let t = timespec(deadline - now);
+        let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
+        if let Some(s) = &shutdown {
+            fds.push(PollFd::new(s, PollFlags::IN));
+        }
+        match poll(&mut fds, Some(&t)) {
+            Ok(0) => continue,
+            Ok(_) => {
+                if fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
+                    return Ok(Wait::Shutdown);
+                }
+                return Ok(Wait::Ready);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes by `deadline`. `Ok(false)`: end of file
+/// before the first byte. Reads first and polls only when nothing is there (the
+/// usual request arrives whole: one `recv` for the header, one for the body).
+fn read_exact(stream: &UnixStream, buf: &mut [u8], deadline: Instant) -> io::Result<bool> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::net::recv(stream, &mut buf[done..], RecvFlags::DONTWAIT) {
+            Ok((0, _)) if done == 0 => return Ok(false),
+            Ok((0, _)) => {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"))
+            }
+            Ok((n, _)) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => match wait_readable(stream.as_fd(), deadline, None)? {
+                Wait::Ready => {}
+                _ => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "frame not complete by its deadline"))
+                }
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+fn write_all(stream: &UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        match rustix::net::send(stream, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read its reply"));
+                }
+                let t = timespec(deadline - now);
+                let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+                match poll(&mut fds, Some(&t)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn send_response(stream: &UnixStream, r: &Response, deadline: Instant) -> io::Result<()> {
+    let frame = proto::encode(Kind::Response, r).map_err(|e| io::Error::other(e.to_string()))?;
+    write_all(stream, &frame, deadline)
+}
+
+/// Bytes of request bodies held, all connections together.
+struct Reservation<'a> {
+    shared: &'a Shared,
+    uid: u32,
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut m = lock(&self.shared.memory);
+        m.total -= self.bytes;
+        if let Some(u) = m.by_uid.get_mut(&self.uid) {
+            *u -= self.bytes;
+            if *u == 0 {
+                m.by_uid.remove(&self.uid);
+            }
+        }
+        drop(m);
+        self.shared.memory_cond.notify_all();
+    }
+}
+
+/// One of a uid's in-flight requests.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    uid: u32,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut c = lock(&self.shared.clients);
+        if let Some(u) = c.by_uid.get_mut(&self.uid) {
+            u.in_flight -= 1;
+        }
+        drop(c);
+        self.shared.clients_cond.notify_all();
+    }
+}
+
+struct Connection<'a> {
+    shared: &'a Shared,
+    stream: UnixStream,
+    peer: Peer,
+}
+
+fn busy(message: impl Into<String>) -> ServiceError {
+    ServiceError { kind: ErrorKind::Busy, message: message.into() }
+}
+
+impl Connection<'_> {
+    fn serve(self) {
+        let sh = self.shared;
+        tracing::debug!(uid = self.peer.uid, pid = self.peer.pid, "client connected");
+        loop {
+            let limits = sh.config().limits.clone();
+            // Idle: wait for the next request, or shutdown.
+            match wait_readable(
+                self.stream.as_fd(),
+                Instant::now() + limits.idle_timeout(),
+                Some(sh.shutdown_rx.as_fd()),
+            ) {
+                Ok(Wait::Ready) => {}
+                Ok(Wait::Timeout) => {
+                    sh.counters.timeouts.fetch_add(1, Relaxed);
+                    tracing::info!(uid = self.peer.uid, pid = self.peer.pid, "idle connection closed");
+                    return;
+                }
+                Ok(Wait::Shutdown) => return,
+                Err(e) => {
+                    tracing::debug!(uid = self.peer.uid, "connection: {e}");
+                    return;
+                }
+            }
+            let deadline = Instant::now() + limits.frame_timeout();
+            let mut header = [0u8; HEADER_LEN];
+            match read_exact(&self.stream, &mut header, deadline) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    self.dropped(&e);
+                    return;
+                }
+            }
+            let h = match Header::parse(&header, Kind::Request, limits.max_request_bytes) {
+                Ok(h) => h,
+                Err(e) => {
+                    // Nothing after a bad header can be trusted to be a frame:
+                    // answer once and close.
+                    let kind = if matches!(e, FrameError::TooLarge { .. }) {
+                        ErrorKind::TooLarge
+                    } else {
+                        ErrorKind::BadRequest
+                    };
+                    self.refuse_frame(kind, e.to_string(), deadline);
+                    return;
+                }
+            };
+            let _reservation = match self.reserve(h.len, &limits) {
+                Ok(r) => r,
+                Err(e) => {
+                    sh.counters.busy.fetch_add(1, Relaxed);
+                    tracing::info!(uid = self.peer.uid, pid = self.peer.pid, len = h.len, "{}", e.message);
+                    let _ = send_response(&self.stream, &Response::Error(e), deadline);
+                    return;
+                }
+            };
+            let mut body = Vec::new();
+            if body.try_reserve_exact(h.len).is_err() {
+                let _ = send_response(&self.stream, &Response::Error(busy("out of memory")), deadline);
+                return;
+            }
+            body.resize(h.len, 0);
+            match read_exact(&self.stream, &mut body, deadline) {
+                Ok(true) => {}
+                Ok(false) if h.len == 0 => {}
+                Ok(false) => {
+                    self.dropped(&io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed mid-frame",
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    self.dropped(&e);
+                    return;
+                }
+            }
+            let request: Request = match proto::decode(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.refuse_frame(ErrorKind::BadRequest, e.to_string(), deadline);
+                    return;
+                }
+            };
+            drop(body);
+            sh.counters.requests.fetch_add(1, Relaxed);
+            let response = self.handle(request, &limits);
+            drop(_reservation);
+            if let Response::Error(e) = &response {
+                match e.kind {
+                    ErrorKind::Busy => sh.counters.busy.fetch_add(1, Relaxed),
+                    ErrorKind::Denied => sh.counters.denied.fetch_add(1, Relaxed),
+                    _ => 0,
+                };
+            }
+            if let Err(e) = send_response(&self.stream, &response, Instant::now() + limits.frame_timeout()) {
+                self.dropped(&e);
+                return;
+            }
+            if sh.shutting_down.load(Relaxed) {
+                return;
+            }
+        }
+    }
+
+    fn dropped(&self, e: &io::Error) {
+        if e.kind() == io::ErrorKind::TimedOut {
+            self.shared.counters.timeouts.fetch_add(1, Relaxed);
+        }
+        tracing::info!(uid = self.peer.uid, pid = self.peer.pid, "connection dropped: {e}");
+    }
+
+    fn refuse_frame(&self, kind: ErrorKind, message: String, deadline: Instant) {
+        self.shared.counters.bad_frames.fetch_add(1, Relaxed);
+        tracing::info!(uid = self.peer.uid, pid = self.peer.pid, "bad frame: {message}; connection closed");
+        let _ = send_response(&self.stream, &Response::Error(ServiceError { kind, message }), deadline);
+    }
+
+    /// Reserves `len` bytes of the request memory budgets (the service's and
+    /// the peer's uid's), waiting up to the queue timeout. Done before the body
+    /// is read: what a client announces, it must be granted first.
+    fn reserve(&self, len: usize, limits: &crate::config::Limits) -> Result<Reservation<'_>, ServiceError> {
+        let sh = self.shared;
+        let uid = self.peer.uid;
+        let deadline = Instant::now() + limits.queue_timeout();
+        let mut m = lock(&sh.memory);
+        loop {
+            let mine = m.by_uid.get(&uid).copied().unwrap_or(0);
+            let over_mine = mine + len > limits.request_memory_per_uid;
+            let over_all = m.total + len > limits.request_memory_bytes;
+            if !over_mine && !over_all {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let whose = if over_mine { "your user's" } else { "the service's" };
+                return Err(busy(format!("{whose} request memory is in use; retry later")));
+            }
+            m = sh
+                .memory_cond
+                .wait_timeout(m, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        m.total += len;
+        *m.by_uid.entry(uid).or_default() += len;
+        Ok(Reservation { shared: sh, uid, bytes: len })
+    }
+
+    fn in_flight(&self, limits: &crate::config::Limits) -> Result<InFlight<'_>, ServiceError> {
+        let sh = self.shared;
+        let deadline = Instant::now() + limits.queue_timeout();
+        let mut c = lock(&sh.clients);
+        loop {
+            let u = c.by_uid.entry(self.peer.uid).or_default();
+            if u.in_flight < limits.max_in_flight_per_uid {
+                u.in_flight += 1;
+                return Ok(InFlight { shared: sh, uid: self.peer.uid });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(busy(format!(
+                    "{} requests of your user are in flight already; retry later",
+                    limits.max_in_flight_per_uid
+                )));
+            }
+            c = sh
+                .clients_cond
+                .wait_timeout(c, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn denied(&self, what: &str) -> Response {
+        tracing::warn!(uid = self.peer.uid, gid = self.peer.gid, pid = self.peer.pid, what, "request denied");
+        Response::Error(ServiceError { kind: ErrorKind::Denied, message: "permission denied".into() })
+    }
+
+    fn handle(&self, request: Request, limits: &crate::config::Limits) -> Response {
+        let sh = self.shared;
+        let config = sh.config();
+        if sh.shutting_down.load(Relaxed) && !matches!(request, Request::Ctl(_)) {
+            return Response::Error(ServiceError {
+                kind: ErrorKind::ShuttingDown,
+                message: "the service is shutting down".into(),
+            });
+        }
+        let result = match request {
+            Request::Sample { offset } => {
+                if !config.may_call(&self.peer, DriverName::Sample) {
+                    return self.denied("sample");
+                }
+                self.in_flight(limits).and_then(|_g| {
+                    sh.hosts
+                        .sample()
+                        .request(offset, limits.max_queued_per_driver)
+                        .map(|latency_ns| Response::Sample { latency_ns })
+                })
+            }
+            Request::Verify(v) => {
+                if !config.may_call(&self.peer, DriverName::Pgp) {
+                    return self.denied("pgp");
+                }
+                self.in_flight(limits).and_then(|_g| {
+                    sh.hosts.pgp().verify(&v, limits.max_queued_per_driver).map(Response::Verify)
+                })
+            }
+            Request::Ctl(op) => {
+                if !config.is_admin(&self.peer) {
+                    return self.denied("ctl");
+                }
+                Ok(self.control(op))
+            }
+        };
+        result.unwrap_or_else(Response::Error)
+    }
+
+    fn control(&self, op: CtlRequest) -> Response {
+        let sh = self.shared;
+        match op {
+            CtlRequest::Status => Response::Status(ServiceStatus {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                uptime_s: sh.started.elapsed().as_secs(),
+                connections: lock(&sh.clients).total as u32,
+                config_generation: sh.generation.load(Relaxed),
+                drivers: sh.hosts.status(),
+            }),
+            CtlRequest::Load(d) => {
+                tracing::info!(driver = %d, uid = self.peer.uid, "ctl load");
+                match sh.hosts.load(d) {
+                    Ok(already) => Response::Loaded { driver: d, already },
+                    Err(e) => Response::Error(e),
+                }
+            }
+            CtlRequest::Unload(d) => {
+                tracing::info!(driver = %d, uid = self.peer.uid, "ctl unload");
+                Response::Unloaded { driver: d, was_loaded: sh.hosts.unload(d) }
+            }
+            CtlRequest::Stats => {
+                let c = &sh.counters;
+                Response::Stats(ServiceStats {
+                    accepted: c.accepted.load(Relaxed),
+                    refused: c.refused.load(Relaxed),
+                    requests: c.requests.load(Relaxed),
+                    denied: c.denied.load(Relaxed),
+                    busy: c.busy.load(Relaxed),
+                    bad_frames: c.bad_frames.load(Relaxed),
+                    timeouts: c.timeouts.load(Relaxed),
+                    reloads: c.reloads.load(Relaxed),
+                    reload_errors: c.reload_errors.load(Relaxed),
+                    drivers: sh.hosts.stats(),
+                })
+            }
+        }
+    }
+}
