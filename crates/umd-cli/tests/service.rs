@@ -577,3 +577,46 @@ fn a_greedy_user_cannot_starve_another() {
     assert!(served > 100, "the greedy user was served too ({served})");
     drop(stallers);
 }
+
+#[test]
+fn sighup_changes_who_may_call_and_the_limits() {
+    if !svc::require_root("switching users to test a reload of the authorization") {
+        return;
+    }
+    let svc = Service::start("reauth", "[drivers.sample]\nusers = [\"64010\"]\n");
+    let mut c = svc.client();
+    c.sample(0).unwrap();
+    let old_handlers = c.status().unwrap().drivers[0].handlers.clone();
+    let before = as_user(&svc, 64011, 64011, "", &["sample", "request", "--offset", "0"]);
+    assert_eq!(before.status.code(), Some(2), "{:?}", text(&before));
+    // Grant 64011, revoke 64010, lower the request size limit, change the pool.
+    std::fs::write(
+        &svc.config,
+        "[drivers.sample]\nusers = [\"64011\"]\npool_size = 1\n[limits]\nmax_request_bytes = 100\n\
+         request_memory_per_uid = 100\n",
+    )
+    .unwrap();
+    svc.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.status().unwrap().config_generation != 2 {
+        assert!(Instant::now() < deadline, "reload not seen; log:\n{}", svc.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = as_user(&svc, 64011, 64011, "", &["sample", "request", "--offset", "0"]);
+    assert!(after.status.success(), "{:?}", text(&after));
+    let revoked = as_user(&svc, 64010, 64010, "", &["sample", "request", "--offset", "0"]);
+    assert_eq!(revoked.status.code(), Some(2), "{:?}", text(&revoked));
+    assert!(text(&revoked).1.contains("permission denied"));
+    let mut big = raw(&svc);
+    big.write_all(&proto::Header::bytes(Kind::Request, 101)).unwrap();
+    let e = read_error(&mut big).unwrap();
+    assert_eq!(e.kind, ErrorKind::TooLarge);
+    assert!(e.message.contains("100-byte limit"), "{e:?}");
+    // The replaced driver's handlers are reaped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old_handlers.iter().any(|h| Path::new(&format!("/proc/{h}")).exists()) {
+        assert!(Instant::now() < deadline, "old handlers {old_handlers:?} still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.status().unwrap().drivers[0].pool_size, 1);
+}

@@ -358,3 +358,22 @@ pub fn retire(old: Vec<Driver>) {
         tracing::error!("cannot start the thread that unloads replaced drivers: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_driver_queue_answers_busy_at_once_and_frees_places() {
+        let q = Queue(AtomicUsize::new(0));
+        let a = q.enter(2, DriverName::Pgp).unwrap();
+        let b = q.enter(2, DriverName::Pgp).unwrap();
+        let e = q.enter(2, DriverName::Pgp).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Busy);
+        assert_eq!(e.message, "driver pgp: 2 requests already queued; retry later");
+        drop(a);
+        let c = q.enter(2, DriverName::Pgp).unwrap();
+        drop((b, c));
+        assert_eq!(q.0.load(Relaxed), 0);
+    }
+}
