@@ -498,12 +498,17 @@ fn missing_named_config_is_an_error_and_a_bad_one_too() {
 fn bench_service_reports_both_sides_for_each_client_count() {
     let o = Command::new(svc::umd_bin())
         .args(["bench-service", "--clients", "1,2", "--requests", "20", "--rounds", "1", "--json"])
+        .args(["--verify-requests", "2", "--verify"])
+        .arg(fixture("debian-archive-keyring.gpg"))
+        .arg(fixture("bookworm-security_InRelease"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{:?}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["driver"], "sample");
+    assert_eq!(rows[3]["driver"], "verify");
     for r in rows {
         assert!(r["in_process"]["per_s"].as_f64().unwrap() > 0.0);
         assert!(r["service"]["p99_ns"].as_u64().unwrap() >= r["service"]["p50_ns"].as_u64().unwrap());
