@@ -610,7 +610,7 @@ pub struct BenchServiceArgs {
     pool_size: usize,
     /// Also measure verifications of DOCUMENT (cleartext-signed) against KEYRING:
     /// in-process with the keyring checked once, through the service sending
-    /// both each time (the service keeps checked keyrings by digest).
+    /// both each time (the service keeps the keyrings it has checked).
     #[arg(long, num_args = 2, value_names = ["KEYRING", "DOCUMENT"])]
     verify: Option<Vec<PathBuf>>,
     /// Verifications per client per round.
