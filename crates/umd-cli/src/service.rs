@@ -608,6 +608,14 @@ pub struct BenchServiceArgs {
     /// Handlers per driver, in-process and in the service alike.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pool_size: usize,
+    /// Also measure verifications of DOCUMENT (cleartext-signed) against KEYRING:
+    /// in-process with the keyring checked once, through the service sending
+    /// both each time (the service keeps the keyrings it has checked).
+    #[arg(long, num_args = 2, value_names = ["KEYRING", "DOCUMENT"])]
+    verify: Option<Vec<PathBuf>>,
+    /// Verifications per client per round.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    verify_requests: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -742,44 +750,84 @@ fn start_service(pool_size: usize) -> Result<(Child, PathBuf), String> {
 }
 
 fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
-    if args.rounds == 0 || args.requests == 0 || args.clients.contains(&0) {
-        return Err("--rounds, --requests and every --clients count must be at least 1".into());
+    if args.rounds == 0 || args.requests == 0 || args.verify_requests == 0 || args.clients.contains(&0) {
+        return Err(
+            "--rounds, --requests, --verify-requests and every --clients count must be at least 1".into()
+        );
     }
     let sample = umd_sample::SampleDriver::new(
         umd_sample::HandlerSource::Embedded,
         umd_sample::SampleOptions { pool_size: args.pool_size, ..Default::default() },
     );
     let (_service, socket) = start_service(args.pool_size)?;
+    let connect = |n: usize| {
+        (0..n).map(|_| Client::connect(&socket).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()
+    };
     let mut rows = Vec::new();
     for &n in &args.clients {
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for _ in 0..args.rounds {
             // Warm: both pools started before timing.
-            let warm = |_: &mut (), i: usize| {
+            let call = |_: &mut (), i: usize| {
                 let o = umd_sample::Offset::new(u64::from(offset_for(i))).map_err(|e| e.to_string())?;
                 sample.request(o).map_err(|e| e.to_string())
             };
-            measure(vec![(); args.pool_size], 4, warm)?;
-            local.push(measure(vec![(); n], args.requests, warm)?);
-            let connect = || {
-                (0..n)
-                    .map(|_| Client::connect(&socket).map_err(|e| e.to_string()))
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            measure(connect()?, 4, |c, i| c.sample(offset_for(i)).map(|_| ()).map_err(|e| e.to_string()))?;
-            remote.push(measure(connect()?, args.requests, |c, i| {
-                c.sample(offset_for(i)).map(|_| ()).map_err(|e| e.to_string())
-            })?);
+            measure(vec![(); args.pool_size], 4, call)?;
+            local.push(measure(vec![(); n], args.requests, call)?);
+            let call =
+                |c: &mut Client, i: usize| c.sample(offset_for(i)).map(|_| ()).map_err(|e| e.to_string());
+            measure(connect(n)?, 4, call)?;
+            remote.push(measure(connect(n)?, args.requests, call)?);
         }
-        rows.push((n, median_round(local), median_round(remote)));
+        rows.push(("sample", n, median_round(local), median_round(remote)));
+    }
+    if let Some(files) = &args.verify {
+        let keyring = read(&files[0])?;
+        let document = read(&files[1])?;
+        let verifier = umd_pgp::verifier::Verifier::with_driver(
+            umd_pgp::driver::PgpDriver::with_pool_size(Duration::from_secs(10), args.pool_size),
+            std::slice::from_ref(&keyring),
+            umd_pgp::policy::Policy::new(),
+        )
+        .map_err(|e| format!("{}: {e}", files[0].display()))?;
+        let local_call = |_: &mut (), _: usize| match verifier.verify_cleartext(&document) {
+            Ok(o) if o.status(1) == umd_pgp::verify::Status::Verified => Ok(()),
+            Ok(_) => Err(format!("{}: not verified", files[1].display())),
+            Err(e) => Err(e.to_string()),
+        };
+        let remote_call = |c: &mut Client, _: usize| {
+            let req = VerifyRequest {
+                keyrings: vec![keyring.clone()],
+                signature: document.clone(),
+                data: None,
+                required: 1,
+            };
+            match c.verify(req) {
+                Ok(v) if v.status == VerifyStatus::Verified => Ok(()),
+                Ok(v) => Err(format!("{}: {:?} {:?}", files[1].display(), v.status, v.error)),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        for &n in &args.clients {
+            let mut local = Vec::new();
+            let mut remote = Vec::new();
+            for _ in 0..args.rounds {
+                measure(vec![(); args.pool_size], 2, local_call)?;
+                local.push(measure(vec![(); n], args.verify_requests, local_call)?);
+                measure(connect(n)?, 2, remote_call)?;
+                remote.push(measure(connect(n)?, args.verify_requests, remote_call)?);
+            }
+            rows.push(("verify", n, median_round(local), median_round(remote)));
+        }
+        verifier.driver().driver().unload();
     }
     sample.driver().unload();
     if args.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(n, l, r)| {
-                json!({"clients": n, "in_process": {"per_s": l.per_s, "p50_ns": l.p50.as_nanos() as u64, "p99_ns": l.p99.as_nanos() as u64},
+            .map(|(driver, n, l, r)| {
+                json!({"driver": driver, "clients": n, "in_process": {"per_s": l.per_s, "p50_ns": l.p50.as_nanos() as u64, "p99_ns": l.p99.as_nanos() as u64},
                     "service": {"per_s": r.per_s, "p50_ns": r.p50.as_nanos() as u64, "p99_ns": r.p99.as_nanos() as u64},
                     "throughput_ratio": r.per_s / l.per_s})
             })
@@ -790,14 +838,14 @@ fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
         );
     } else {
         println!(
-            "sample requests, pool of {} handlers, {} requests per client, median of {} rounds",
-            args.pool_size, args.requests, args.rounds
+            "pool of {} handlers per driver; {} sample requests / {} verifications per client; median of {} rounds",
+            args.pool_size, args.requests, args.verify_requests, args.rounds
         );
-        println!("| clients | in-process req/s | p50 | p99 | service req/s | p50 | p99 | service/in-process throughput |");
-        println!("|---|---|---|---|---|---|---|---|");
-        for (n, l, r) in &rows {
+        println!("| driver | clients | in-process req/s | p50 | p99 | service req/s | p50 | p99 | service/in-process throughput |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (driver, n, l, r) in &rows {
             println!(
-                "| {n} | {:.0} | {:.1} µs | {:.1} µs | {:.0} | {:.1} µs | {:.1} µs | {:.2}x |",
+                "| {driver} | {n} | {:.0} | {:.1} µs | {:.1} µs | {:.0} | {:.1} µs | {:.1} µs | {:.2}x |",
                 l.per_s,
                 l.p50.as_secs_f64() * 1e6,
                 l.p99.as_secs_f64() * 1e6,

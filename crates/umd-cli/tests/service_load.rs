@@ -46,6 +46,8 @@ struct Tally {
     kills: AtomicU64,
     unloads: AtomicU64,
     hostile: AtomicU64,
+    /// The first errors, for the log.
+    examples: std::sync::Mutex<Vec<String>>,
 }
 
 fn run_client(svc_socket: &std::path::Path, seed: u64, n: usize, keyring: &[u8], doc: &[u8], tally: &Tally) {
@@ -71,6 +73,11 @@ fn run_client(svc_socket: &std::path::Path, seed: u64, n: usize, keyring: &[u8],
             // A handler killed under a request: a clear error naming the driver.
             Err(ClientError::Service(e)) if matches!(e.kind, ErrorKind::Driver | ErrorKind::Verdict) => {
                 assert!(e.message.starts_with("driver "), "unclear error: {e:?}");
+                let mut ex = tally.examples.lock().unwrap();
+                if ex.len() < 6 {
+                    ex.push(format!("{:?}: {}", e.kind, e.message));
+                }
+                drop(ex);
                 tally.driver_errors.fetch_add(1, Relaxed)
             }
             Err(e) => panic!("client {seed} request {i}: {e}"),
@@ -187,6 +194,9 @@ fn sixteen_clients_with_handlers_killed_and_drivers_unloaded() {
         tally.unloads.load(Relaxed),
         tally.hostile.load(Relaxed),
     );
+    for e in tally.examples.lock().unwrap().iter() {
+        eprintln!("load: example error: {e}");
+    }
     assert_eq!(ok + failed, (CLIENTS * n) as u64, "every request answered");
     assert!(
         failed <= kills,

@@ -355,6 +355,10 @@ impl Config {
     }
 }
 
+/// Largest buffer offered to getpwnam_r(3)/getgrnam_r(3) (a group with very
+/// many members needs a large one).
+const MAX_NSS_BUFFER: usize = 4 << 20;
+
 /// A user name or numeric id.
 fn resolve_user(s: &str) -> Result<u32, String> {
     if let Ok(n) = s.parse::<u32>() {
@@ -362,16 +366,24 @@ fn resolve_user(s: &str) -> Result<u32, String> {
     }
     let name = CString::new(s).map_err(|_| format!("user {s:?}: contains a NUL byte"))?;
     let mut buf = vec![0u8; 16 << 10];
-    // SAFETY: zeroed `passwd` is a valid out-parameter; `buf` outlives the call
-    // and its length is passed; `result` is written by getpwnam_r(3) only.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc =
-        unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return Err(format!("no such user {s:?}"));
+    loop {
+        // SAFETY: an all-zero `passwd` (integers and null pointers) is a valid
+        // value for an out-parameter.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `pw`, `buf` (with its length) and
+        // `result` are valid for writes for the duration of the call, and `pw`'s
+        // pointers into `buf` are not used after `buf` changes.
+        let rc = unsafe {
+            libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut result)
+        };
+        match rc {
+            0 if result.is_null() => return Err(format!("no such user {s:?}")),
+            0 => return Ok(pw.pw_uid),
+            libc::ERANGE if buf.len() < MAX_NSS_BUFFER => buf.resize(buf.len() * 4, 0),
+            e => return Err(format!("user {s:?}: {}", std::io::Error::from_raw_os_error(e))),
+        }
     }
-    Ok(pw.pw_uid)
 }
 
 /// A group name or numeric id.
@@ -381,15 +393,22 @@ fn resolve_group(s: &str) -> Result<u32, String> {
     }
     let name = CString::new(s).map_err(|_| format!("group {s:?}: contains a NUL byte"))?;
     let mut buf = vec![0u8; 64 << 10];
-    // SAFETY: as in `resolve_user`, for getgrnam_r(3).
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    let rc =
-        unsafe { libc::getgrnam_r(name.as_ptr(), &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return Err(format!("no such group {s:?}"));
+    loop {
+        // SAFETY: an all-zero `group` (integers and null pointers) is a valid
+        // value for an out-parameter.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: as for getpwnam_r above: every pointer is valid for the call.
+        let rc = unsafe {
+            libc::getgrnam_r(name.as_ptr(), &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut result)
+        };
+        match rc {
+            0 if result.is_null() => return Err(format!("no such group {s:?}")),
+            0 => return Ok(gr.gr_gid),
+            libc::ERANGE if buf.len() < MAX_NSS_BUFFER => buf.resize(buf.len() * 4, 0),
+            e => return Err(format!("group {s:?}: {}", std::io::Error::from_raw_os_error(e))),
+        }
     }
-    Ok(gr.gr_gid)
 }
 
 #[cfg(test)]
@@ -427,6 +446,13 @@ mod tests {
         }
         assert!(c.may_call(&peer(1005, 1005, &[]), DriverName::Pgp));
         assert!(c.is_admin(&peer(1006, 1006, &[4242])));
+    }
+
+    #[test]
+    fn names_resolve_through_nss() {
+        assert_eq!(resolve_user("root"), Ok(0));
+        assert_eq!(resolve_group("root"), Ok(0));
+        assert_eq!(resolve_user("4711"), Ok(4711));
     }
 
     #[test]

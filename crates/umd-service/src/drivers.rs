@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use umd::{Driver, Program};
 use umd_pgp::cleartext;
 use umd_pgp::driver::{DescribeError, PgpDriver};
@@ -92,9 +91,10 @@ impl SampleHost {
     }
 }
 
-/// A checked keyring, by the digest of its bytes.
+/// A checked keyring, found again by its bytes (compared whole: cheaper than
+/// hashing them, and no collision to reason about).
 struct Cached {
-    key: [u8; 32],
+    keyrings: Vec<Vec<u8>>,
     size: usize,
     verifier: Arc<Verifier>,
 }
@@ -118,24 +118,18 @@ impl PgpHost {
     }
 
     fn verifier(&self, keyrings: &[Vec<u8>]) -> Result<Arc<Verifier>, VerifyError> {
-        let mut h = Sha256::new();
-        for k in keyrings {
-            h.update((k.len() as u64).to_le_bytes());
-            h.update(k);
-        }
-        let key: [u8; 32] = h.finalize().into();
         let size: usize = keyrings.iter().map(Vec::len).sum();
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = cache.iter().find(|c| c.key == key) {
+            if let Some(c) = cache.iter().find(|c| c.size == size && c.keyrings == keyrings) {
                 return Ok(c.verifier.clone());
             }
         }
         let v = Arc::new(Verifier::with_driver(self.driver.clone(), keyrings, PgpPolicy::new())?);
         if size <= VERIFIER_CACHE_BYTES {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if !cache.iter().any(|c| c.key == key) {
-                cache.push_front(Cached { key, size, verifier: v.clone() });
+            if !cache.iter().any(|c| c.size == size && c.keyrings == keyrings) {
+                cache.push_front(Cached { keyrings: keyrings.to_vec(), size, verifier: v.clone() });
                 while cache.len() > VERIFIER_CACHE_ENTRIES
                     || cache.iter().map(|c| c.size).sum::<usize>() > VERIFIER_CACHE_BYTES
                 {
@@ -356,5 +350,24 @@ pub fn retire(old: Vec<Driver>) {
     });
     if let Err(e) = spawned {
         tracing::error!("cannot start the thread that unloads replaced drivers: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_driver_queue_answers_busy_at_once_and_frees_places() {
+        let q = Queue(AtomicUsize::new(0));
+        let a = q.enter(2, DriverName::Pgp).unwrap();
+        let b = q.enter(2, DriverName::Pgp).unwrap();
+        let e = q.enter(2, DriverName::Pgp).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Busy);
+        assert_eq!(e.message, "driver pgp: 2 requests already queued; retry later");
+        drop(a);
+        let c = q.enter(2, DriverName::Pgp).unwrap();
+        drop((b, c));
+        assert_eq!(q.0.load(Relaxed), 0);
     }
 }

@@ -126,6 +126,22 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     Ok(v)
 }
 
+/// `Vec<Vec<u8>>` as a sequence of byte strings. postcard writes a byte string
+/// exactly as a sequence of `u8` (length, then the bytes), so the encoding is the
+/// one `docs/protocol.md` gives; this only spares serde a call per byte.
+mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| Bytes::new(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Ok(Vec::<ByteBuf>::deserialize(d)?.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
 /// A driver hosted by the service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DriverName {
@@ -179,10 +195,13 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyRequest {
     /// Keyrings (binary or armored).
+    #[serde(with = "byte_strings")]
     pub keyrings: Vec<Vec<u8>>,
     /// A detached signature, or a cleartext-signed document when `data` is `None`.
+    #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
     /// The signed data of a detached signature.
+    #[serde(with = "serde_bytes")]
     pub data: Option<Vec<u8>>,
     /// Good signatures needed for [`VerifyStatus::Verified`].
     pub required: u32,
@@ -313,6 +332,7 @@ pub struct VerifyReply {
     /// One entry per signature.
     pub signatures: Vec<SigVerdict>,
     /// A cleartext document's text, only when verified.
+    #[serde(with = "serde_bytes")]
     pub text: Option<Vec<u8>>,
 }
 
@@ -434,6 +454,34 @@ mod tests {
         let mut want = vec![0x55, 0x4d, 1, 1, 0x14, 0, 0, 0, 6, 0, 0x11];
         want.extend_from_slice(b"permission denied");
         assert_eq!(f, want);
+    }
+
+    #[test]
+    fn byte_fields_encode_as_sequences_of_u8() {
+        // What docs/protocol.md says: a varint length, then the bytes.
+        #[derive(Serialize)]
+        struct Plain {
+            keyrings: Vec<Vec<u8>>,
+            signature: Vec<u8>,
+            data: Option<Vec<u8>>,
+            required: u32,
+        }
+        let v = VerifyRequest {
+            keyrings: vec![vec![1, 2], vec![]],
+            signature: vec![3; 200],
+            data: Some(vec![4]),
+            required: 1,
+        };
+        let plain = Plain {
+            keyrings: v.keyrings.clone(),
+            signature: v.signature.clone(),
+            data: v.data.clone(),
+            required: 1,
+        };
+        assert_eq!(postcard::to_allocvec(&v).unwrap(), postcard::to_allocvec(&plain).unwrap());
+        let r = Request::Verify(v);
+        let f = encode(Kind::Request, &r).unwrap();
+        assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
     }
 
     #[test]

@@ -517,10 +517,12 @@ fn wait_readable(
         match poll(&mut fds, Some(&t)) {
             Ok(0) => continue,
             Ok(_) => {
-                if fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
-                    return Ok(Wait::Shutdown);
+                // Bytes waiting win over shutdown: a request that arrived is
+                // read and answered (with "shutting down"), not dropped.
+                if !fds[0].revents().is_empty() {
+                    return Ok(Wait::Ready);
                 }
-                return Ok(Wait::Ready);
+                return Ok(Wait::Shutdown);
             }
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -655,14 +657,16 @@ impl Connection<'_> {
             }
             let deadline = Instant::now() + limits.frame_timeout();
             let mut header = [0u8; HEADER_LEN];
-            match read_exact(&self.stream, &mut header, deadline) {
-                Ok(true) => {}
+            // A request whose header arrived before SIGTERM is in flight: it is
+            // served during the drain; later ones are refused.
+            let in_flight_at_shutdown = match read_exact(&self.stream, &mut header, deadline) {
+                Ok(true) => !sh.shutting_down.load(Relaxed),
                 Ok(false) => return,
                 Err(e) => {
                     self.dropped(&e);
                     return;
                 }
-            }
+            };
             let h = match Header::parse(&header, Kind::Request, limits.max_request_bytes) {
                 Ok(h) => h,
                 Err(e) => {
@@ -716,7 +720,7 @@ impl Connection<'_> {
             };
             drop(body);
             sh.counters.requests.fetch_add(1, Relaxed);
-            let response = self.handle(request, &limits);
+            let response = self.handle(request, &limits, in_flight_at_shutdown);
             drop(_reservation);
             if let Response::Error(e) = &response {
                 match e.kind {
@@ -730,6 +734,13 @@ impl Connection<'_> {
                 return;
             }
             if sh.shutting_down.load(Relaxed) {
+                if in_flight_at_shutdown {
+                    tracing::info!(
+                        uid = self.peer.uid,
+                        pid = self.peer.pid,
+                        "request in flight at shutdown answered"
+                    );
+                }
                 return;
             }
         }
@@ -809,10 +820,10 @@ impl Connection<'_> {
         Response::Error(ServiceError { kind: ErrorKind::Denied, message: "permission denied".into() })
     }
 
-    fn handle(&self, request: Request, limits: &crate::config::Limits) -> Response {
+    fn handle(&self, request: Request, limits: &crate::config::Limits, admitted: bool) -> Response {
         let sh = self.shared;
         let config = sh.config();
-        if sh.shutting_down.load(Relaxed) && !matches!(request, Request::Ctl(_)) {
+        if !admitted && !matches!(request, Request::Ctl(_)) {
             return Response::Error(ServiceError {
                 kind: ErrorKind::ShuttingDown,
                 message: "the service is shutting down".into(),

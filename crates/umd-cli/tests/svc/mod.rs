@@ -167,6 +167,14 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        self.kill();
+        // Its directory may hold a copy of the umd binary (authorization tests).
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Service {
+    fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: kill(2) on our own child's pid.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
