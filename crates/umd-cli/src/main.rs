@@ -4,6 +4,7 @@
 //! decision lives in the library crates.
 
 mod bench;
+mod digests;
 mod pgp;
 
 use std::io::IsTerminal;
@@ -53,6 +54,9 @@ enum Command {
     /// OpenPGP certificates.
     #[command(subcommand)]
     Pgp(pgp::PgpCommand),
+    /// Digest lists: verified file digests from signed RPM headers.
+    #[command(subcommand)]
+    Digests(digests::DigestsCommand),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => pgp::verify(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
+        Command::Digests(cmd) => digests::run(&cmd),
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)
