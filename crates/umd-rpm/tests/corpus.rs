@@ -6,33 +6,13 @@
 //! Where rpm is not installed the tests fail with that reason (`scripts/test`
 //! installs it): a test that cannot check must not pass.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use umd_rpm::package::{PackageVerifier, Payload, Rejection, Report, Trust};
-
-fn corpus() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("umd-rpm-corpus").tempdir().expect("tempdir").keep();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
-        let out =
-            Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
-        assert!(out.status.success(), "rpm-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
-}
-
-fn verifier() -> PackageVerifier {
-    let keyring = std::fs::read(corpus().join("keys/keyring.asc")).unwrap();
-    PackageVerifier::new(&[keyring]).unwrap()
-}
-
-fn rpm(name: &str) -> Vec<u8> {
-    std::fs::read(corpus().join("rpms").join(name)).unwrap()
-}
+use common::{corpus, rpm, verifier};
+use umd_rpm::package::{Payload, Rejection, Report, Trust};
 
 /// `rpm -q --qf '[%{FILEDIGESTS} %{FILENAMES}\n]'` lines with a digest.
 fn rpm_query(args: &[&str]) -> BTreeSet<String> {

@@ -19,6 +19,8 @@
 //! * `claim-signature` — a database header's signature tags are claimed for
 //!   the region tag's neighbour: the entry's tag number changes.
 //! * `shrink-data` — the main header claims a data store 16 bytes shorter.
+//! * `crash` — the handler aborts (a parser taken over, or a bug) instead of
+//!   answering about a header with files.
 
 use std::cell::RefCell;
 
@@ -101,6 +103,9 @@ fn main() -> std::process::ExitCode {
         let (&c, input) = request.split_first().ok_or("empty request")?;
         let command = if c == Command::Package as u8 { Command::Package } else { Command::DbHeader };
         let mut d = umd_rpm_handler::describe(command, input)?;
+        if how == "crash" && !d.files.is_empty() {
+            std::process::abort();
+        }
         lie(&how, &mut d, &remembered);
         out.extend_from_slice(&d.encode().map_err(|e| e.to_string())?);
         Ok(())
