@@ -43,9 +43,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH", num_args = 1.., required_unless_present = "rpmdb", conflicts_with = "rpmdb")]
     rpm: Vec<PathBuf>,
     /// An rpm database (directory holding rpmdb.sqlite, or the file); without
-    /// PATH, the one rpm uses (/var/lib/rpm).
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = umd_rpm::db::DEFAULT_DBPATH)]
-    rpmdb: Option<PathBuf>,
+    /// PATH, the one rpm itself uses (`rpm --eval %{_dbpath}`, else /var/lib/rpm).
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    rpmdb: Option<Option<PathBuf>>,
     /// Where to write the list (atomically replaced).
     #[arg(long, value_name = "LIST")]
     output: PathBuf,
@@ -241,7 +241,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
         Db(i64, Vec<u8>),
     }
     let inputs: Vec<Input> = match &a.rpmdb {
-        Some(db) => umd_rpm::db::headers(db)
+        Some(db) => umd_rpm::db::headers(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|(h, b)| Input::Db(h, b))

@@ -11,8 +11,24 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-/// The database rpm itself uses when none is given.
+/// The usual database directory (rpm's compiled-in `%_dbpath` on most
+/// distributions; Debian's rpm says `~/.rpmdb`, see [`default_dbpath`]).
 pub const DEFAULT_DBPATH: &str = "/var/lib/rpm";
+
+/// The database rpm itself uses: `rpm --eval %{_dbpath}` if rpm is installed
+/// and answers with an absolute path, else [`DEFAULT_DBPATH`].
+pub fn default_dbpath() -> PathBuf {
+    let asked = std::process::Command::new("rpm")
+        .args(["--eval", "%{_dbpath}"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()))
+        .filter(|p| p.is_absolute());
+    asked.unwrap_or_else(|| PathBuf::from(DEFAULT_DBPATH))
+}
 
 /// Largest header blob read from the database.
 pub const MAX_BLOB: usize = umd_rpm_wire::MAX_INPUT;
