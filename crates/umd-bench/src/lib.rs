@@ -16,6 +16,10 @@
 //! | `selftest` | [`umd_sample::selftest`]: 500 requests, 10 loads ([`selftest`]) | the plain manager running the same offsets, respawning every 50 | ≤ 1.5× the time |
 //! | `verify-vs-sqv`, `verify-vs-gpgv` | `umd verify` of Debian's bookworm `InRelease`, a whole process ([`verify`]) | `sqv` (the same content as text + detached signature), `gpgv` | ≤ 1× sqv's time; gpgv reported |
 //! | `verify-each` | `umd verify --each` over 40 files, one warm handler | `sqv` run 40 times | ≥ 2× the throughput |
+//! | `rpm-build-vs-checksig` | `umd digests build` over 40 signed packages, a whole process ([`digests`]) | `rpmkeys --checksig` over the same 40 files, one process | (ratio reported; headers/s = 40 / time) |
+//! | `rpm-warm-vs-checksig` | the same 40 headers through a warm `PackageVerifier` in process | the same `rpmkeys` process | (ratio reported) |
+//! | `digest-lookup` | one lookup in a signed list of 1 million SHA-256 digests (interpolation search) | `HashSet<[u8; 32]>::contains` | (ratio reported) |
+//! | `digest-open` | opening that list: Ed25519 verification and structure check | one SHA-256 pass over the same bytes | (ratio reported) |
 //! | `cold-unconfined`, `cold-ns-*` | cold start with no sandbox, or with namespaces on top of the default sandbox | as `cold-start` | (ratio reported: what each layer costs) |
 //!
 //! `cold-start` and `selftest` run with the default (strict) sandbox; the baseline
@@ -47,6 +51,7 @@ use serde::Serialize;
 
 pub mod bulk;
 pub mod cold;
+pub mod digests;
 pub mod echo;
 pub mod payload;
 pub mod pin;
@@ -384,6 +389,58 @@ pub static ROWS: &[RowSpec] = &[
         quick_iters: 1,
         make_ours: verify::umd_each,
         make_baseline: verify::sqv_loop,
+    },
+    RowSpec {
+        name: "rpm-build-vs-checksig",
+        title: "40 RPM headers: umd digests build vs rpmkeys --checksig",
+        ours: "umd digests build --keyring K --rpm 40 files (a process)",
+        baseline: "rpmkeys --checksig 40 files (a process)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::umd_build,
+        make_baseline: digests::rpmkeys_checksig,
+    },
+    RowSpec {
+        name: "rpm-warm-vs-checksig",
+        title: "40 RPM headers: warm PackageVerifier vs rpmkeys --checksig",
+        ours: "PackageVerifier::package x 40, warm handlers (in process)",
+        baseline: "rpmkeys --checksig 40 files (a process)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::umd_warm,
+        make_baseline: digests::rpmkeys_checksig,
+    },
+    RowSpec {
+        name: "digest-lookup",
+        title: "lookup in 1M SHA-256 digests",
+        ours: "DigestList::lookup (interpolation search in the signed list)",
+        baseline: "HashSet<[u8; 32]>::contains",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 200_000,
+        quick_iters: 50_000,
+        make_ours: digests::list_lookup,
+        make_baseline: digests::hashset_lookup,
+    },
+    RowSpec {
+        name: "digest-open",
+        title: "open a list of 1M digests (36 MB)",
+        ours: "DigestList::open: Ed25519 over every byte + structure check",
+        baseline: "one SHA-256 pass over the same bytes",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::list_open,
+        make_baseline: digests::sha256_pass,
     },
     RowSpec {
         name: "selftest",

