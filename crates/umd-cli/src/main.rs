@@ -5,6 +5,7 @@
 
 mod bench;
 mod digests;
+mod guard;
 mod pgp;
 
 use std::io::IsTerminal;
@@ -57,6 +58,9 @@ enum Command {
     /// Digest lists: verified file digests from signed RPM headers.
     #[command(subcommand)]
     Digests(digests::DigestsCommand),
+    /// Exec control: allow or deny programs on chosen mounts by a signed digest
+    /// list (fanotify). Runs until SIGTERM; SIGHUP reloads the list.
+    Guard(guard::GuardArgs),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => pgp::verify(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
         Command::Digests(cmd) => digests::run(&cmd),
+        Command::Guard(args) => guard::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)
