@@ -20,6 +20,8 @@
 //! | `rpm-warm-vs-checksig` | the same 40 headers through a warm `PackageVerifier` in process | the same `rpmkeys` process | (ratio reported) |
 //! | `digest-lookup` | one lookup in a signed list of 1 million SHA-256 digests (interpolation search) | `HashSet<[u8; 32]>::contains` | (ratio reported) |
 //! | `digest-open` | opening that list: Ed25519 verification and structure check | one SHA-256 pass over the same bytes | (ratio reported) |
+//! | `guard-exec-cached`, `guard-exec-usercache`, `guard-exec-uncached` | fork + exec + wait of a 129-byte static program on a tmpfs guarded by `umd guard --enforce` ([`guard`]), verdict cached in the kernel, in user space, or not at all | the same with no guard | cached: at most 20 µs added; others reported |
+//! | `guard-open-perm`, `guard-open-perm-uncached` | open + close of a listed file with `--open-perm` | the same with no guard | (reported) |
 //! | `cold-unconfined`, `cold-ns-*` | cold start with no sandbox, or with namespaces on top of the default sandbox | as `cold-start` | (ratio reported: what each layer costs) |
 //!
 //! `cold-start` and `selftest` run with the default (strict) sandbox; the baseline
@@ -53,6 +55,7 @@ pub mod bulk;
 pub mod cold;
 pub mod digests;
 pub mod echo;
+pub mod guard;
 pub mod payload;
 pub mod pin;
 pub mod plain;
@@ -142,6 +145,9 @@ pub enum Target {
     MaxTimeRatio(f64),
     /// Our throughput is at least this fraction of the baseline's.
     MinThroughputRatio(f64),
+    /// Our time per operation exceeds the baseline's by at most this many
+    /// seconds (an added cost, e.g. the guard's per-exec overhead).
+    MaxAddedSeconds(f64),
     /// The ratio is reported; no target.
     Report,
 }
@@ -153,7 +159,7 @@ impl Target {
     pub fn ratio(self, ours_s: f64, baseline_s: f64) -> f64 {
         match self {
             Target::MinThroughputRatio(_) => baseline_s / ours_s,
-            Target::MaxTimeRatio(_) | Target::Report => ours_s / baseline_s,
+            Target::MaxTimeRatio(_) | Target::MaxAddedSeconds(_) | Target::Report => ours_s / baseline_s,
         }
     }
 
@@ -161,7 +167,7 @@ impl Target {
     pub fn ratio_of(self) -> &'static str {
         match self {
             Target::MinThroughputRatio(_) => "throughput",
-            Target::MaxTimeRatio(_) | Target::Report => "time",
+            Target::MaxTimeRatio(_) | Target::MaxAddedSeconds(_) | Target::Report => "time",
         }
     }
 
@@ -170,7 +176,16 @@ impl Target {
         match self {
             Target::MaxTimeRatio(max) => Some(ratio <= max),
             Target::MinThroughputRatio(min) => Some(ratio >= min),
-            Target::Report => None,
+            Target::MaxAddedSeconds(_) | Target::Report => None,
+        }
+    }
+
+    /// Whether the two median times per operation meet the target (`None`
+    /// when there is none).
+    pub fn met_by(self, ours_s: f64, baseline_s: f64) -> Option<bool> {
+        match self {
+            Target::MaxAddedSeconds(max) => Some(ours_s - baseline_s <= max),
+            _ => self.met(self.ratio(ours_s, baseline_s)),
         }
     }
 }
@@ -441,6 +456,97 @@ pub static ROWS: &[RowSpec] = &[
         quick_iters: 2,
         make_ours: digests::list_open,
         make_baseline: digests::sha256_pass,
+    },
+    RowSpec {
+        name: "guard-exec-cached",
+        title: "exec of a tiny static binary, guard with kernel-cached verdict",
+        ours: "fork+exec+wait under umd guard --enforce --cache kernel (listed, warm)",
+        baseline: "the same with no guard",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::MaxAddedSeconds(20e-6),
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_kernel_cache,
+        make_baseline: guard::exec_no_guard,
+    },
+    RowSpec {
+        name: "guard-exec-cached-pinned",
+        title: "exec, kernel-cached verdict, one CPU",
+        ours: "as guard-exec-cached; helper, guard and programs on one CPU",
+        baseline: "the same with no guard",
+        pinned: true,
+        bytes_per_op: None,
+        target: Target::MaxAddedSeconds(20e-6),
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_kernel_cache,
+        make_baseline: guard::exec_no_guard,
+    },
+    RowSpec {
+        name: "guard-exec-usercache-pinned",
+        title: "exec, user-space cached verdict, one CPU",
+        ours: "as guard-exec-usercache; helper, guard and programs on one CPU",
+        baseline: "the same with no guard",
+        pinned: true,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_user_cache,
+        make_baseline: guard::exec_no_guard,
+    },
+    RowSpec {
+        name: "guard-exec-usercache",
+        title: "exec of a tiny static binary, guard with user-space cached verdict",
+        ours: "fork+exec+wait under umd guard --enforce --cache user (listed, warm)",
+        baseline: "the same with no guard",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_user_cache,
+        make_baseline: guard::exec_no_guard,
+    },
+    RowSpec {
+        name: "guard-exec-uncached",
+        title: "exec of a tiny static binary, guard hashing every time",
+        ours: "fork+exec+wait under umd guard --enforce --cache off (listed)",
+        baseline: "the same with no guard",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_no_cache,
+        make_baseline: guard::exec_no_guard,
+    },
+    RowSpec {
+        name: "guard-open-perm",
+        title: "open+close of a listed file, guard with --open-perm (cached)",
+        ours: "open+close under umd guard --enforce --open-perm --cache kernel",
+        baseline: "the same with no guard",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 20_000,
+        quick_iters: 5_000,
+        make_ours: guard::open_perm_kernel_cache,
+        make_baseline: guard::open_no_guard,
+    },
+    RowSpec {
+        name: "guard-open-perm-uncached",
+        title: "open+close of a listed file, guard with --open-perm, hashing every time",
+        ours: "open+close under umd guard --enforce --open-perm --cache off",
+        baseline: "the same with no guard",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5_000,
+        quick_iters: 1_000,
+        make_ours: guard::open_perm_no_cache,
+        make_baseline: guard::open_no_guard,
     },
     RowSpec {
         name: "selftest",

@@ -219,3 +219,51 @@ pub fn run(a: &GuardArgs) -> u8 {
     }
     EXIT_OK
 }
+
+/// Options of the hidden `umd guard-bench-helper` (the far side of the guard's
+/// `umd bench` rows; see `umd_guard::bench_helper`). Run inside a private mount
+/// namespace only.
+#[derive(Args)]
+pub struct HelperArgs {
+    /// What to time.
+    #[arg(long, value_enum, default_value_t = OpArg::Exec)]
+    op: OpArg,
+    /// Do not start a guard (the baseline).
+    #[arg(long)]
+    no_guard: bool,
+    /// Extra `umd guard` options (after `--`).
+    #[arg(last = true)]
+    guard_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OpArg {
+    Exec,
+    Open,
+}
+
+/// Runs the benchmark helper.
+pub fn bench_helper(a: &HelperArgs) -> u8 {
+    let umd = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("umd guard-bench-helper: finding this binary: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let cfg = umd_guard::bench_helper::HelperConfig {
+        umd,
+        guard_args: (!a.no_guard).then(|| a.guard_args.clone()),
+        op: match a.op {
+            OpArg::Exec => umd_guard::bench_helper::Op::Exec,
+            OpArg::Open => umd_guard::bench_helper::Op::Open,
+        },
+    };
+    match umd_guard::bench_helper::run(&cfg) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("umd guard-bench-helper: {e}");
+            EXIT_ERROR
+        }
+    }
+}

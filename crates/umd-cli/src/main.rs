@@ -61,6 +61,9 @@ enum Command {
     /// Exec control: allow or deny programs on chosen mounts by a signed digest
     /// list (fanotify). Runs until SIGTERM; SIGHUP reloads the list.
     Guard(guard::GuardArgs),
+    /// The far side of the guard's benchmark rows (run by `umd bench`).
+    #[command(hide = true)]
+    GuardBenchHelper(guard::HelperArgs),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
         Command::Digests(cmd) => digests::run(&cmd),
         Command::Guard(args) => guard::run(&args),
+        Command::GuardBenchHelper(args) => guard::bench_helper(&args),
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)

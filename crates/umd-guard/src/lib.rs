@@ -70,6 +70,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use umd_digest_list::{DigestList, ListError, Mark, VerifyingKey};
 
+pub mod bench_helper;
 pub mod fanotify;
 pub mod hash;
 
