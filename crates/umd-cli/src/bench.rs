@@ -204,7 +204,10 @@ fn print_table(results: &[RowResult], cfg: &RunConfig) {
             r.name,
             cell(&r.ours),
             cell(&r.baseline),
-            format!("{:.2}x {kind}", r.ratio),
+            match r.target {
+                Target::MaxAddedSeconds(_) => format!("+{:.1}us", r.added_s * 1e6),
+                _ => format!("{:.2}x {kind}", r.ratio),
+            },
             target_text(r.target),
             verdict
         );

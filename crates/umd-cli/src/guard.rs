@@ -228,9 +228,6 @@ pub struct HelperArgs {
     /// What to time.
     #[arg(long, value_enum, default_value_t = OpArg::Exec)]
     op: OpArg,
-    /// Do not start a guard (the baseline).
-    #[arg(long)]
-    no_guard: bool,
     /// Extra `umd guard` options (after `--`).
     #[arg(last = true)]
     guard_args: Vec<String>,
@@ -253,7 +250,7 @@ pub fn bench_helper(a: &HelperArgs) -> u8 {
     };
     let cfg = umd_guard::bench_helper::HelperConfig {
         umd,
-        guard_args: (!a.no_guard).then(|| a.guard_args.clone()),
+        guard_args: a.guard_args.clone(),
         op: match a.op {
             OpArg::Exec => umd_guard::bench_helper::Op::Exec,
             OpArg::Open => umd_guard::bench_helper::Op::Open,

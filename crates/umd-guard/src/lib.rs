@@ -855,6 +855,32 @@ fn on_event(s: &Shared, tx: &SyncSender<Job>, ev: fanotify::Event) {
         }
         return;
     }
+    // A user-space cache hit costs one fstat: answered here, without waking a
+    // decider (a cross-CPU wake-up costs more than everything else together).
+    if s.cache != CacheMode::Off {
+        let since = Instant::now();
+        let seq = s.current().list.sequence();
+        let hit = FileStamp::of(fd.as_fd()).ok().filter(|st| st.regular).is_some_and(|st| {
+            s.user_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&(st.dev, st.ino)).copied())
+                .is_some_and(|e| e.stamp == st && e.list_sequence == seq)
+        });
+        if hit {
+            bump(&s.counters.cache_hits);
+            bump(&s.counters.allowed);
+            if let Err(e) = s.group.respond(fdnum, true) {
+                tracing::error!("umd guard: answering the kernel: {e}");
+            }
+            if let Some(sink) = &s.sink {
+                let mut d = s.decision(Verdict::Allow, Reason::Cached, ev.mask, fd_path(fdnum), ev.pid);
+                d.micros = since.elapsed().as_micros() as u64;
+                sink(&d);
+            }
+            return;
+        }
+    }
     let fd = Arc::new(fd);
     let since = Instant::now();
     if let Ok(mut p) = s.pending.lock() {
