@@ -193,17 +193,25 @@ pub fn run(a: &GuardArgs) -> u8 {
             eprintln!("umd guard: writing the ready file {}: {e}", p.display());
         }
     }
-    let interval = (a.reload_interval_ms > 0).then(|| Duration::from_millis(a.reload_interval_ms));
+    // Wake at least every second to notice a failed guard.
+    let tick = Duration::from_millis(if a.reload_interval_ms == 0 { 1000 } else { a.reload_interval_ms });
     loop {
         // Outcomes (swapped in, or refused and why) are logged by the guard.
-        match wait_signal(&set, interval) {
+        match wait_signal(&set, Some(tick)) {
             Some(libc::SIGHUP) => {
                 let _ = guard.reload();
             }
             Some(_) => break,
-            None => {
+            None if a.reload_interval_ms > 0 => {
                 let _ = guard.reload_if_changed();
             }
+            None => {}
+        }
+        if guard.failed() {
+            // Exit so that the supervisor starts a fresh guard.
+            let _ = guard.stop();
+            eprintln!("umd guard: stopped guarding after an error (see the log)");
+            return EXIT_ERROR;
         }
     }
     let stats = guard.stop();

@@ -124,6 +124,15 @@ impl Group {
         }
     }
 
+    /// Removes every mark of the group — mount, filesystem and inode marks: no
+    /// new event is generated after this returns (events already queued or
+    /// pending still need their answer).
+    pub fn flush_all_marks(&self) -> io::Result<()> {
+        self.mark_raw(libc::FAN_MARK_FLUSH | libc::FAN_MARK_MOUNT, 0, libc::AT_FDCWD, None)?;
+        self.mark_raw(libc::FAN_MARK_FLUSH | libc::FAN_MARK_FILESYSTEM, 0, libc::AT_FDCWD, None)?;
+        self.flush_inode_marks()
+    }
+
     /// Removes every inode mark of the group (all cached verdicts); mount and
     /// filesystem marks stay.
     pub fn flush_inode_marks(&self) -> io::Result<()> {

@@ -449,6 +449,8 @@ struct Shared {
     self_pid: i32,
     excluded: RwLock<Vec<i32>>,
     stop: AtomicBool,
+    /// The reader gave up: marks removed, nothing is guarded.
+    failed: AtomicBool,
     counters: Counters,
     sink: Option<DecisionSink>,
     hang_on: Option<OsString>,
@@ -533,6 +535,7 @@ impl Guard {
             self_pid: rustix::process::getpid().as_raw_nonzero().get(),
             excluded: RwLock::new(config.exclude_pids.clone()),
             stop: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             counters: Counters::default(),
             sink: config.sink.clone(),
             hang_on: config.test_hang_on.clone(),
@@ -622,12 +625,31 @@ impl Guard {
         self.shared.stats()
     }
 
+    /// Whether the guard stopped guarding on its own (its reader failed): it
+    /// removed its marks (fail-open, as if it had died). A supervisor should
+    /// stop it and start a new one.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        // No new events from here on, even if a decider is stuck and keeps the
+        // group open after this returns (a library user's process goes on).
+        if let Err(e) = self.shared.group.flush_all_marks() {
+            tracing::error!("umd guard: removing the marks: {e}");
+        }
         if let Some(w) = self.wake.take() {
             let _ = rustix::io::write(&w, b"x");
         }
-        for h in self.threads.drain(..) {
+        // Reader and watchdog first (they never block for long); then events
+        // already read are answered; deciders get a bounded wait, and one stuck
+        // in a read (a hung FUSE file) is left behind rather than hanging stop().
+        let (deciders, others): (Vec<_>, Vec<_>) = self
+            .threads
+            .drain(..)
+            .partition(|h| h.thread().name().is_some_and(|n| n.starts_with("guard-decider")));
+        for h in others {
             let _ = h.join();
         }
         // Whatever is still pending is allowed now rather than at close: the
@@ -636,6 +658,17 @@ impl Guard {
             self.shared.pending.lock().map(|p| p.keys().copied().collect()).unwrap_or_default();
         for fd in left {
             self.shared.answer(fd, Verdict::Allow);
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        for h in deciders {
+            while !h.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::error!("umd guard: a decider did not stop within 2 s; left behind");
+            }
         }
     }
 }
@@ -809,10 +842,7 @@ fn reader(s: &Shared, tx: SyncSender<Job>, wake: OwnedFd) {
         match poll(&mut fds, None) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                tracing::error!("umd guard: poll: {e}");
-                break;
-            }
+            Err(e) => return reader_failed(s, &format!("poll: {e}")),
         }
         if !fds[1].revents().is_empty() {
             break;
@@ -820,12 +850,27 @@ fn reader(s: &Shared, tx: SyncSender<Job>, wake: OwnedFd) {
         if fds[0].revents().is_empty() {
             continue;
         }
-        if let Err(e) = s.group.read_events(&mut buf, &mut events) {
-            tracing::error!("umd guard: reading events: {e}");
+        match s.group.read_events(&mut buf, &mut events) {
+            Ok(()) => {}
+            // A record we cannot parse: the batch's valid events are handled,
+            // the rest of it is lost (their fds closed, the kernel allows them).
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => tracing::error!("umd guard: {e}"),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return reader_failed(s, &format!("reading events: {e}")),
         }
         for ev in events.drain(..) {
             on_event(s, &tx, ev);
         }
+    }
+}
+
+/// Nobody reads events any more: unanswered, they would hang every exec on
+/// the marked mounts. Remove the marks (fail-open, as a dead guard does).
+fn reader_failed(s: &Shared, why: &str) {
+    tracing::error!("umd guard: {why}: no longer guarding (marks removed)");
+    s.failed.store(true, Ordering::SeqCst);
+    if let Err(e) = s.group.flush_all_marks() {
+        tracing::error!("umd guard: removing the marks: {e}");
     }
 }
 
