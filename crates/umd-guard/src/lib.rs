@@ -83,6 +83,8 @@ pub use fanotify::MarkScope as Scope;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
 /// Default deadline after which the watchdog answers an event.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+/// Entries of the user-space verdict table at most (then it starts afresh).
+pub const MAX_USER_CACHE: usize = 1 << 16;
 /// Bound on a digest list the guard reads (the format allows 4 GiB; a guard
 /// holding that in memory would be a problem of its own).
 pub const MAX_LIST_BYTES: u64 = 1 << 30;
@@ -449,6 +451,9 @@ struct Shared {
     self_pid: i32,
     excluded: RwLock<Vec<i32>>,
     stop: AtomicBool,
+    /// Every marked mount is a local filesystem whose `fstat` cannot hang
+    /// (not FUSE, not NFS): only then does the reader `fstat` event files itself.
+    local_fs: bool,
     /// The reader gave up: marks removed, nothing is guarded.
     failed: AtomicBool,
     counters: Counters,
@@ -467,6 +472,24 @@ fn fd_path(fd: RawFd) -> String {
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "?".into())
+}
+
+/// Whether `path` is on a filesystem whose metadata lives in this kernel
+/// (tmpfs, ext2/3/4, xfs, btrfs, f2fs, squashfs, iso9660, vfat, erofs), so that
+/// `fstat` of its files never waits for another process or the network.
+fn local_fs(path: &Path) -> bool {
+    const LOCAL: &[u64] = &[
+        0x0102_1994, // tmpfs
+        0xef53,      // ext2/3/4
+        0x5846_5342, // xfs
+        0x9123_683e, // btrfs
+        0xf2f5_2010, // f2fs
+        0x7371_7368, // squashfs
+        0x9660,      // iso9660
+        0x4d44,      // vfat
+        0xe0f5_e1e2, // erofs
+    ];
+    rustix::fs::statfs(path).is_ok_and(|s| LOCAL.contains(&(s.f_type as u64)))
 }
 
 fn root_check(path: &Path, scope: MarkScope) -> Result<bool, GuardError> {
@@ -536,6 +559,7 @@ impl Guard {
             excluded: RwLock::new(config.exclude_pids.clone()),
             stop: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            local_fs: config.mounts.iter().all(|m| local_fs(m)),
             counters: Counters::default(),
             sink: config.sink.clone(),
             hang_on: config.test_hang_on.clone(),
@@ -767,9 +791,13 @@ impl Shared {
                 self.invalidate_all();
             }
         }
-        if let Ok(st) = FileStamp::of(fd.as_fd()) {
-            if let Ok(mut c) = self.user_cache.lock() {
-                c.remove(&(st.dev, st.ino));
+        // (The table's entries are checked against ctime anyway: this only
+        // frees the entry early, and only where fstat cannot block the reader.)
+        if self.local_fs {
+            if let Ok(st) = FileStamp::of(fd.as_fd()) {
+                if let Ok(mut c) = self.user_cache.lock() {
+                    c.remove(&(st.dev, st.ino));
+                }
             }
         }
     }
@@ -902,7 +930,7 @@ fn on_event(s: &Shared, tx: &SyncSender<Job>, ev: fanotify::Event) {
     }
     // A user-space cache hit costs one fstat: answered here, without waking a
     // decider (a cross-CPU wake-up costs more than everything else together).
-    if s.cache != CacheMode::Off {
+    if s.cache != CacheMode::Off && s.local_fs {
         let since = Instant::now();
         let seq = s.current().list.sequence();
         let hit = FileStamp::of(fd.as_fd()).ok().filter(|st| st.regular).is_some_and(|st| {
@@ -1080,6 +1108,10 @@ fn cache(s: &Shared, job: &Job, st: FileStamp, epoch0: u64, loaded: &Loaded) {
         CacheMode::User | CacheMode::Kernel => {
             if let Ok(mut c) = s.user_cache.lock() {
                 if s.epoch.load(Ordering::SeqCst) == epoch0 {
+                    // Bounded: a flood of distinct files costs re-hashing, not memory.
+                    if c.len() >= MAX_USER_CACHE {
+                        c.clear();
+                    }
                     c.insert(
                         (st.dev, st.ino),
                         CacheEntry { stamp: st, list_sequence: loaded.list.sequence() },
