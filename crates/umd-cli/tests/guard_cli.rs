@@ -462,6 +462,31 @@ run listed_v2 "$M/listed"
 }
 
 #[test]
+fn mount_marks_see_one_mount_and_filesystem_marks_every_mount_of_it() {
+    if !available() {
+        return;
+    }
+    let lab = standard("scope");
+    let r = lab.run(
+        "--enforce",
+        r#"mkdir -p "$D/bind"; mount --bind "$M" "$D/bind"
+run via_mount "$M/unlisted"
+run via_bind "$D/bind/unlisted"
+kill -TERM $G; wait $G
+start_guard --enforce --filesystem
+run fs_via_mount "$M/unlisted"
+run fs_via_bind "$D/bind/unlisted"
+"#,
+    );
+    r.denied("via_mount");
+    // Documented scope: a mount mark does not see another mount of the same
+    // filesystem (here a bind mount).
+    r.ran("via_bind");
+    r.denied("fs_via_mount");
+    r.denied("fs_via_bind");
+}
+
+#[test]
 fn root_mount_needs_the_explicit_flag() {
     if !available() {
         return;

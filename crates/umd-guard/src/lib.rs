@@ -1190,3 +1190,55 @@ pub fn tiny_program() -> Option<Vec<u8>> {
     e.extend_from_slice(code);
     Some(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umd_digest_list::{Builder, SigningKey, ALGO_SHA256};
+
+    fn list(seq: u64, key: &SigningKey) -> Vec<u8> {
+        let mut b = Builder::new();
+        let p = b.add_package("p-1-1.noarch", Mark::Verified);
+        b.add_digest(ALGO_SHA256, &umd_digest_list::hash(ALGO_SHA256, b"x").unwrap(), p).unwrap();
+        b.finish(1_700_000_000, seq, key)
+    }
+
+    #[test]
+    fn load_list_verifies_the_signature_and_the_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let path = dir.path().join("l");
+        std::fs::write(&path, list(4, &key)).unwrap();
+        assert_eq!(load_list(&path, &key.verifying_key()).unwrap().sequence(), 4);
+        let other = SigningKey::from_bytes(&[2; 32]);
+        assert!(matches!(load_list(&path, &other.verifying_key()), Err(GuardError::ListInvalid { .. })));
+        let mut bytes = list(4, &key);
+        bytes[20] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(load_list(&path, &key.verifying_key()), Err(GuardError::ListInvalid { .. })));
+        assert!(matches!(
+            load_list(&dir.path().join("missing"), &key.verifying_key()),
+            Err(GuardError::ListRead { .. })
+        ));
+    }
+
+    #[test]
+    fn the_tiny_program_is_a_static_elf_executable() {
+        let Some(p) = tiny_program() else { return };
+        assert_eq!(&p[..4], b"\x7fELF");
+        assert_eq!(p.len(), 64 + 56 + if cfg!(target_arch = "x86_64") { 9 } else { 12 });
+        // Entry point inside the loaded segment.
+        let entry = u64::from_le_bytes(p[24..32].try_into().unwrap());
+        assert!(entry >= 0x40_0000 && entry < 0x40_0000 + p.len() as u64);
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_before_anything_is_marked() {
+        let key = SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let mut c = GuardConfig::new("/nonexistent".into(), key, vec![]);
+        assert!(matches!(Guard::start(c.clone()), Err(GuardError::Config(_))));
+        c.mounts = vec!["/tmp".into()];
+        c.deciders = 0;
+        assert!(matches!(Guard::start(c), Err(GuardError::Config(_))));
+    }
+}
