@@ -138,6 +138,9 @@ impl Lab {
 mount -t tmpfs umd-guard-test "$M" || { echo MOUNT-FAILED; exit 97; }
 cp "$D"/files/* "$M"/ && chmod 755 "$M"/*
 rm -f "$D/ready"
+# Waits (up to 20 s) until the guard has logged N list outcomes (in use or refused).
+lists() { i=0; while [ "$(grep -cE 'new digest list in use|list refused' "$D/guard.log")" -lt "$1" ]; do
+  i=$((i+1)); [ $i -gt 2000 ] && { echo "NO-LIST-OUTCOME $1"; return 1; }; sleep 0.01; done; }
 run() { name=$1; shift; "$@" >/dev/null 2>"$D/err"; rc=$?; echo "RESULT $name $rc $(tr '\n' ' ' < "$D/err")"; }
 start_guard() {
   rm -f "$D/ready"
@@ -281,7 +284,7 @@ printf '#' | dd of="$M/s2.sh" bs=1 seek=12 conv=notrunc 2>/dev/null
 run s2_in_place "$M/s2.sh"
 cp "$M/script.sh" "$M/s3.sh"; run s3_first "$M/s3.sh"
 python3 -c 'import mmap,os,sys; f=os.open(sys.argv[1], os.O_RDWR); m=mmap.mmap(f, 0); m[12:13]=b"#"; m.close(); os.close(f)' "$M/s3.sh"
-sleep 0.2
+sleep 1
 run s3_mmap "$M/s3.sh"
 "##,
     );
@@ -413,14 +416,14 @@ fn reload_swaps_in_newer_lists_and_refuses_older_or_forged_ones() {
     let r = lab.run(
         "--enforce --reload-interval-ms 0",
         r#"run b_v1 "$M/b"
-cp "$D/v2" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; sleep 0.3
+cp "$D/v2" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; lists 1
 run b_v2 "$M/b"
 run c_v2 "$M/c"
-cp "$D/v1-old" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; sleep 0.3
+cp "$D/v1-old" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; lists 2
 run c_after_old "$M/c"
-cp "$D/v3-older-time" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; sleep 0.3
+cp "$D/v3-older-time" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; lists 3
 run c_after_older_time "$M/c"
-cp "$D/v9-forged" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; sleep 0.3
+cp "$D/v9-forged" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; lists 4
 run c_after_forged "$M/c"
 run b_still "$M/b"
 "#,
@@ -449,7 +452,7 @@ fn replaced_list_file_is_noticed_without_a_signal() {
         "--enforce --cache kernel --reload-interval-ms 100",
         r#"run b_v1 "$M/b"
 run listed "$M/listed"
-cp "$D/v2" "$D/list.new"; mv "$D/list.new" "$D/list"; sleep 0.5
+cp "$D/v2" "$D/list.new"; mv "$D/list.new" "$D/list"; lists 1
 run b_v2 "$M/b"
 run listed_v2 "$M/listed"
 "#,
