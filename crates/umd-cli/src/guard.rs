@@ -54,7 +54,8 @@ pub struct GuardArgs {
     #[arg(long)]
     open_perm: bool,
     /// Where allowed verdicts are cached: kernel (fanotify ignore marks, no
-    /// round trip), user (a table checked against size/ctime/mtime), off.
+    /// round trip, for files only root can write; a table for the others),
+    /// user (only the table, checked against size/ctime/mtime), off.
     #[arg(long, value_enum, default_value_t = CacheArg::Kernel, value_name = "WHERE")]
     cache: CacheArg,
     /// Files larger than this many bytes are not read: denied (enforce) or
