@@ -589,6 +589,17 @@ impl Guard {
             .spawn(move || reader(&s, tx, wake_r))
             .map_err(|e| GuardError::Thread("reader", e))?;
         guard.threads.push(h);
+        if config.scope == MarkScope::Mount {
+            let ns = |p: &str| std::fs::read_link(p).ok();
+            let (ours, init) = (ns("/proc/self/ns/mnt"), ns("/proc/1/ns/mnt"));
+            if ours.is_some() && init.is_some() && ours != init {
+                // A service unit with PrivateTmp=, ProtectSystem=, ... runs here.
+                tracing::warn!(
+                    "umd guard: this process is in another mount namespace than PID 1: mount marks \
+                     guard only processes that see these mounts (use filesystem marks to guard all)"
+                );
+            }
+        }
         tracing::info!(
             mounts = ?config.mounts, mode = ?config.mode, cache = ?config.cache, open_perm = config.open_perm,
             list = %config.list_path.display(), sequence = shared.current().list.sequence(),
