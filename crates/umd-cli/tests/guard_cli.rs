@@ -326,6 +326,41 @@ fn modified_binary_is_denied_without_cache() {
 }
 
 #[test]
+fn files_over_the_size_bound_are_not_read_denied_in_enforce_and_logged_in_audit() {
+    if !available() {
+        return;
+    }
+    // The tiny program is 129 bytes; the script 17.
+    let lab = standard("max-size");
+    let r = lab.run(
+        "--enforce --max-size 100",
+        r#"run big "$M/listed"
+run small "$M/script.sh"
+kill -TERM $G; wait $G
+start_guard --audit --max-size 100
+run big_audit "$M/listed"
+"#,
+    );
+    r.denied("big");
+    r.ran("small");
+    r.ran("big_audit");
+    let d = r.decisions_for("listed");
+    assert_eq!(
+        (d[0]["verdict"].as_str(), d[0]["reason"].as_str()),
+        (Some("deny"), Some("too-large")),
+        "{}",
+        r.dump()
+    );
+    assert!(d[0]["digest"].is_null(), "not read, so no digest\n{}", r.dump());
+    assert_eq!(
+        (d[1]["verdict"].as_str(), d[1]["would_deny"].as_bool()),
+        (Some("allow"), Some(true)),
+        "{}",
+        r.dump()
+    );
+}
+
+#[test]
 fn open_perm_covers_sh_script() {
     if !available() {
         return;
