@@ -116,6 +116,26 @@ pub fn read_verify_key(path: &std::path::Path) -> Result<umd_digest_list::Verify
         .map_err(|_| format!("verify key {}: not a valid Ed25519 key", path.display()))
 }
 
+/// Tells systemd (`Type=notify`) about a state change, if it asked
+/// (`NOTIFY_SOCKET`: a path, or an abstract name after `@`). Best effort.
+fn sd_notify(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Ok(sock) = UnixDatagram::unbound() else { return };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
+    let sent = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+        }
+        None => sock.send_to(state.as_bytes(), &target),
+    };
+    if let Err(e) = sent {
+        tracing::warn!("umd guard: notifying systemd ({state}): {e}");
+    }
+}
+
 /// Blocks the signals the main thread waits for, in this thread and every
 /// thread started after (the guard's), so that only `sigtimedwait` sees them.
 fn block_signals() -> libc::sigset_t {
@@ -189,6 +209,7 @@ pub fn run(a: &GuardArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    sd_notify("READY=1");
     if let Some(p) = &a.ready_file {
         if let Err(e) = std::fs::write(p, b"ready\n") {
             eprintln!("umd guard: writing the ready file {}: {e}", p.display());
@@ -215,6 +236,7 @@ pub fn run(a: &GuardArgs) -> u8 {
             return EXIT_ERROR;
         }
     }
+    sd_notify("STOPPING=1");
     let stats = guard.stop();
     if a.json {
         if let Ok(s) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {

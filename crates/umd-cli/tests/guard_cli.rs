@@ -525,6 +525,36 @@ run fs_via_bind "$D/bind/unlisted"
 }
 
 #[test]
+fn systemd_is_told_when_the_marks_are_in_place() {
+    if !available() {
+        return;
+    }
+    let lab = standard("notify");
+    let r = lab.run(
+        "",
+        r#"python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(20)
+with open(sys.argv[2], "w") as out:
+    for _ in range(2):
+        out.write(s.recv(256).decode() + " "); out.flush()
+' "$D/notify.sock" "$D/notified" &
+N=$!
+i=0; while [ ! -S "$D/notify.sock" ]; do i=$((i+1)); [ $i -gt 2000 ] && { echo NO-NOTIFY-SOCKET; exit 96; }; sleep 0.01; done
+export NOTIFY_SOCKET="$D/notify.sock"
+start_guard --enforce
+unset NOTIFY_SOCKET
+run listed "$M/listed"
+kill -TERM $G; wait $G
+wait $N
+echo "NOTIFIED $(cat "$D/notified")"
+"#,
+    );
+    r.ran("listed");
+    assert!(r.out.contains("NOTIFIED READY=1 STOPPING=1"), "{}", r.dump());
+}
+
+#[test]
 fn root_mount_needs_the_explicit_flag() {
     if !available() {
         return;
