@@ -18,6 +18,8 @@ const HANDLERS: &[&str] = &[
     "umd-malicious-handler",
     "umd-pgp-handler",
     "umd-pgp-liar-handler",
+    "umd-rpm-handler",
+    "umd-rpm-liar-handler",
 ];
 
 fn main() {
@@ -36,6 +38,7 @@ fn main() {
         "crates/umd-wire",
         "crates/umd-seccomp",
         "crates/umd-pgp-wire",
+        "crates/umd-rpm-wire",
         "Cargo.lock",
         "Cargo.toml",
     ] {

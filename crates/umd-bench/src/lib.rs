@@ -16,6 +16,12 @@
 //! | `selftest` | [`umd_sample::selftest`]: 500 requests, 10 loads ([`selftest`]) | the plain manager running the same offsets, respawning every 50 | ≤ 1.5× the time |
 //! | `verify-vs-sqv`, `verify-vs-gpgv` | `umd verify` of Debian's bookworm `InRelease`, a whole process ([`verify`]) | `sqv` (the same content as text + detached signature), `gpgv` | ≤ 1× sqv's time; gpgv reported |
 //! | `verify-each` | `umd verify --each` over 40 files, one warm handler | `sqv` run 40 times | ≥ 2× the throughput |
+//! | `rpm-build-vs-checksig` | `umd digests build` over 40 signed packages, a whole process ([`digests`]) | `rpmkeys --checksig` over the same 40 files, one process | (ratio reported; headers/s = 40 / time) |
+//! | `rpm-warm-vs-checksig` | the same 40 headers through a warm `PackageVerifier` in process | the same `rpmkeys` process | (ratio reported) |
+//! | `digest-lookup` | one lookup in a signed list of 1 million SHA-256 digests (interpolation search) | `HashSet<[u8; 32]>::contains` | (ratio reported) |
+//! | `digest-open` | opening that list: Ed25519 verification and structure check | one SHA-256 pass over the same bytes | (ratio reported) |
+//! | `guard-exec-cached`, `guard-exec-usercache`, `guard-exec-uncached` | fork + exec + wait of a 129-byte static program on a tmpfs guarded by `umd guard --enforce` ([`guard`]), verdict cached in the kernel, in user space, or not at all | the same on an unguarded tmpfs, interleaved op by op in the same batches | cached: at most 20 µs added; others reported |
+//! | `guard-open-perm`, `guard-open-perm-uncached` | open + close of a listed file with `--open-perm` | the same with no guard | (reported) |
 //! | `cold-unconfined`, `cold-ns-*` | cold start with no sandbox, or with namespaces on top of the default sandbox | as `cold-start` | (ratio reported: what each layer costs) |
 //!
 //! `cold-start` and `selftest` run with the default (strict) sandbox; the baseline
@@ -47,7 +53,9 @@ use serde::Serialize;
 
 pub mod bulk;
 pub mod cold;
+pub mod digests;
 pub mod echo;
+pub mod guard;
 pub mod payload;
 pub mod pin;
 pub mod plain;
@@ -137,6 +145,10 @@ pub enum Target {
     MaxTimeRatio(f64),
     /// Our throughput is at least this fraction of the baseline's.
     MinThroughputRatio(f64),
+    /// Our time per operation exceeds the baseline's by at most this many
+    /// seconds (an added cost, e.g. the guard's per-exec overhead), judged on
+    /// the median of the per-round differences ([`run::RowResult::added_s`]).
+    MaxAddedSeconds(f64),
     /// The ratio is reported; no target.
     Report,
 }
@@ -148,7 +160,7 @@ impl Target {
     pub fn ratio(self, ours_s: f64, baseline_s: f64) -> f64 {
         match self {
             Target::MinThroughputRatio(_) => baseline_s / ours_s,
-            Target::MaxTimeRatio(_) | Target::Report => ours_s / baseline_s,
+            Target::MaxTimeRatio(_) | Target::MaxAddedSeconds(_) | Target::Report => ours_s / baseline_s,
         }
     }
 
@@ -156,7 +168,7 @@ impl Target {
     pub fn ratio_of(self) -> &'static str {
         match self {
             Target::MinThroughputRatio(_) => "throughput",
-            Target::MaxTimeRatio(_) | Target::Report => "time",
+            Target::MaxTimeRatio(_) | Target::MaxAddedSeconds(_) | Target::Report => "time",
         }
     }
 
@@ -165,7 +177,7 @@ impl Target {
         match self {
             Target::MaxTimeRatio(max) => Some(ratio <= max),
             Target::MinThroughputRatio(min) => Some(ratio >= min),
-            Target::Report => None,
+            Target::MaxAddedSeconds(_) | Target::Report => None,
         }
     }
 }
@@ -384,6 +396,149 @@ pub static ROWS: &[RowSpec] = &[
         quick_iters: 1,
         make_ours: verify::umd_each,
         make_baseline: verify::sqv_loop,
+    },
+    RowSpec {
+        name: "rpm-build-vs-checksig",
+        title: "40 RPM headers: umd digests build vs rpmkeys --checksig",
+        ours: "umd digests build --keyring K --rpm 40 files (a process)",
+        baseline: "rpmkeys --checksig 40 files (a process)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::umd_build,
+        make_baseline: digests::rpmkeys_checksig,
+    },
+    RowSpec {
+        name: "rpm-warm-vs-checksig",
+        title: "40 RPM headers: warm PackageVerifier vs rpmkeys --checksig",
+        ours: "PackageVerifier::package x 40, warm handlers (in process)",
+        baseline: "rpmkeys --checksig 40 files (a process)",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::umd_warm,
+        make_baseline: digests::rpmkeys_checksig,
+    },
+    RowSpec {
+        name: "digest-lookup",
+        title: "lookup in 1M SHA-256 digests",
+        ours: "DigestList::lookup (interpolation search in the signed list)",
+        baseline: "HashSet<[u8; 32]>::contains",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 200_000,
+        quick_iters: 50_000,
+        make_ours: digests::list_lookup,
+        make_baseline: digests::hashset_lookup,
+    },
+    RowSpec {
+        name: "digest-open",
+        title: "open a list of 1M digests (36 MB)",
+        ours: "DigestList::open: Ed25519 over every byte + structure check",
+        baseline: "one SHA-256 pass over the same bytes",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5,
+        quick_iters: 2,
+        make_ours: digests::list_open,
+        make_baseline: digests::sha256_pass,
+    },
+    RowSpec {
+        name: "guard-exec-cached",
+        title: "exec of a tiny static binary, guard with kernel-cached verdict",
+        ours: "fork+exec+wait under umd guard --enforce --cache kernel (listed, warm)",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::MaxAddedSeconds(20e-6),
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_kernel_cache,
+        make_baseline: guard::exec_kernel_cache_plain,
+    },
+    RowSpec {
+        name: "guard-exec-cached-pinned",
+        title: "exec, kernel-cached verdict, one CPU",
+        ours: "as guard-exec-cached; helper, guard and programs on one CPU",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: true,
+        bytes_per_op: None,
+        target: Target::MaxAddedSeconds(20e-6),
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_kernel_cache,
+        make_baseline: guard::exec_kernel_cache_plain,
+    },
+    RowSpec {
+        name: "guard-exec-usercache-pinned",
+        title: "exec, user-space cached verdict, one CPU",
+        ours: "as guard-exec-usercache; helper, guard and programs on one CPU",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: true,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_user_cache,
+        make_baseline: guard::exec_user_cache_plain,
+    },
+    RowSpec {
+        name: "guard-exec-usercache",
+        title: "exec of a tiny static binary, guard with user-space cached verdict",
+        ours: "fork+exec+wait under umd guard --enforce --cache user (listed, warm)",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_user_cache,
+        make_baseline: guard::exec_user_cache_plain,
+    },
+    RowSpec {
+        name: "guard-exec-uncached",
+        title: "exec of a tiny static binary, guard hashing every time",
+        ours: "fork+exec+wait under umd guard --enforce --cache off (listed)",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 2_000,
+        quick_iters: 500,
+        make_ours: guard::exec_no_cache,
+        make_baseline: guard::exec_no_cache_plain,
+    },
+    RowSpec {
+        name: "guard-open-perm",
+        title: "open+close of a listed file, guard with --open-perm (cached)",
+        ours: "open+close under umd guard --enforce --open-perm --cache kernel",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 20_000,
+        quick_iters: 5_000,
+        make_ours: guard::open_perm_kernel_cache,
+        make_baseline: guard::open_perm_kernel_cache_plain,
+    },
+    RowSpec {
+        name: "guard-open-perm-uncached",
+        title: "open+close of a listed file, guard with --open-perm, hashing every time",
+        ours: "open+close under umd guard --enforce --open-perm --cache off",
+        baseline: "the same on an unguarded tmpfs, interleaved",
+        pinned: false,
+        bytes_per_op: None,
+        target: Target::Report,
+        iters: 5_000,
+        quick_iters: 1_000,
+        make_ours: guard::open_perm_no_cache,
+        make_baseline: guard::open_perm_no_cache_plain,
     },
     RowSpec {
         name: "selftest",

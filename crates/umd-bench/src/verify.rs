@@ -97,7 +97,8 @@ fn run_ok(what: &'static str, cmd: &mut Command) -> Result<(), BenchError> {
     }
 }
 
-fn umd() -> Result<PathBuf, BenchError> {
+/// The `umd` binary: this process, or beside the criterion bench executable.
+pub fn umd_binary() -> Result<PathBuf, BenchError> {
     // `umd bench` runs inside the umd binary; criterion benches find it beside
     // their own executable's directory (target/<profile>/).
     let exe = std::env::current_exe().map_err(BenchError::io("finding the umd binary"))?;
@@ -134,7 +135,7 @@ enum Kind {
 impl Process {
     fn new(kind: Kind) -> Result<Process, BenchError> {
         let program = match kind {
-            Kind::UmdSingle | Kind::UmdEach => umd()?,
+            Kind::UmdSingle | Kind::UmdEach => umd_binary()?,
             Kind::SqvSingle | Kind::SqvLoop => tool("sqv")?,
             Kind::GpgvSingle => tool("gpgv")?,
         };

@@ -36,3 +36,14 @@ pub static MALICIOUS_HANDLER: &[u8] = include_bytes!(env!("UMD_MALICIOUS_HANDLER
 /// signature. Not for production use.
 #[doc(hidden)]
 pub static PGP_LIAR_HANDLER: &[u8] = include_bytes!(env!("UMD_PGP_LIAR_HANDLER"));
+
+/// The RPM handler: describes the headers of a package file or an rpmdb header
+/// for the manager to check (framed, see `umd_rpm_wire`). Nothing else in umd
+/// parses RPM headers.
+pub static RPM_HANDLER: &[u8] = include_bytes!(env!("UMD_RPM_HANDLER"));
+
+/// An RPM handler that falsifies its descriptions as its arguments say, for the
+/// tests that a lying handler cannot get a digest into a list or keep one out
+/// unnoticed. Not for production use.
+#[doc(hidden)]
+pub static RPM_LIAR_HANDLER: &[u8] = include_bytes!(env!("UMD_RPM_LIAR_HANDLER"));

@@ -16,7 +16,9 @@ use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
 #[derive(Args)]
 #[command(after_help = "Rows (select with --only; a prefix selects several, e.g. --only echo64):\n  \
     echo64-pinned, echo64-unpinned, sample128k-pinned, sample128k-unpinned,\n  \
-    payload16m, cold-start, selftest\n\n\
+    payload16m, cold-start, cold-unconfined, cold-ns-*, verify-vs-sqv, verify-vs-gpgv,\n  \
+    verify-each, rpm-build-vs-checksig, rpm-warm-vs-checksig, digest-lookup, digest-open,\n  \
+    guard-exec-cached, guard-exec-usercache, guard-exec-uncached, guard-open-perm (root), selftest\n\n\
     Ratios: 'time' is our time / the baseline's (lower is better); 'tput' is our\n\
     throughput / the baseline's (higher is better). Figures are medians over rounds;\n\
     '±' is half the spread between the fastest and slowest round.")]
@@ -156,6 +158,7 @@ fn target_text(t: Target) -> String {
     match t {
         Target::MaxTimeRatio(m) => format!("<={m:.2}x"),
         Target::MinThroughputRatio(m) => format!(">={m:.2}x"),
+        Target::MaxAddedSeconds(m) => format!("<=+{:.0}us", m * 1e6),
         Target::Report => "-".into(),
     }
 }
@@ -201,7 +204,10 @@ fn print_table(results: &[RowResult], cfg: &RunConfig) {
             r.name,
             cell(&r.ours),
             cell(&r.baseline),
-            format!("{:.2}x {kind}", r.ratio),
+            match r.target {
+                Target::MaxAddedSeconds(_) => format!("+{:.1}us", r.added_s * 1e6),
+                _ => format!("{:.2}x {kind}", r.ratio),
+            },
             target_text(r.target),
             verdict
         );

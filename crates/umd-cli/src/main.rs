@@ -4,6 +4,8 @@
 //! decision lives in the library crates.
 
 mod bench;
+mod digests;
+mod guard;
 mod pgp;
 mod service;
 
@@ -59,6 +61,15 @@ enum Command {
     /// OpenPGP certificates.
     #[command(subcommand)]
     Pgp(pgp::PgpCommand),
+    /// Digest lists: verified file digests from signed RPM headers.
+    #[command(subcommand)]
+    Digests(digests::DigestsCommand),
+    /// Exec control: allow or deny programs on chosen mounts by a signed digest
+    /// list (fanotify). Runs until SIGTERM; SIGHUP reloads the list.
+    Guard(guard::GuardArgs),
+    /// The far side of the guard's benchmark rows (run by `umd bench`).
+    #[command(hide = true)]
+    GuardBenchHelper(guard::HelperArgs),
     /// Measure umd against baselines measured in the same run.
     Bench(bench::BenchArgs),
     /// Run the umd service: every driver behind a Unix socket (default
@@ -218,6 +229,9 @@ fn main() -> ExitCode {
         Command::InstallUnits(args) => service::install_units(&args),
         Command::BenchService(args) => service::bench(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
+        Command::Digests(cmd) => digests::run(&cmd),
+        Command::Guard(args) => guard::run(&args),
+        Command::GuardBenchHelper(args) => guard::bench_helper(&args),
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)

@@ -1,0 +1,517 @@
+//! `umd digests build|lookup|show`: reference lists of file digests from signed
+//! RPM headers (package files or the rpm database), signed with Ed25519.
+
+use std::fs::OpenOptions;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use umd_digest_list::{Builder, DigestList, ListError, Mark, SigningKey, VerifyingKey};
+use umd_rpm::package::{PackageVerifier, Rejection, Report};
+
+use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
+
+/// Default signing key of `build`; its public half is [`public_path`] of it.
+pub const DEFAULT_SIGNING_KEY: &str = "/etc/umd/digests.key";
+
+/// `umd digests ...`.
+#[derive(Subcommand)]
+pub enum DigestsCommand {
+    /// Build a signed digest list from RPM packages or the rpm database. Each
+    /// header's signature is verified against the keyring over the signed bytes;
+    /// only verified packages are listed unless --include-unverified.
+    /// Exit 0: every package listed as verified; 1: some rejected (the list is
+    /// still written); 2: error (nothing written).
+    Build(BuildArgs),
+    /// Is each file's content in the list, and from which package? Exit 0 every
+    /// file listed, 1 any not, 2 error (e.g. a list whose signature fails).
+    Lookup(LookupArgs),
+    /// Print a list's header, algorithms and packages (after checking its signature).
+    Show(ShowArgs),
+}
+
+/// Options of `umd digests build`.
+#[derive(Args)]
+pub struct BuildArgs {
+    /// OpenPGP keyring (binary or armored) of the keys trusted to sign packages.
+    #[arg(long = "keyring", value_name = "FILE", required = true)]
+    keyrings: Vec<PathBuf>,
+    /// Package files, or directories of them (*.rpm).
+    #[arg(long, value_name = "PATH", num_args = 1.., required_unless_present = "rpmdb", conflicts_with = "rpmdb")]
+    rpm: Vec<PathBuf>,
+    /// An rpm database (directory holding rpmdb.sqlite, or the file); without
+    /// PATH, the one rpm itself uses (`rpm --eval %{_dbpath}`, else /var/lib/rpm).
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    rpmdb: Option<Option<PathBuf>>,
+    /// Where to write the list (atomically replaced).
+    #[arg(long, value_name = "LIST")]
+    output: PathBuf,
+    /// Ed25519 signing key; created (mode 0600) with its public half beside it
+    /// (same name, .pub) if missing.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_SIGNING_KEY)]
+    signing_key: PathBuf,
+    /// Sequence number (default: the existing list's, if it verifies with this
+    /// key, plus one; else 1).
+    #[arg(long, value_name = "N")]
+    sequence: Option<u64>,
+    /// Also list unsigned, unknown-key, badly signed and payload-mismatched
+    /// packages, each marked as such.
+    #[arg(long)]
+    include_unverified: bool,
+    /// Print JSON (one record per package and a summary) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `umd digests lookup`.
+#[derive(Args)]
+pub struct LookupArgs {
+    /// The list.
+    #[arg(value_name = "LIST")]
+    list: PathBuf,
+    /// Files whose content to look up.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Public key the list must be signed with.
+    #[arg(long, value_name = "FILE", default_value = "/etc/umd/digests.pub")]
+    verify_key: PathBuf,
+    /// Count entries of packages listed only as marked (unverified) as listed.
+    #[arg(long)]
+    accept_unverified: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `umd digests show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The list.
+    #[arg(value_name = "LIST")]
+    list: PathBuf,
+    /// Public key the list must be signed with.
+    #[arg(long, value_name = "FILE", default_value = "/etc/umd/digests.pub")]
+    verify_key: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `digests` command.
+pub fn run(cmd: &DigestsCommand) -> u8 {
+    let r = match cmd {
+        DigestsCommand::Build(a) => build(a),
+        DigestsCommand::Lookup(a) => lookup(a),
+        DigestsCommand::Show(a) => show(a),
+    };
+    r.unwrap_or_else(|e| {
+        eprintln!("umd digests: {e}");
+        EXIT_ERROR
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+/// The public half's path: `X.key` → `X.pub`, else `X.pub` appended.
+pub fn public_path(secret: &Path) -> PathBuf {
+    if secret.extension().is_some_and(|e| e == "key") {
+        secret.with_extension("pub")
+    } else {
+        let mut s = secret.as_os_str().to_owned();
+        s.push(".pub");
+        PathBuf::from(s)
+    }
+}
+
+fn read_key32(path: &Path, what: &str) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let b = unhex(&text).filter(|b| b.len() == 32);
+    b.and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("{what} {}: not 64 hex digits (an Ed25519 key)", path.display()))
+}
+
+/// Reads the verifying key (64 hex digits).
+fn verifying_key(path: &Path) -> Result<VerifyingKey, String> {
+    let k = read_key32(path, "verify key")?;
+    VerifyingKey::from_bytes(&k)
+        .map_err(|_| format!("verify key {}: not a valid Ed25519 key", path.display()))
+}
+
+/// Loads the signing key, or creates it (0600; directory 0700 if created) with
+/// its public half beside it.
+fn signing_key(path: &Path) -> Result<(SigningKey, bool), String> {
+    if path.exists() {
+        return Ok((SigningKey::from_bytes(&read_key32(path, "signing key")?), false));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating signing key {}: {e}", path.display()))?;
+    writeln!(f, "{}", hex(&seed))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let public = public_path(path);
+    std::fs::write(&public, format!("{}\n", hex(key.verifying_key().as_bytes())))
+        .map_err(|e| format!("writing {}: {e}", public.display()))?;
+    Ok((key, true))
+}
+
+fn rpm_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "rpm") && p.is_file())
+                .collect();
+            v.sort();
+            out.extend(v);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn mark_of(r: &Rejection) -> Mark {
+    match r {
+        Rejection::Unsigned => Mark::Unsigned,
+        Rejection::UnknownKey { .. } => Mark::UnknownKey,
+        Rejection::BadSignature { .. } => Mark::BadSignature,
+        Rejection::PayloadMismatch | Rejection::WeakFileDigests { .. } => Mark::PayloadMismatch,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    listed: usize,
+    marked: usize,
+    rejected: usize,
+    errors: usize,
+    digests: usize,
+}
+
+fn build(a: &BuildArgs) -> Result<u8, String> {
+    let keyrings = a
+        .keyrings
+        .iter()
+        .map(|p| std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verifier = PackageVerifier::new(&keyrings).map_err(|e| format!("loading the keyring: {e}"))?;
+    let (key, created) = signing_key(&a.signing_key)?;
+    if created && !a.json {
+        eprintln!(
+            "created signing key {} (public half: {})",
+            a.signing_key.display(),
+            public_path(&a.signing_key).display()
+        );
+    }
+
+    // The inputs: (label, package bytes or db blob).
+    enum Input {
+        File(PathBuf),
+        Db(i64, Vec<u8>),
+    }
+    let inputs: Vec<Input> = match &a.rpmdb {
+        Some(db) => umd_rpm::db::headers(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(h, b)| Input::Db(h, b))
+            .collect(),
+        None => rpm_files(&a.rpm)?.into_iter().map(Input::File).collect(),
+    };
+
+    let bar = if !a.json && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(inputs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} headers {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut builder = Builder::new();
+    let mut tally = Tally::default();
+    let mut records = Vec::new();
+    for input in &inputs {
+        let (label, result) = match input {
+            Input::File(p) => (
+                p.display().to_string(),
+                std::fs::read(p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| verifier.package(&b).map_err(|e| e.to_string())),
+            ),
+            Input::Db(h, blob) => {
+                (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
+            }
+        };
+        bar.inc(1);
+        let record = judge(&label, result, a.include_unverified, &mut builder, &mut tally)?;
+        if a.json {
+            records.push(record.1);
+        } else {
+            bar.suspend(|| println!("{}", record.0));
+        }
+    }
+    bar.finish_and_clear();
+
+    let sequence = match a.sequence {
+        Some(s) => s,
+        None => std::fs::read(&a.output)
+            .ok()
+            .and_then(|b| DigestList::open(b, &key.verifying_key()).ok())
+            .map_or(1, |l| l.sequence().saturating_add(1)),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let bytes = builder.finish(now, sequence, &key);
+    write_atomic(&a.output, &bytes)?;
+
+    let summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
+        "rejected": tally.rejected, "errors": tally.errors, "digests": tally.digests,
+        "list": a.output.display().to_string(), "bytes": bytes.len(), "sequence": sequence, "created": now,
+        "signer": hex(key.verifying_key().as_bytes())});
+    if a.json {
+        println!("{}", json!({"packages": records, "summary": summary}));
+    } else {
+        println!(
+            "{} headers: {} listed, {} listed marked unverified, {} rejected, {} errors; {} digests; \
+             wrote {} ({} bytes, sequence {sequence})",
+            inputs.len(),
+            tally.listed,
+            tally.marked,
+            tally.rejected,
+            tally.errors,
+            tally.digests,
+            a.output.display(),
+            bytes.len()
+        );
+    }
+    Ok(if tally.rejected + tally.errors + tally.marked == 0 { EXIT_OK } else { EXIT_VERDICT })
+}
+
+/// One package's verdict: adds it to the list if it may be, returns the text
+/// line and the JSON record.
+fn judge(
+    label: &str,
+    result: Result<Report, String>,
+    include_unverified: bool,
+    builder: &mut Builder,
+    tally: &mut Tally,
+) -> Result<(String, serde_json::Value), String> {
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tally.errors += 1;
+            return Ok((
+                format!("{label}: error: {e}"),
+                json!({"source": label, "verdict": "error", "error": e}),
+            ));
+        }
+    };
+    let (digests, malformed) = r.digests_checked();
+    let rejection = r.rejection().or(if malformed > 0 {
+        Some(Rejection::BadSignature { reason: format!("{malformed} malformed file digests") })
+    } else {
+        None
+    });
+    let mark = match &rejection {
+        None => Some(Mark::Verified),
+        Some(rej) if include_unverified && rej.may_include_marked() => Some(mark_of(rej)),
+        Some(_) => None,
+    };
+    let verdict = match (mark, &rejection) {
+        (Some(Mark::Verified), _) => "listed",
+        (Some(_), _) => "listed-marked",
+        (None, _) => "rejected",
+    };
+    if let Some(m) = mark {
+        let p = builder.add_package(&r.identity.to_string(), m);
+        for d in &digests {
+            builder.add_digest(r.file_algo, &d.digest, p).map_err(|e| format!("{label}: {e}"))?;
+        }
+        tally.digests += digests.len();
+        if m == Mark::Verified {
+            tally.listed += 1;
+        } else {
+            tally.marked += 1;
+        }
+    } else {
+        tally.rejected += 1;
+    }
+    let reason = rejection.as_ref().map(|r| r.to_string());
+    let line = match &reason {
+        None => format!(
+            "{label}: {} listed, {} digests ({})",
+            r.identity,
+            digests.len(),
+            umd_rpm::package::algo_name(r.file_algo)
+        ),
+        Some(why) => format!("{label}: {} {verdict}: {why}", r.identity),
+    };
+    let record = json!({"source": label, "package": r.identity.to_string(), "identity": r.identity,
+        "verdict": verdict, "reason": reason, "rejection": rejection, "trust": r.trust, "payload": r.payload,
+        "file_algo": umd_rpm::package::algo_name(r.file_algo), "digests": digests.len()});
+    Ok((line, record))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("writing {}: {e}", path.display())
+    })
+}
+
+fn open_list(list: &Path, key: &Path) -> Result<DigestList, String> {
+    let key = verifying_key(key)?;
+    let bytes = std::fs::read(list).map_err(|e| format!("{}: {e}", list.display()))?;
+    DigestList::open(bytes, &key).map_err(|e: ListError| format!("{}: {e}", list.display()))
+}
+
+fn lookup(a: &LookupArgs) -> Result<u8, String> {
+    let list = open_list(&a.list, &a.verify_key)?;
+    let mut all = true;
+    let mut records = Vec::new();
+    for f in &a.files {
+        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let mut hits = Vec::new();
+        for (algo, _) in list.algorithms() {
+            let Some(d) = umd_digest_list::hash(algo, &data) else { continue };
+            hits.extend(list.lookup(algo, &d).map(|p| (algo, p.name.to_owned(), p.mark)));
+        }
+        let listed = hits.iter().any(|h| h.2 == Mark::Verified || a.accept_unverified);
+        all &= listed;
+        if a.json {
+            let hs: Vec<_> = hits
+                .iter()
+                .map(|(algo, name, mark)| json!({"algo": umd_digest_list::algo_name(*algo), "package": name, "mark": mark.name()}))
+                .collect();
+            records.push(json!({"file": f.display().to_string(), "listed": listed, "entries": hs}));
+        } else if hits.is_empty() {
+            println!("{}: not listed", f.display());
+        } else {
+            let which: Vec<String> = hits
+                .iter()
+                .map(|(algo, name, mark)| match mark {
+                    Mark::Verified => format!("{name} ({})", umd_digest_list::algo_name(*algo)),
+                    m => format!("{name} ({}, marked {})", umd_digest_list::algo_name(*algo), m.name()),
+                })
+                .collect();
+            let word = if listed { "listed" } else { "not listed (only in unverified packages)" };
+            println!("{}: {word}: {}", f.display(), which.join(", "));
+        }
+    }
+    if a.json {
+        println!("{}", json!({"files": records, "all_listed": all}));
+    }
+    Ok(if all { EXIT_OK } else { EXIT_VERDICT })
+}
+
+/// Seconds since the epoch as a UTC date and time.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let s = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn show(a: &ShowArgs) -> Result<u8, String> {
+    let list = open_list(&a.list, &a.verify_key)?;
+    let algos: Vec<_> = list.algorithms();
+    if a.json {
+        let pk: Vec<_> = list
+            .packages()
+            .map(|p| json!({"package": p.name, "mark": p.mark.name(), "digests": p.digests}))
+            .collect();
+        let al: Vec<_> = algos
+            .iter()
+            .map(|(a, n)| json!({"algo": umd_digest_list::algo_name(*a), "digests": n}))
+            .collect();
+        println!(
+            "{}",
+            json!({"version": umd_digest_list::VERSION, "created": list.created(), "sequence": list.sequence(),
+                "bytes": list.size(), "digests": list.len(), "algorithms": al, "packages": pk})
+        );
+    } else {
+        println!("digest list {} (format version {})", a.list.display(), umd_digest_list::VERSION);
+        println!("signature: good ({})", a.verify_key.display());
+        println!("created:   {} ({})", utc(list.created()), list.created());
+        println!("sequence:  {}", list.sequence());
+        println!("size:      {} bytes, {} digests", list.size(), list.len());
+        for (algo, n) in &algos {
+            println!("  {}: {n} digests", umd_digest_list::algo_name(*algo));
+        }
+        println!("packages:  {}", list.packages().count());
+        for p in list.packages() {
+            let mark = if p.mark == Mark::Verified { String::new() } else { format!(" [{}]", p.mark.name()) };
+            println!("  {}: {} digests{mark}", p.name, p.digests);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
+
+    #[test]
+    fn the_public_half_sits_beside_the_key() {
+        assert_eq!(public_path(Path::new("/etc/umd/digests.key")), Path::new("/etc/umd/digests.pub"));
+        assert_eq!(public_path(Path::new("k")), Path::new("k.pub"));
+    }
+}

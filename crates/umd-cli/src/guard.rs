@@ -1,0 +1,297 @@
+//! `umd guard`: exec control by a signed digest list (the logic is `umd-guard`).
+//!
+//! This module parses options, reads the verify key, runs the guard until
+//! SIGTERM/SIGINT, reloads the list on SIGHUP or when the file is replaced
+//! (checked every `--reload-interval-ms`), and prints decisions (`--json`: one
+//! object a line on stdout).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use umd_guard::{CacheMode, Decision, Guard, GuardConfig, Mode, Scope, Verdict};
+
+use crate::{EXIT_ERROR, EXIT_OK};
+
+/// Options of `umd guard`.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    umd guard --digests /etc/umd/digests.list --mount /opt --audit\n  \
+    umd guard --digests L --verify-key K --mount /srv/apps --enforce --json\n\n\
+    Scope: ./program and ./script (the kernel opens a #! script for exec) are checked;\n\
+    `sh script`, `python3 x.py` and libraries are plain opens, checked only with --open-perm.\n\
+    If the guard dies the kernel allows every exec (fail-open): run it under systemd\n\
+    (dist/systemd/umd-guard.service restarts it).")]
+pub struct GuardArgs {
+    /// The signed digest list (`umd digests build`).
+    #[arg(long, value_name = "LIST")]
+    digests: PathBuf,
+    /// Public key the list must be signed with (64 hex digits).
+    #[arg(long, value_name = "FILE", default_value = "/etc/umd/digests.pub")]
+    verify_key: PathBuf,
+    /// A path whose mount is guarded (repeatable). Execs through other mounts
+    /// (another mount of the same filesystem, a bind mount) are not seen unless
+    /// --filesystem.
+    #[arg(long = "mount", value_name = "PATH", required = true, num_args = 1..)]
+    mounts: Vec<PathBuf>,
+    /// Log unlisted programs but let them run.
+    #[arg(long, conflicts_with = "enforce", required_unless_present = "enforce")]
+    audit: bool,
+    /// Deny unlisted programs (execve fails with EPERM).
+    #[arg(long)]
+    enforce: bool,
+    /// Mark the whole filesystem of each path (every mount of it) instead of the mount.
+    #[arg(long)]
+    filesystem: bool,
+    /// Allow a mark on the root mount (or root filesystem): every program of the
+    /// system is then checked, including those the guard's own restart needs.
+    #[arg(long)]
+    allow_root_mount: bool,
+    /// Also check every open on the marked mounts (FAN_OPEN_PERM): covers
+    /// `sh script` and libraries, at a cost on every open.
+    #[arg(long)]
+    open_perm: bool,
+    /// Where allowed verdicts are cached: kernel (fanotify ignore marks, no
+    /// round trip, for files only root can write; a table for the others),
+    /// user (only the table, checked against size/ctime/mtime), off.
+    #[arg(long, value_enum, default_value_t = CacheArg::Kernel, value_name = "WHERE")]
+    cache: CacheArg,
+    /// Files larger than this many bytes are not read: denied (enforce) or
+    /// allowed and logged (audit).
+    #[arg(long, value_name = "BYTES", default_value_t = umd_guard::DEFAULT_MAX_FILE_SIZE)]
+    max_size: u64,
+    /// A decision not made within this many milliseconds is answered by the
+    /// watchdog with --timeout-verdict.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    deadline_ms: u64,
+    /// The watchdog's (and an overloaded queue's) answer.
+    #[arg(long, value_enum, default_value_t = VerdictArg::Deny, value_name = "VERDICT")]
+    timeout_verdict: VerdictArg,
+    /// Decider threads.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    deciders: u64,
+    /// Check the list file for replacement this often (0: only on SIGHUP).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    reload_interval_ms: u64,
+    /// Print each decision as a JSON object on its own line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Create this file once the marks are in place (for scripts and tests).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// Test hook: deciders hang on files of this name.
+    #[arg(long, value_name = "NAME", hide = true)]
+    test_hang_on: Option<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CacheArg {
+    Kernel,
+    User,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VerdictArg {
+    Allow,
+    Deny,
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let v: Option<Vec<u8>> = (0..64).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
+    v?.try_into().ok()
+}
+
+/// Reads an Ed25519 public key written as 64 hex digits.
+pub fn read_verify_key(path: &std::path::Path) -> Result<umd_digest_list::VerifyingKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("verify key {}: {e}", path.display()))?;
+    let b = unhex32(&text).ok_or_else(|| format!("verify key {}: not 64 hex digits", path.display()))?;
+    umd_digest_list::VerifyingKey::from_bytes(&b)
+        .map_err(|_| format!("verify key {}: not a valid Ed25519 key", path.display()))
+}
+
+/// Tells systemd (`Type=notify`) about a state change, if it asked
+/// (`NOTIFY_SOCKET`: a path, or an abstract name after `@`). Best effort.
+fn sd_notify(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Ok(sock) = UnixDatagram::unbound() else { return };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
+    let sent = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+        }
+        None => sock.send_to(state.as_bytes(), &target),
+    };
+    if let Err(e) = sent {
+        tracing::warn!("umd guard: notifying systemd ({state}): {e}");
+    }
+}
+
+/// Blocks the signals the main thread waits for, in this thread and every
+/// thread started after (the guard's), so that only `sigtimedwait` sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local, then pthread_sigmask on this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits up to `timeout` for one of `set`; returns it, or None on timeout.
+fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<libc::c_int> {
+    let ts = timeout
+        .map(|t| libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ });
+    // SAFETY: `set` and `ts` are valid for the call; the siginfo out-pointer may be NULL.
+    let r = unsafe {
+        match &ts {
+            Some(ts) => libc::sigtimedwait(set, std::ptr::null_mut(), ts),
+            None => libc::sigwaitinfo(set, std::ptr::null_mut()),
+        }
+    };
+    (r > 0).then_some(r)
+}
+
+/// Runs `umd guard`.
+pub fn run(a: &GuardArgs) -> u8 {
+    let key = match read_verify_key(&a.verify_key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("umd guard: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let mut cfg = GuardConfig::new(a.digests.clone(), key, a.mounts.clone());
+    cfg.mode = if a.enforce { Mode::Enforce } else { Mode::Audit };
+    cfg.scope = if a.filesystem { Scope::Filesystem } else { Scope::Mount };
+    cfg.allow_root_mount = a.allow_root_mount;
+    cfg.open_perm = a.open_perm;
+    cfg.cache = match a.cache {
+        CacheArg::Kernel => CacheMode::Kernel,
+        CacheArg::User => CacheMode::User,
+        CacheArg::Off => CacheMode::Off,
+    };
+    cfg.max_file_size = a.max_size;
+    cfg.deadline = Duration::from_millis(a.deadline_ms);
+    cfg.timeout_verdict = match a.timeout_verdict {
+        VerdictArg::Allow => Verdict::Allow,
+        VerdictArg::Deny => Verdict::Deny,
+    };
+    cfg.deciders = a.deciders as usize;
+    cfg.test_hang_on = a.test_hang_on.clone();
+    if a.json {
+        cfg.sink = Some(Arc::new(|d: &Decision| {
+            if let Ok(line) = serde_json::to_string(d) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }));
+    }
+    let set = block_signals();
+    let guard = match Guard::start(cfg) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("umd guard: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    sd_notify("READY=1");
+    if let Some(p) = &a.ready_file {
+        if let Err(e) = std::fs::write(p, b"ready\n") {
+            eprintln!("umd guard: writing the ready file {}: {e}", p.display());
+        }
+    }
+    // Wake at least every second to notice a failed guard.
+    let tick = Duration::from_millis(if a.reload_interval_ms == 0 { 1000 } else { a.reload_interval_ms });
+    loop {
+        // Outcomes (swapped in, or refused and why) are logged by the guard.
+        match wait_signal(&set, Some(tick)) {
+            Some(libc::SIGHUP) => {
+                let _ = guard.reload();
+            }
+            Some(_) => break,
+            None if a.reload_interval_ms > 0 => {
+                let _ = guard.reload_if_changed();
+            }
+            None => {}
+        }
+        if guard.failed() {
+            // Exit so that the supervisor starts a fresh guard.
+            let _ = guard.stop();
+            eprintln!("umd guard: stopped guarding after an error (see the log)");
+            return EXIT_ERROR;
+        }
+    }
+    sd_notify("STOPPING=1");
+    let stats = guard.stop();
+    if a.json {
+        if let Ok(s) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
+            println!("{s}");
+        }
+    } else {
+        eprintln!(
+            "umd guard: stopped: {} events, {} allowed, {} denied, {} audited, {} timeouts, {} reloads, {} refused lists",
+            stats.events, stats.allowed, stats.denied, stats.audited, stats.timeouts, stats.reloads, stats.reload_refusals
+        );
+    }
+    EXIT_OK
+}
+
+/// Options of the hidden `umd guard-bench-helper` (the far side of the guard's
+/// `umd bench` rows; see `umd_guard::bench_helper`). Run inside a private mount
+/// namespace only.
+#[derive(Args)]
+pub struct HelperArgs {
+    /// What to time.
+    #[arg(long, value_enum, default_value_t = OpArg::Exec)]
+    op: OpArg,
+    /// Extra `umd guard` options (after `--`).
+    #[arg(last = true)]
+    guard_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OpArg {
+    Exec,
+    Open,
+}
+
+/// Runs the benchmark helper.
+pub fn bench_helper(a: &HelperArgs) -> u8 {
+    let umd = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("umd guard-bench-helper: finding this binary: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let cfg = umd_guard::bench_helper::HelperConfig {
+        umd,
+        guard_args: a.guard_args.clone(),
+        op: match a.op {
+            OpArg::Exec => umd_guard::bench_helper::Op::Exec,
+            OpArg::Open => umd_guard::bench_helper::Op::Open,
+        },
+    };
+    match umd_guard::bench_helper::run(&cfg) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("umd guard-bench-helper: {e}");
+            EXIT_ERROR
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The `rpm` driver's wire format: what the RPM handler returns, and the one place
+//! that names the RPM header tags and types the project uses.
+//!
+//! The manager sends an RPM package file (lead, signature header, main header,
+//! payload — only a bounded prefix holding the headers, see [`MAX_INPUT`]) or one
+//! header blob from the rpm database. The handler — the only code that *parses*
+//! RPM headers — answers with a [`Description`]: for each header where it lies,
+//! every index entry as the bytes have it, and for the tags the manager uses
+//! ([`used_tag`]) the decoded value. The manager trusts none of it: it re-reads
+//! each index entry, recomputes the immutable region from the bytes, re-encodes
+//! each value and compares it with the data store at the entry's offset, and
+//! derives the file list itself from the checked values (the handler's
+//! [`File`] list must then be equal to it).
+//!
+//! Encoding: `postcard`. Request payload: a [`Command`] byte, then the bytes.
+//!
+//! ```
+//! use umd_rpm_wire::*;
+//! let d = Description { lead: None, signature: None, main: Header {
+//!     offset: 0, magic: false, il: 0, dl: 0, entries: vec![] }, files: vec![] };
+//! assert_eq!(Description::decode(&d.encode().unwrap()).unwrap(), d);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+
+/// Largest description the manager accepts (bytes of postcard).
+pub const MAX_DESCRIPTION: usize = 64 << 20;
+
+/// Largest input sent to the handler: the inline frame limit minus the command
+/// byte. A package whose lead and headers do not fit is refused; its payload is
+/// never sent (the manager hashes it itself).
+pub const MAX_INPUT: usize = (16 << 20) - 1;
+
+/// Most index entries in one header (rpm: `HEADER_TAGS_MAX`).
+pub const MAX_ENTRIES: u32 = 0xffff;
+
+/// Largest data store of a main header (rpm: `HEADER_DATA_MAX`, 256 MiB).
+pub const MAX_DATA: u32 = 0x0fff_ffff;
+
+/// Most index entries in a signature header (rpm: 32).
+pub const MAX_SIG_ENTRIES: u32 = 32;
+
+/// Largest data store of a signature header (rpm: 64 MiB).
+pub const MAX_SIG_DATA: u32 = 64 << 20;
+
+/// The 96-byte lead of a package file starts with this.
+pub const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
+/// Length of the lead.
+pub const LEAD_LEN: usize = 96;
+/// A header in a package file starts with this (magic, version 1, 4 reserved bytes).
+pub const HEADER_MAGIC: [u8; 8] = [0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
+
+/// What the manager asks (first byte of the request payload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Command {
+    /// Describe a package file: lead, signature header, main header.
+    Package = 1,
+    /// Describe one header blob from the rpm database (no magic, no lead).
+    DbHeader = 2,
+}
+
+/// RPM header tags used here (`rpmtag.h`).
+pub mod tag {
+    /// The signature header's region.
+    pub const HEADERSIGNATURES: u32 = 62;
+    /// The main header's immutable region.
+    pub const HEADERIMMUTABLE: u32 = 63;
+    /// Old region tag, accepted in a signature region trailer (as rpm does).
+    pub const HEADERIMAGE: u32 = 61;
+    /// OpenPGP signature over the header (DSA; rpm 4.18 also puts EdDSA here).
+    pub const DSAHEADER: u32 = 267;
+    /// OpenPGP signature over the header (RSA).
+    pub const RSAHEADER: u32 = 268;
+    /// SHA-256 of the header, hex (in the signature header).
+    pub const SHA256HEADER: u32 = 273;
+    /// Package name.
+    pub const NAME: u32 = 1000;
+    /// Version.
+    pub const VERSION: u32 = 1001;
+    /// Release.
+    pub const RELEASE: u32 = 1002;
+    /// Epoch (INT32, optional).
+    pub const EPOCH: u32 = 1003;
+    /// Architecture.
+    pub const ARCH: u32 = 1022;
+    /// Old-style full file names (refused: not written by rpm ≥ 4.1 builds).
+    pub const OLDFILENAMES: u32 = 1027;
+    /// File modes (INT16).
+    pub const FILEMODES: u32 = 1030;
+    /// File digests, hex (STRING_ARRAY).
+    pub const FILEDIGESTS: u32 = 1035;
+    /// File flags (INT32): config, doc, ghost, …
+    pub const FILEFLAGS: u32 = 1037;
+    /// Index into [`DIRNAMES`] per file (INT32).
+    pub const DIRINDEXES: u32 = 1116;
+    /// File base names (STRING_ARRAY).
+    pub const BASENAMES: u32 = 1117;
+    /// Directory names, with the trailing slash (STRING_ARRAY).
+    pub const DIRNAMES: u32 = 1118;
+    /// File digest algorithm (INT32, OpenPGP hash ids; absent: MD5).
+    pub const FILEDIGESTALGO: u32 = 5011;
+    /// Digest of the compressed payload, hex (STRING_ARRAY).
+    pub const PAYLOADDIGEST: u32 = 5092;
+    /// Its algorithm (INT32).
+    pub const PAYLOADDIGESTALGO: u32 = 5093;
+}
+
+/// RPM data types (`rpmtag.h`, `rpmTagType`).
+pub mod ty {
+    /// No data.
+    pub const NULL: u32 = 0;
+    /// Bytes.
+    pub const CHAR: u32 = 1;
+    /// Bytes.
+    pub const INT8: u32 = 2;
+    /// Big-endian u16s.
+    pub const INT16: u32 = 3;
+    /// Big-endian u32s.
+    pub const INT32: u32 = 4;
+    /// Big-endian u64s.
+    pub const INT64: u32 = 5;
+    /// One NUL-terminated string (count 1).
+    pub const STRING: u32 = 6;
+    /// Bytes (count = length).
+    pub const BIN: u32 = 7;
+    /// NUL-terminated strings.
+    pub const STRING_ARRAY: u32 = 8;
+    /// NUL-terminated strings (translations).
+    pub const I18NSTRING: u32 = 9;
+}
+
+/// Whether the handler must describe this tag's value (else [`Value::Opaque`] is
+/// allowed), and the data type the manager requires for it. The region tags are
+/// not here: the manager reads regions from the bytes itself.
+pub fn used_tag(tag: u32) -> Option<&'static [u32]> {
+    use self::tag::*;
+    use self::ty::*;
+    Some(match tag {
+        DSAHEADER | RSAHEADER => &[BIN],
+        SHA256HEADER => &[STRING],
+        NAME | VERSION | RELEASE | ARCH => &[STRING],
+        EPOCH | FILEDIGESTALGO | PAYLOADDIGESTALGO | FILEFLAGS | DIRINDEXES => &[INT32],
+        FILEMODES => &[INT16],
+        FILEDIGESTS | BASENAMES | DIRNAMES | OLDFILENAMES | PAYLOADDIGEST => &[STRING_ARRAY],
+        _ => return None,
+    })
+}
+
+/// As [`used_tag`], for the signature header of a package file (its tags
+/// are numbered apart: 1000 there is the size, not the name).
+pub fn used_sig_tag(tag: u32) -> Option<&'static [u32]> {
+    use self::tag::*;
+    use self::ty::*;
+    Some(match tag {
+        DSAHEADER | RSAHEADER => &[BIN],
+        SHA256HEADER => &[STRING],
+        _ => return None,
+    })
+}
+
+/// The handler's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    /// Package files: the lead's offset (always 0) — `None` for database headers.
+    pub lead: Option<u64>,
+    /// Package files: the signature header.
+    pub signature: Option<Header>,
+    /// The main header.
+    pub main: Header,
+    /// The files, as the handler assembles them from the main header.
+    pub files: Vec<File>,
+}
+
+impl Description {
+    /// Encodes with postcard.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Decodes with postcard (never panics; refuses trailing bytes).
+    pub fn decode(bytes: &[u8]) -> Result<Description, postcard::Error> {
+        let (d, rest) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            return Err(postcard::Error::DeserializeBadEncoding);
+        }
+        Ok(d)
+    }
+}
+
+/// One header: where it lies, and every index entry in index order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Offset of its first byte in the input (the magic, or the entry count).
+    pub offset: u64,
+    /// Whether it starts with [`HEADER_MAGIC`] (package files) or not (database).
+    pub magic: bool,
+    /// Number of index entries.
+    pub il: u32,
+    /// Length of the data store.
+    pub dl: u32,
+    /// Every index entry, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// One index entry (16 bytes in the header) and its value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Tag.
+    pub tag: u32,
+    /// Data type ([`ty`]).
+    pub ty: u32,
+    /// Offset of the value in the data store (for a region tag, as stored).
+    pub offset: i32,
+    /// Element count.
+    pub count: u32,
+    /// The value.
+    pub value: Value,
+}
+
+/// A value, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    /// Not described (allowed only for tags the manager does not use).
+    Opaque,
+    /// INT16 elements.
+    Int16(Vec<u16>),
+    /// INT32 elements.
+    Int32(Vec<u32>),
+    /// One STRING, without its NUL.
+    String(Vec<u8>),
+    /// BIN bytes.
+    Bin(Vec<u8>),
+    /// STRING_ARRAY elements, without their NULs.
+    StringArray(Vec<Vec<u8>>),
+}
+
+/// One file of the package, as the handler assembles it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// Directory name + base name.
+    pub path: Vec<u8>,
+    /// The digest as the header has it (hex; empty for directories, links, …).
+    pub digest: Vec<u8>,
+    /// Mode (`st_mode` bits).
+    pub mode: u16,
+    /// RPM file flags.
+    pub flags: u32,
+}
+
+fn find(entries: &[Entry], t: u32) -> Option<&Value> {
+    entries.iter().find(|e| e.tag == t).map(|e| &e.value)
+}
+
+/// Assembles the file list from a main header's entries (the handler describes
+/// it; the manager computes it again from the entries it checked, and the two
+/// must be equal). No files: no `BASENAMES`. Old-style `OLDFILENAMES` headers
+/// are refused.
+pub fn assemble_files(entries: &[Entry]) -> Result<Vec<File>, String> {
+    if find(entries, tag::OLDFILENAMES).is_some() {
+        return Err("old-style file names (OLDFILENAMES) are not supported".into());
+    }
+    let Some(Value::StringArray(base)) = find(entries, tag::BASENAMES) else {
+        return Ok(Vec::new());
+    };
+    let n = base.len();
+    let Some(Value::StringArray(dirs)) = find(entries, tag::DIRNAMES) else {
+        return Err("BASENAMES without DIRNAMES".into());
+    };
+    let int32 = |t: u32| match find(entries, t) {
+        Some(Value::Int32(v)) if v.len() == n => Ok(v.as_slice()),
+        _ => Err(format!("tag {t}: missing, or not {n} INT32 values")),
+    };
+    let idx = int32(tag::DIRINDEXES)?;
+    let flags = int32(tag::FILEFLAGS)?;
+    let Some(Value::Int16(modes)) =
+        find(entries, tag::FILEMODES).filter(|v| matches!(v, Value::Int16(m) if m.len() == n))
+    else {
+        return Err(format!("FILEMODES: missing, or not {n} INT16 values"));
+    };
+    let Some(Value::StringArray(digests)) =
+        find(entries, tag::FILEDIGESTS).filter(|v| matches!(v, Value::StringArray(d) if d.len() == n))
+    else {
+        return Err(format!("FILEDIGESTS: missing, or not {n} values"));
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let dir = usize::try_from(idx[i]).ok().and_then(|d| dirs.get(d));
+        let dir = dir.ok_or_else(|| format!("file {i}: directory index {} out of range", idx[i]))?;
+        let mut path = dir.clone();
+        path.extend_from_slice(&base[i]);
+        out.push(File { path, digest: digests[i].clone(), mode: modes[i], flags: flags[i] });
+    }
+    Ok(out)
+}
+
+/// Hash algorithm ids used by rpm (the OpenPGP ids, RFC 9580 §9.5).
+pub mod hash {
+    /// MD5 (the default when a header names none).
+    pub const MD5: u32 = 1;
+    /// SHA-1.
+    pub const SHA1: u32 = 2;
+    /// SHA2-256.
+    pub const SHA256: u32 = 8;
+    /// SHA2-384.
+    pub const SHA384: u32 = 9;
+    /// SHA2-512.
+    pub const SHA512: u32 = 10;
+    /// SHA2-224.
+    pub const SHA224: u32 = 11;
+}

@@ -1,0 +1,37 @@
+//! The test corpus, built once per test binary with `scripts/rpm-corpus`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use umd_rpm::package::PackageVerifier;
+
+pub fn corpus() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("umd-rpm-corpus").tempdir().expect("tempdir").keep();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
+        let out =
+            Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
+        assert!(out.status.success(), "rpm-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+pub fn verifier() -> PackageVerifier {
+    let keyring = std::fs::read(corpus().join("keys/keyring.asc")).unwrap();
+    PackageVerifier::new(&[keyring]).unwrap()
+}
+
+pub fn rpm(name: &str) -> Vec<u8> {
+    std::fs::read(corpus().join("rpms").join(name)).unwrap()
+}
+
+pub fn keyring() -> Vec<u8> {
+    std::fs::read(corpus().join("keys/keyring.asc")).unwrap()
+}
+
+pub fn db_headers() -> Vec<(i64, Vec<u8>)> {
+    umd_rpm::db::headers(&corpus().join("root/var/lib/rpm")).unwrap()
+}
