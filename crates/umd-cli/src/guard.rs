@@ -295,3 +295,146 @@ pub fn bench_helper(a: &HelperArgs) -> u8 {
         }
     }
 }
+
+/// `umd serve --guard-*`: the exec guard hosted by the service (what `umd guard`
+/// does, in the service's process). Decisions go to the service's log.
+#[derive(Args, Debug, Default)]
+pub struct ServeGuardArgs {
+    /// Also guard execs, as `umd guard` does, with this signed digest list.
+    #[arg(long, value_name = "LIST", requires_all = ["guard_mounts", "guard_mode"])]
+    guard_digests: Option<PathBuf>,
+    /// Public key the guard's list must be signed with (64 hex digits).
+    #[arg(long, value_name = "FILE", default_value = "/etc/umd/digests.pub")]
+    guard_verify_key: PathBuf,
+    /// A path whose mount is guarded (repeatable).
+    #[arg(long = "guard-mount", value_name = "PATH", requires = "guard_digests")]
+    guard_mounts: Vec<PathBuf>,
+    /// `enforce` denies unlisted programs; `audit` logs them and lets them run.
+    #[arg(long, value_enum, value_name = "MODE", requires = "guard_digests")]
+    guard_mode: Option<ModeArg>,
+    /// Mark the whole filesystem of each path instead of its mount. Needed when
+    /// the service runs in a mount namespace of its own (the unit's
+    /// ProtectSystem= and PrivateTmp= give it one): a mount mark made there
+    /// sees no exec outside it.
+    #[arg(long, requires = "guard_digests")]
+    guard_filesystem: bool,
+    /// Allow a mark on the root mount or filesystem (see `umd guard --help`).
+    #[arg(long, requires = "guard_digests")]
+    guard_allow_root_mount: bool,
+}
+
+/// `--guard-mode`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Audit,
+    Enforce,
+}
+
+/// A guard run by the service: started before it serves, its list reloaded on
+/// the service's SIGHUP and when the file is replaced (checked every second),
+/// started again if it fails (the standalone `umd guard` exits for its
+/// supervisor instead: the service must not), stopped after the service drains.
+pub struct ServiceGuard {
+    guard: Arc<std::sync::Mutex<Option<Guard>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+fn lock_guard(g: &std::sync::Mutex<Option<Guard>>) -> std::sync::MutexGuard<'_, Option<Guard>> {
+    g.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ServiceGuard {
+    /// Starts the guard if `--guard-digests` was given.
+    pub fn start(a: &ServeGuardArgs) -> Result<Option<ServiceGuard>, String> {
+        let (Some(list), Some(mode)) = (&a.guard_digests, a.guard_mode) else { return Ok(None) };
+        let key = read_verify_key(&a.guard_verify_key).map_err(|e| format!("guard: {e}"))?;
+        let mut cfg = GuardConfig::new(list.clone(), key, a.guard_mounts.clone());
+        cfg.mode = match mode {
+            ModeArg::Audit => Mode::Audit,
+            ModeArg::Enforce => Mode::Enforce,
+        };
+        cfg.scope = if a.guard_filesystem { Scope::Filesystem } else { Scope::Mount };
+        cfg.allow_root_mount = a.guard_allow_root_mount;
+        let guard = Guard::start(cfg.clone()).map_err(|e| format!("guard: {e}"))?;
+        tracing::info!(list = %list.display(), mounts = ?a.guard_mounts, ?mode, "exec guard started");
+        let guard = Arc::new(std::sync::Mutex::new(Some(guard)));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, s) = (guard.clone(), stop.clone());
+        let ticker = std::thread::Builder::new()
+            .name("umd-guard-tick".into())
+            .spawn(move || tick(&g, &s, &cfg))
+            .map_err(|e| format!("guard: starting its timer thread: {e}"))?;
+        Ok(Some(ServiceGuard { guard, stop, ticker: Some(ticker) }))
+    }
+
+    /// What the service runs on SIGHUP: the list is read and checked again.
+    pub fn reloader(&self) -> impl Fn() + Send + Sync + 'static {
+        let g = self.guard.clone();
+        move || {
+            if let Some(guard) = lock_guard(&g).as_ref() {
+                // The outcome (in use, or refused and why) is logged by the guard.
+                let _ = guard.reload();
+            }
+        }
+    }
+
+    /// Stops the guard (its marks first) and logs its counters.
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(guard) = lock_guard(&self.guard).take() {
+            let s = guard.stop();
+            tracing::info!(
+                events = s.events,
+                allowed = s.allowed,
+                denied = s.denied,
+                audited = s.audited,
+                timeouts = s.timeouts,
+                reloads = s.reloads,
+                refused_lists = s.reload_refusals,
+                "exec guard stopped"
+            );
+        }
+    }
+}
+
+/// Every second: notice a replaced list; start a failed guard again.
+fn tick(guard: &std::sync::Mutex<Option<Guard>>, stop: &std::sync::atomic::AtomicBool, cfg: &GuardConfig) {
+    let step = Duration::from_millis(100);
+    let mut waited = Duration::ZERO;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(step);
+        waited += step;
+        if waited < Duration::from_secs(1) {
+            continue;
+        }
+        waited = Duration::ZERO;
+        let mut slot = lock_guard(guard);
+        match slot.as_ref() {
+            Some(g) if g.failed() => {
+                if let Some(g) = slot.take() {
+                    let _ = g.stop();
+                }
+                tracing::error!("exec guard failed (execs are let through meanwhile); starting it again");
+                match Guard::start(cfg.clone()) {
+                    Ok(g) => *slot = Some(g),
+                    Err(e) => {
+                        tracing::error!(error = %e, "exec guard could not start again; retrying in a second")
+                    }
+                }
+            }
+            Some(g) => {
+                let _ = g.reload_if_changed();
+            }
+            None => match Guard::start(cfg.clone()) {
+                Ok(g) => *slot = Some(g),
+                Err(e) => {
+                    tracing::error!(error = %e, "exec guard could not start again; retrying in a second")
+                }
+            },
+        }
+    }
+}

@@ -34,6 +34,8 @@ pub struct ServeArgs {
     /// Without it, /etc/umd/umd.toml if it exists, else root only.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    guard: crate::guard::ServeGuardArgs,
 }
 
 /// `umd ctl ...`: control a running service (root and the admin group).
@@ -126,7 +128,21 @@ pub fn serve(socket: Option<PathBuf>, args: &ServeArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    match server.run(true) {
+    let guard = match crate::guard::ServiceGuard::start(&args.guard) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("umd: serve: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if let Some(g) = &guard {
+        server.on_reload(g.reloader());
+    }
+    let served = server.run(true);
+    if let Some(g) = guard {
+        g.stop();
+    }
+    match served {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("umd: serve: {e}");

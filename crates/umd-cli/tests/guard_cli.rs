@@ -640,3 +640,48 @@ done
     // invalidation is asynchronous, so a racing root may win. Reported, not asserted.
     eprintln!("root-owned, mmap-rewritten and exec'd at once: {}/25 ran stale", count("r", 5));
 }
+
+/// The guard hosted by `umd serve`: the service answers requests while its
+/// guard denies unlisted programs; SIGHUP to the service reloads the guard's
+/// list; SIGTERM stops both, the guard's marks first.
+#[test]
+fn the_service_hosts_the_guard_and_reloads_its_list_on_sighup() {
+    if !available() {
+        return;
+    }
+    let lab = standard("serve");
+    lab.list("list2", 2, 1_700_000_100, &[&tiny(), SCRIPT, &tiny_other(1)]);
+    std::fs::write(lab.dir.join("umd.toml"), "admin_group = \"0\"\n[drivers.sample]\neveryone = true\n")
+        .unwrap();
+    let r = lab.run(
+        "",
+        r#"L="$D/guard.log"
+"$UMD" --log info --socket "$D/sock" serve --config "$D/umd.toml" --guard-digests "$D/list" \
+   --guard-verify-key "$D/key.pub" --guard-mount "$M" --guard-mode enforce 2>>"$L" &
+S=$!
+i=0
+until grep -q "umd service ready" "$L"; do
+  i=$((i+1)); [ $i -gt 2000 ] && { echo SERVE-NOT-READY; exit 96; }
+  kill -0 $S 2>/dev/null || { echo SERVE-DIED; exit 95; }
+  sleep 0.01
+done
+run listed "$M/listed"
+run unlisted "$M/unlisted"
+run sample "$UMD" --socket "$D/sock" sample request --offset 7
+cp "$D/list2" "$D/list.new" && mv "$D/list.new" "$D/list"
+kill -HUP $S
+lists 1
+run unlisted_after_reload "$M/unlisted"
+kill -TERM $S; wait $S; echo "SERVE-EXIT $?"
+run unlisted_after_stop "$M/unlisted"
+"#,
+    );
+    assert!(!r.out.contains("SERVE-NOT-READY") && !r.out.contains("SERVE-DIED"), "{}", r.dump());
+    r.ran("listed");
+    r.denied("unlisted");
+    r.ran("sample");
+    r.ran("unlisted_after_reload");
+    assert!(r.out.contains("SERVE-EXIT 0"), "{}", r.dump());
+    r.ran("unlisted_after_stop");
+    assert!(r.log.contains("exec guard started") && r.log.contains("exec guard stopped"), "{}", r.dump());
+}

@@ -126,7 +126,13 @@ struct Shared {
     shutdown_tx: Mutex<Option<OwnedFd>>,
     counters: Counters,
     started: Instant,
+    /// Run on every reload (SIGHUP), after the configuration's, whether or not
+    /// it was accepted: whatever else the process hosts reloads too (the exec
+    /// guard's digest list).
+    reload_hooks: Mutex<Vec<ReloadHook>>,
 }
+
+type ReloadHook = Box<dyn Fn() + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -159,6 +165,9 @@ impl Shared {
                 self.counters.reload_errors.fetch_add(1, Relaxed);
                 tracing::error!(error = %e, "configuration rejected; the previous one stays in force");
             }
+        }
+        for hook in lock(&self.reload_hooks).iter() {
+            hook();
         }
     }
 }
@@ -242,8 +251,15 @@ impl Server {
             shutdown_tx: Mutex::new(Some(tx)),
             counters: Counters::default(),
             started: Instant::now(),
+            reload_hooks: Mutex::new(Vec::new()),
         });
         Ok(Server { listener, bound, shared })
+    }
+
+    /// Runs `hook` on every reload (SIGHUP or [`ServerHandle::reload`]), after
+    /// the configuration's own, whether or not that was accepted.
+    pub fn on_reload(&self, hook: impl Fn() + Send + Sync + 'static) {
+        lock(&self.shared.reload_hooks).push(Box::new(hook));
     }
 
     /// A handle that stops the service (as SIGTERM does) or reloads it (SIGHUP).
