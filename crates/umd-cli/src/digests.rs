@@ -23,8 +23,8 @@ pub enum DigestsCommand {
     /// Build a signed digest list from RPM packages or the rpm database. Each
     /// header's signature is verified against the keyring over the signed bytes;
     /// only verified packages are listed unless --include-unverified.
-    /// Exit 0: every package listed as verified; 1: some rejected (the list is
-    /// still written); 2: error (nothing written).
+    /// Exit 0: every package listed as verified; 1: some rejected or unreadable
+    /// (the list is still written, without them); 2: error (nothing written).
     Build(BuildArgs),
     /// Is each file's content in the list, and from which package? Exit 0 every
     /// file listed, 1 any not, 2 error (e.g. a list whose signature fails).
@@ -54,7 +54,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE", default_value = DEFAULT_SIGNING_KEY)]
     signing_key: PathBuf,
     /// Sequence number (default: the existing list's, if it verifies with this
-    /// key, plus one; else 1).
+    /// key, plus one; else 1). Must be above the existing list's.
     #[arg(long, value_name = "N")]
     sequence: Option<u64>,
     /// Also list unsigned, unknown-key, badly signed and payload-mismatched
@@ -284,12 +284,20 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     }
     bar.finish_and_clear();
 
-    let sequence = match a.sequence {
-        Some(s) => s,
-        None => std::fs::read(&a.output)
-            .ok()
-            .and_then(|b| DigestList::open(b, &key.verifying_key()).ok())
-            .map_or(1, |l| l.sequence().saturating_add(1)),
+    // Sequence numbers only go up: a reader refuses a list older than its own.
+    let previous = std::fs::read(&a.output)
+        .ok()
+        .and_then(|b| DigestList::open(b, &key.verifying_key()).ok())
+        .map(|l| l.sequence());
+    let sequence = match (a.sequence, previous) {
+        (Some(s), Some(p)) if s <= p => {
+            return Err(format!(
+                "{}: --sequence {s} is not above the existing list's {p} (readers would refuse it)",
+                a.output.display()
+            ))
+        }
+        (Some(s), _) => s,
+        (None, p) => p.map_or(1, |p| p.saturating_add(1)),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let bytes = builder.finish(now, sequence, &key);
