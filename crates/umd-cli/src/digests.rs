@@ -421,11 +421,13 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
     let mut all = true;
     let mut records = Vec::new();
     for f in &a.files {
-        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let algos: Vec<u32> = list.algorithms().iter().map(|(a, _)| *a).collect();
+        let digests = std::fs::File::open(f)
+            .and_then(|file| umd_digest_list::hash_reader(&algos, std::io::BufReader::new(file)))
+            .map_err(|e| format!("{}: {e}", f.display()))?;
         let mut hits = Vec::new();
-        for (algo, _) in list.algorithms() {
-            let Some(d) = umd_digest_list::hash(algo, &data) else { continue };
-            hits.extend(list.lookup(algo, &d).map(|p| (algo, p.name.to_owned(), p.mark)));
+        for (algo, d) in &digests {
+            hits.extend(list.lookup(*algo, d).map(|p| (*algo, p.name.to_owned(), p.mark)));
         }
         let listed = hits.iter().any(|h| h.2 == Mark::Verified || a.accept_unverified);
         all &= listed;

@@ -84,6 +84,49 @@ pub fn hash(algo: u32, data: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Hashes what `reader` yields with each of `algos` (the carried ones; others
+/// are skipped) in one pass, 64 KiB at a time: a file is never held whole.
+pub fn hash_reader(algos: &[u32], mut reader: impl std::io::Read) -> std::io::Result<Vec<(u32, Vec<u8>)>> {
+    enum H {
+        S256(sha2::Sha256),
+        S384(sha2::Sha384),
+        S512(sha2::Sha512),
+    }
+    let mut hs: Vec<(u32, H)> = algos
+        .iter()
+        .filter_map(|&a| match a {
+            ALGO_SHA256 => Some((a, H::S256(sha2::Sha256::new()))),
+            ALGO_SHA384 => Some((a, H::S384(sha2::Sha384::new()))),
+            ALGO_SHA512 => Some((a, H::S512(sha2::Sha512::new()))),
+            _ => None,
+        })
+        .collect();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for (_, h) in &mut hs {
+            match h {
+                H::S256(h) => h.update(&buf[..n]),
+                H::S384(h) => h.update(&buf[..n]),
+                H::S512(h) => h.update(&buf[..n]),
+            }
+        }
+    }
+    Ok(hs
+        .into_iter()
+        .map(|(a, h)| match h {
+            H::S256(h) => (a, h.finalize().to_vec()),
+            H::S384(h) => (a, h.finalize().to_vec()),
+            H::S512(h) => (a, h.finalize().to_vec()),
+        })
+        .collect())
+}
+
 /// How far a package was trusted when it was listed. Only [`Mark::Verified`]
 /// packages are listed by default; the others only under the builder's explicit
 /// flag, and the mark says so.
@@ -611,6 +654,15 @@ mod tests {
             assert_eq!(interpolate(v.len(), target, |i| v[i], |i| v[i] < target), want, "target {target}");
         }
         assert_eq!(interpolate(0, 5, |_| 0, |_| true), 0);
+    }
+
+    #[test]
+    fn hashing_a_reader_agrees_with_hashing_the_bytes() {
+        let data = vec![7u8; 200_000];
+        let got = hash_reader(&[ALGO_SHA256, 1, ALGO_SHA512], &data[..]).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (ALGO_SHA256, hash(ALGO_SHA256, &data).unwrap()));
+        assert_eq!(got[1], (ALGO_SHA512, hash(ALGO_SHA512, &data).unwrap()));
     }
 
     #[test]
