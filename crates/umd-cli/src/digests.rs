@@ -264,12 +264,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let mut records = Vec::new();
     for input in &inputs {
         let (label, result) = match input {
-            Input::File(p) => (
-                p.display().to_string(),
-                std::fs::read(p)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| verifier.package(&b).map_err(|e| e.to_string())),
-            ),
+            Input::File(p) => (p.display().to_string(), verifier.package_file(p).map_err(|e| e.to_string())),
             Input::Db(h, blob) => {
                 (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
             }

@@ -67,6 +67,11 @@ fn unsigned_unknown_key_and_tampered_packages_are_rejected_with_the_reason() {
     assert!(matches!(p.trust, Trust::Verified { .. }));
     assert!(matches!(p.payload, Payload::Mismatch { .. }));
     assert_eq!(p.rejection(), Some(Rejection::PayloadMismatch));
+    // Streamed from the file: the same verdicts.
+    let streamed = v.package_file(&corpus().join("rpms/tampered-payload.rpm")).unwrap();
+    assert_eq!(streamed.payload, p.payload);
+    let good = v.package_file(&corpus().join("rpms/hello-rsa.rpm")).unwrap();
+    assert_eq!(good.payload, Payload::Matches);
 }
 
 #[test]
