@@ -1,6 +1,7 @@
 //! `umd digests build|lookup|show`: reference lists of file digests from signed
 //! RPM headers (package files or the rpm database), signed with Ed25519.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -64,6 +65,9 @@ pub struct BuildArgs {
     /// Print JSON (one record per package and a summary) instead of text.
     #[arg(long)]
     json: bool,
+    /// Packages verified at once (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 /// Options of `umd digests lookup`.
@@ -225,7 +229,10 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
         .iter()
         .map(|p| std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display())))
         .collect::<Result<Vec<_>, _>>()?;
-    let verifier = PackageVerifier::new(&keyrings).map_err(|e| format!("loading the keyring: {e}"))?;
+    let jobs =
+        a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 16);
+    let verifier =
+        PackageVerifier::with_workers(&keyrings, jobs).map_err(|e| format!("loading the keyring: {e}"))?;
     let (key, created) = signing_key(&a.signing_key)?;
     if created && !a.json {
         eprintln!(
@@ -262,20 +269,53 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let mut builder = Builder::new();
     let mut tally = Tally::default();
     let mut records = Vec::new();
-    for input in &inputs {
-        let (label, result) = match input {
-            Input::File(p) => (p.display().to_string(), verifier.package_file(p).map_err(|e| e.to_string())),
-            Input::Db(h, blob) => {
-                (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
-            }
-        };
-        bar.inc(1);
-        let record = judge(&label, result, a.include_unverified, &mut builder, &mut tally)?;
-        if a.json {
-            records.push(record.1);
-        } else {
-            bar.suspend(|| println!("{}", record.0));
+    // Workers verify concurrently (descriptions, signature crypto, payload
+    // digests); this thread takes the results in input order, so the list and
+    // the verdict lines do not depend on timing.
+    let workers = jobs;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, String, Result<Report, String>)>();
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(inputs.len()) {
+            let tx = tx.clone();
+            let (next, inputs, verifier) = (&next, &inputs, &verifier);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(input) = inputs.get(i) else { break };
+                let (label, result) = match input {
+                    Input::File(p) => {
+                        (p.display().to_string(), verifier.package_file(p).map_err(|e| e.to_string()))
+                    }
+                    Input::Db(h, blob) => {
+                        (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
+                    }
+                };
+                if tx.send((i, label, result)).is_err() {
+                    break;
+                }
+            });
         }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        for (i, label, result) in rx {
+            bar.inc(1);
+            pending.insert(i, (label, result));
+            while let Some((label, result)) = pending.remove(&want) {
+                want += 1;
+                match judge(&label, result, a.include_unverified, &mut builder, &mut tally) {
+                    Ok((_, record)) if a.json => records.push(record),
+                    Ok((line, _)) => bar.suspend(|| println!("{line}")),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
     bar.finish_and_clear();
 

@@ -331,6 +331,14 @@ impl PackageVerifier {
         Ok(PackageVerifier { rpm: RpmDriver::new(Duration::from_secs(10)), pgp })
     }
 
+    /// As [`PackageVerifier::new`], for `workers` threads verifying at once:
+    /// up to that many RPM handlers. (The OpenPGP handler is shared; the
+    /// signature crypto runs in the calling threads.)
+    pub fn with_workers(keyrings: &[Vec<u8>], workers: usize) -> Result<PackageVerifier, Error> {
+        let pgp = Verifier::new(keyrings, Default::default())?;
+        Ok(PackageVerifier { rpm: RpmDriver::with_pool(Duration::from_secs(10), workers), pgp })
+    }
+
     /// As [`PackageVerifier::new`], with a given RPM driver (tests: a liar).
     pub fn with_driver(rpm: RpmDriver, keyrings: &[Vec<u8>]) -> Result<PackageVerifier, Error> {
         let pgp = Verifier::new(keyrings, Default::default())?;
