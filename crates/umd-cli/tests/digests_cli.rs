@@ -14,7 +14,8 @@ use common::{text, umd};
 fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = common::scratch().join(format!("rpm-corpus-{}", std::process::id()));
+        // Rebuilt on each run, in one place (nothing piles up).
+        let dir = common::scratch().join("rpm-corpus");
         let _ = std::fs::remove_dir_all(&dir);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
         let out =

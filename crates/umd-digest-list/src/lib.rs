@@ -642,6 +642,15 @@ mod tests {
     }
 
     #[test]
+    fn only_a_later_sequence_number_supersedes_a_list() {
+        let k = key();
+        let list = |seq| DigestList::open(Builder::new().finish(1, seq, &k), &k.verifying_key()).unwrap();
+        assert!(list(8).supersedes(&list(7)));
+        assert!(!list(7).supersedes(&list(7)));
+        assert!(!list(6).supersedes(&list(7)));
+    }
+
+    #[test]
     fn the_interpolation_search_finds_the_first_of_equal_records_in_any_distribution() {
         let mut v: Vec<u64> = (0..200).map(|i| i * i * i).collect();
         v.extend([u64::MAX - 1; 40]);
