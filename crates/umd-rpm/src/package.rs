@@ -310,9 +310,22 @@ pub struct PackageVerifier {
     pgp: Verifier,
 }
 
+/// A header string for display: lossy UTF-8, control characters escaped (a
+/// name is printed in verdict lines and stored in lists; it must not be able
+/// to forge a line).
+fn printable(s: &[u8]) -> String {
+    String::from_utf8_lossy(s)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            esc
+        })
+        .collect()
+}
+
 fn string(h: &CheckedHeader<'_>, t: u32, name: &str) -> Result<String, Error> {
     match h.value(t) {
-        Some(Value::String(s)) => Ok(String::from_utf8_lossy(s).into_owned()),
+        Some(Value::String(s)) => Ok(printable(s)),
         _ => Err(Error::Header(format!("the header has no {name}"))),
     }
 }
@@ -475,5 +488,17 @@ fn stream<D: sha2::Digest>(mut r: impl std::io::Read) -> Result<Vec<u8>, std::io
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_forge_lines() {
+        assert_eq!(printable(b"hello"), "hello");
+        assert_eq!(printable(b"a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(printable(b"\xff"), "\u{fffd}");
     }
 }
