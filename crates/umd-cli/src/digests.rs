@@ -50,8 +50,8 @@ pub struct BuildArgs {
     /// Where to write the list (atomically replaced).
     #[arg(long, value_name = "LIST")]
     output: PathBuf,
-    /// Ed25519 signing key; created (mode 0600) with its public half beside it
-    /// (same name, .pub) if missing.
+    /// Ed25519 signing key; created (mode 0600) if missing, with its public
+    /// half beside it (X.key → X.pub, else X + .pub).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_SIGNING_KEY)]
     signing_key: PathBuf,
     /// Sequence number (default: the existing list's, if it verifies with this
