@@ -10,7 +10,7 @@
 //!   [`umd_rpm::package::PackageVerifier`] in this process (what a daemon pays),
 //!   beside the same `rpmkeys` process.
 //! * `digest-lookup` — one [`umd_digest_list::DigestList::lookup`] in a list of
-//!   one million SHA-256 digests (interpolation search in place), beside a
+//!   one million SHA-256 digests (prefix index, interpolation search), beside a
 //!   `HashSet<[u8; 32]>` lookup of the same digest (an in-memory index someone
 //!   would have to build first).
 //! * `digest-open` — [`umd_digest_list::DigestList::open`] of that list (Ed25519

@@ -6,7 +6,7 @@
 //! package index) sorted by digest, a package table, a string table, and a
 //! signature trailer over everything before it. A reader verifies the signature
 //! first, then parses with every offset bounds-checked, then answers lookups by
-//! interpolation search in place — no per-entry allocation, no index to build.
+//! a prefix index and interpolation search in place — no per-entry allocation.
 //!
 //! ```
 //! use umd_digest_list::*;
