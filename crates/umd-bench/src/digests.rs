@@ -10,15 +10,16 @@
 //!   [`umd_rpm::package::PackageVerifier`] in this process (what a daemon pays),
 //!   beside the same `rpmkeys` process.
 //! * `digest-lookup` — one [`umd_digest_list::DigestList::lookup`] in a list of
-//!   one million SHA-256 digests (interpolation search in place), beside a
+//!   one million SHA-256 digests (prefix index, interpolation search), beside a
 //!   `HashSet<[u8; 32]>` lookup of the same digest (an in-memory index someone
 //!   would have to build first).
 //! * `digest-open` — [`umd_digest_list::DigestList::open`] of that list (Ed25519
 //!   verification over every byte, then the structure check), beside one
 //!   SHA-256 pass over the same bytes (the least any integrity check costs).
 //!
-//! The packages are built once per process with `scripts/rpm-corpus` (Debian's
-//! rpm tools): 40 RSA-3072-signed packages of 20 files each.
+//! The packages are built with `scripts/rpm-corpus` (Debian's rpm tools) into
+//! the temporary directory, once (reused by later runs): 40 RSA-3072-signed
+//! packages of 20 files each.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -47,19 +48,26 @@ struct Corpus {
 fn corpus() -> Result<&'static Corpus, BenchError> {
     static C: OnceLock<Result<Corpus, String>> = OnceLock::new();
     let c = C.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("umd-bench-rpm-{}", std::process::id()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
-        let out = Command::new(&script)
-            .arg(&dir)
-            .arg(PACKAGES.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!("rpm-corpus: {}", String::from_utf8_lossy(&out.stderr)));
+        // One corpus for every run (building it takes ~15 s): reused when a
+        // previous run finished it (the marker is written last).
+        let dir = std::env::temp_dir().join(format!("umd-bench-rpm-corpus-{PACKAGES}"));
+        let marker = dir.join("complete");
+        if !marker.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
+            let out = Command::new(&script)
+                .arg(&dir)
+                .arg(PACKAGES.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running {}: {e}", script.display()))?;
+            if !out.status.success() {
+                return Err(format!("rpm-corpus: {}", String::from_utf8_lossy(&out.stderr)));
+            }
         }
         let rpms = (1..=PACKAGES).map(|i| dir.join(format!("rpms/bench-{i}.rpm"))).collect();
         let rpmkeys_db = dir.join("rpmkeys-db");
+        let _ = std::fs::remove_dir_all(&rpmkeys_db);
         std::fs::create_dir_all(&rpmkeys_db).map_err(|e| e.to_string())?;
         for k in ["rsa.asc", "ed.asc"] {
             let ok = Command::new("rpmkeys")
@@ -75,6 +83,7 @@ fn corpus() -> Result<&'static Corpus, BenchError> {
                 return Err("rpmkeys --import failed".into());
             }
         }
+        std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
         Ok(Corpus { dir, rpms, rpmkeys_db })
     });
     c.as_ref().map_err(|e| BenchError::BadReply { what: "building the RPM corpus", detail: e.clone() })

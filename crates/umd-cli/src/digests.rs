@@ -1,6 +1,7 @@
 //! `umd digests build|lookup|show`: reference lists of file digests from signed
 //! RPM headers (package files or the rpm database), signed with Ed25519.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -23,8 +24,8 @@ pub enum DigestsCommand {
     /// Build a signed digest list from RPM packages or the rpm database. Each
     /// header's signature is verified against the keyring over the signed bytes;
     /// only verified packages are listed unless --include-unverified.
-    /// Exit 0: every package listed as verified; 1: some rejected (the list is
-    /// still written); 2: error (nothing written).
+    /// Exit 0: every package listed as verified; 1: some rejected or unreadable
+    /// (the list is still written, without them); 2: error (nothing written).
     Build(BuildArgs),
     /// Is each file's content in the list, and from which package? Exit 0 every
     /// file listed, 1 any not, 2 error (e.g. a list whose signature fails).
@@ -49,12 +50,12 @@ pub struct BuildArgs {
     /// Where to write the list (atomically replaced).
     #[arg(long, value_name = "LIST")]
     output: PathBuf,
-    /// Ed25519 signing key; created (mode 0600) with its public half beside it
-    /// (same name, .pub) if missing.
+    /// Ed25519 signing key; created (mode 0600) if missing, with its public
+    /// half beside it (X.key → X.pub, else X + .pub).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_SIGNING_KEY)]
     signing_key: PathBuf,
     /// Sequence number (default: the existing list's, if it verifies with this
-    /// key, plus one; else 1).
+    /// key, plus one; else 1). Must be above the existing list's.
     #[arg(long, value_name = "N")]
     sequence: Option<u64>,
     /// Also list unsigned, unknown-key, badly signed and payload-mismatched
@@ -64,6 +65,9 @@ pub struct BuildArgs {
     /// Print JSON (one record per package and a summary) instead of text.
     #[arg(long)]
     json: bool,
+    /// Packages verified at once (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 /// Options of `umd digests lookup`.
@@ -225,7 +229,10 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
         .iter()
         .map(|p| std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display())))
         .collect::<Result<Vec<_>, _>>()?;
-    let verifier = PackageVerifier::new(&keyrings).map_err(|e| format!("loading the keyring: {e}"))?;
+    let jobs =
+        a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 16);
+    let verifier =
+        PackageVerifier::with_workers(&keyrings, jobs).map_err(|e| format!("loading the keyring: {e}"))?;
     let (key, created) = signing_key(&a.signing_key)?;
     if created && !a.json {
         eprintln!(
@@ -262,34 +269,70 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let mut builder = Builder::new();
     let mut tally = Tally::default();
     let mut records = Vec::new();
-    for input in &inputs {
-        let (label, result) = match input {
-            Input::File(p) => (
-                p.display().to_string(),
-                std::fs::read(p)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| verifier.package(&b).map_err(|e| e.to_string())),
-            ),
-            Input::Db(h, blob) => {
-                (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
-            }
-        };
-        bar.inc(1);
-        let record = judge(&label, result, a.include_unverified, &mut builder, &mut tally)?;
-        if a.json {
-            records.push(record.1);
-        } else {
-            bar.suspend(|| println!("{}", record.0));
+    // Workers verify concurrently (descriptions, signature crypto, payload
+    // digests); this thread takes the results in input order, so the list and
+    // the verdict lines do not depend on timing.
+    let workers = jobs;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, String, Result<Report, String>)>();
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(inputs.len()) {
+            let tx = tx.clone();
+            let (next, inputs, verifier) = (&next, &inputs, &verifier);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(input) = inputs.get(i) else { break };
+                let (label, result) = match input {
+                    Input::File(p) => {
+                        (p.display().to_string(), verifier.package_file(p).map_err(|e| e.to_string()))
+                    }
+                    Input::Db(h, blob) => {
+                        (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
+                    }
+                };
+                if tx.send((i, label, result)).is_err() {
+                    break;
+                }
+            });
         }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        for (i, label, result) in rx {
+            bar.inc(1);
+            pending.insert(i, (label, result));
+            while let Some((label, result)) = pending.remove(&want) {
+                want += 1;
+                match judge(&label, result, a.include_unverified, &mut builder, &mut tally) {
+                    Ok((_, record)) if a.json => records.push(record),
+                    Ok((line, _)) => bar.suspend(|| println!("{line}")),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
     bar.finish_and_clear();
 
-    let sequence = match a.sequence {
-        Some(s) => s,
-        None => std::fs::read(&a.output)
-            .ok()
-            .and_then(|b| DigestList::open(b, &key.verifying_key()).ok())
-            .map_or(1, |l| l.sequence().saturating_add(1)),
+    // Sequence numbers only go up: a reader refuses a list older than its own.
+    let previous = std::fs::read(&a.output)
+        .ok()
+        .and_then(|b| DigestList::open(b, &key.verifying_key()).ok())
+        .map(|l| l.sequence());
+    let sequence = match (a.sequence, previous) {
+        (Some(s), Some(p)) if s <= p => {
+            return Err(format!(
+                "{}: --sequence {s} is not above the existing list's {p} (readers would refuse it)",
+                a.output.display()
+            ))
+        }
+        (Some(s), _) => s,
+        (None, p) => p.map_or(1, |p| p.saturating_add(1)),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let bytes = builder.finish(now, sequence, &key);
@@ -413,11 +456,13 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
     let mut all = true;
     let mut records = Vec::new();
     for f in &a.files {
-        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let algos: Vec<u32> = list.algorithms().iter().map(|(a, _)| *a).collect();
+        let digests = std::fs::File::open(f)
+            .and_then(|file| umd_digest_list::hash_reader(&algos, std::io::BufReader::new(file)))
+            .map_err(|e| format!("{}: {e}", f.display()))?;
         let mut hits = Vec::new();
-        for (algo, _) in list.algorithms() {
-            let Some(d) = umd_digest_list::hash(algo, &data) else { continue };
-            hits.extend(list.lookup(algo, &d).map(|p| (algo, p.name.to_owned(), p.mark)));
+        for (algo, d) in &digests {
+            hits.extend(list.lookup(*algo, d).map(|p| (*algo, p.name.to_owned(), p.mark)));
         }
         let listed = hits.iter().any(|h| h.2 == Mark::Verified || a.accept_unverified);
         all &= listed;

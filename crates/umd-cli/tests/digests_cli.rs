@@ -14,7 +14,8 @@ use common::{text, umd};
 fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = common::scratch().join(format!("rpm-corpus-{}", std::process::id()));
+        // Rebuilt on each run, in one place (nothing piles up).
+        let dir = common::scratch().join("rpm-corpus");
         let _ = std::fs::remove_dir_all(&dir);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
         let out =
@@ -102,6 +103,13 @@ fn build_from_package_files_lists_verified_packages_and_rejects_the_rest_with_re
     let v: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
     assert_eq!(v["sequence"], 2);
     assert_eq!(v["digests"], 4);
+
+    // Going back is refused, and leaves the list as it was.
+    let (o, _, _) = build(&dir, &["--rpm", p(&rpms().join("hello-rsa.rpm")), "--sequence", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    assert!(text(&o).1.contains("not above the existing list's 2"), "{:?}", text(&o));
+    let (o, _, _) = build(&dir, &["--rpm", p(&rpms().join("hello-rsa.rpm")), "--sequence", "10"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! package index) sorted by digest, a package table, a string table, and a
 //! signature trailer over everything before it. A reader verifies the signature
 //! first, then parses with every offset bounds-checked, then answers lookups by
-//! interpolation search in place — no per-entry allocation, no index to build.
+//! a prefix index and interpolation search in place — no per-entry allocation.
 //!
 //! ```
 //! use umd_digest_list::*;
@@ -82,6 +82,49 @@ pub fn hash(algo: u32, data: &[u8]) -> Option<Vec<u8>> {
         ALGO_SHA512 => sha2::Sha512::digest(data).to_vec(),
         _ => return None,
     })
+}
+
+/// Hashes what `reader` yields with each of `algos` (the carried ones; others
+/// are skipped) in one pass, 64 KiB at a time: a file is never held whole.
+pub fn hash_reader(algos: &[u32], mut reader: impl std::io::Read) -> std::io::Result<Vec<(u32, Vec<u8>)>> {
+    enum H {
+        S256(sha2::Sha256),
+        S384(sha2::Sha384),
+        S512(sha2::Sha512),
+    }
+    let mut hs: Vec<(u32, H)> = algos
+        .iter()
+        .filter_map(|&a| match a {
+            ALGO_SHA256 => Some((a, H::S256(sha2::Sha256::new()))),
+            ALGO_SHA384 => Some((a, H::S384(sha2::Sha384::new()))),
+            ALGO_SHA512 => Some((a, H::S512(sha2::Sha512::new()))),
+            _ => None,
+        })
+        .collect();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        for (_, h) in &mut hs {
+            match h {
+                H::S256(h) => h.update(&buf[..n]),
+                H::S384(h) => h.update(&buf[..n]),
+                H::S512(h) => h.update(&buf[..n]),
+            }
+        }
+    }
+    Ok(hs
+        .into_iter()
+        .map(|(a, h)| match h {
+            H::S256(h) => (a, h.finalize().to_vec()),
+            H::S384(h) => (a, h.finalize().to_vec()),
+            H::S512(h) => (a, h.finalize().to_vec()),
+        })
+        .collect())
 }
 
 /// How far a package was trusted when it was listed. Only [`Mark::Verified`]
@@ -307,6 +350,9 @@ pub struct DigestList {
     bytes: Vec<u8>,
     body: usize,
     tables: Vec<Table>,
+    /// Per table: where each 2-byte digest prefix starts (65 537 entries),
+    /// built while checking the table's order at open (256 KiB a table).
+    buckets: Vec<Vec<u32>>,
     packages: usize,
     n_packages: usize,
     strings: usize,
@@ -361,8 +407,9 @@ impl DigestList {
             }
             tables.push(Table { algo, len, count: count as usize, offset: offset as usize });
         }
-        let list = DigestList {
+        let mut list = DigestList {
             body,
+            buckets: Vec::new(),
             tables,
             packages: packages as usize,
             n_packages,
@@ -373,21 +420,31 @@ impl DigestList {
         for i in 0..n_packages {
             list.package_checked(i as u32)?;
         }
+        let mut all_buckets = Vec::with_capacity(list.tables.len());
         for t in &list.tables {
             let rec = t.len + 4;
+            if t.count > u32::MAX as usize {
+                return Err(format("a table of more than 2^32 records"));
+            }
+            let mut buckets = Vec::with_capacity(BUCKETS + 1);
             for r in 0..t.count {
-                let p = le32(&list.bytes, t.offset + r * rec + t.len);
+                let at = t.offset + r * rec;
+                let p = le32(&list.bytes, at + t.len);
                 if p as usize >= n_packages {
                     return Err(format(format!("a record names package {p} of {n_packages}")));
                 }
-                if r > 0 {
-                    let prev = &list.bytes[t.offset + (r - 1) * rec..t.offset + r * rec];
-                    if prev >= &list.bytes[t.offset + r * rec..t.offset + (r + 1) * rec] {
-                        return Err(format("a table is not sorted"));
-                    }
+                if r > 0 && list.bytes[at - rec..at] >= list.bytes[at..at + rec] {
+                    return Err(format("a table is not sorted"));
+                }
+                let b = bucket(&list.bytes[at..at + t.len]);
+                while buckets.len() <= b {
+                    buckets.push(r as u32);
                 }
             }
+            buckets.resize(BUCKETS + 1, t.count as u32);
+            all_buckets.push(buckets);
         }
+        list.buckets = all_buckets;
         Ok(list)
     }
 
@@ -419,24 +476,31 @@ impl DigestList {
 
     /// The packages listing `digest` (of algorithm `algo`).
     ///
-    /// Digests are uniformly distributed, so an interpolation search on their
-    /// first 8 bytes finds one in a few probes (a million digests: ~3, then a
-    /// short bisection) instead of the ~20 scattered probes of a binary search.
-    /// The interpolation rounds are bounded, then it bisects: correct for any
-    /// distribution, O(log n) at worst.
+    /// A first-level index built at open (where each 2-byte prefix starts)
+    /// narrows the search to the records sharing the digest's first two bytes
+    /// (a million digests: ~15, one or two cache lines); digests are uniformly
+    /// distributed, so an interpolation search on the next 8 bytes finishes
+    /// it. The interpolation rounds are bounded, then it bisects: correct for
+    /// any distribution, O(log n) at worst.
     pub fn lookup<'a>(&'a self, algo: u32, digest: &'a [u8]) -> impl Iterator<Item = Package<'a>> + 'a {
-        let t = self.tables.iter().find(|t| t.algo == algo && t.len == digest.len()).copied();
-        let (start, end) = match t {
-            Some(t) => {
+        let i = self.tables.iter().position(|t| t.algo == algo && t.len == digest.len());
+        let t = i.map(|i| self.tables[i]);
+        let (start, end) = match (t, i) {
+            (Some(t), Some(i)) => {
                 let key = |r: usize| &self.bytes[t.offset + r * (t.len + 4)..][..t.len];
-                let lo = interpolate(t.count, prefix(digest), |r| prefix(key(r)), |r| key(r) < digest);
+                // The records sharing the digest's first two bytes, then an
+                // interpolation search among them on the next eight.
+                let b = bucket(digest);
+                let (first, last) = (self.buckets[i][b] as usize, self.buckets[i][b + 1] as usize);
+                let (target, rank) = (prefix(&digest[2..]), |r: usize| prefix(&key(first + r)[2..]));
+                let lo = first + interpolate(last - first, target, rank, |r| key(first + r) < digest);
                 let mut hi = lo;
                 while hi < t.count && key(hi) == digest {
                     hi += 1;
                 }
                 (lo, hi)
             }
-            None => (0, 0),
+            _ => (0, 0),
         };
         (start..end).filter_map(move |r| {
             let t = t?;
@@ -483,6 +547,14 @@ impl DigestList {
     pub fn body_len(&self) -> usize {
         self.body
     }
+}
+
+/// Buckets of the first-level index: one per 2-byte digest prefix.
+const BUCKETS: usize = 1 << 16;
+
+/// A digest's bucket: its first two bytes.
+fn bucket(d: &[u8]) -> usize {
+    usize::from(d[0]) << 8 | usize::from(d[1])
 }
 
 /// A digest's first 8 bytes as a big-endian number (its rank estimate).
@@ -599,6 +671,15 @@ mod tests {
     }
 
     #[test]
+    fn only_a_later_sequence_number_supersedes_a_list() {
+        let k = key();
+        let list = |seq| DigestList::open(Builder::new().finish(1, seq, &k), &k.verifying_key()).unwrap();
+        assert!(list(8).supersedes(&list(7)));
+        assert!(!list(7).supersedes(&list(7)));
+        assert!(!list(6).supersedes(&list(7)));
+    }
+
+    #[test]
     fn the_interpolation_search_finds_the_first_of_equal_records_in_any_distribution() {
         let mut v: Vec<u64> = (0..200).map(|i| i * i * i).collect();
         v.extend([u64::MAX - 1; 40]);
@@ -611,6 +692,15 @@ mod tests {
             assert_eq!(interpolate(v.len(), target, |i| v[i], |i| v[i] < target), want, "target {target}");
         }
         assert_eq!(interpolate(0, 5, |_| 0, |_| true), 0);
+    }
+
+    #[test]
+    fn hashing_a_reader_agrees_with_hashing_the_bytes() {
+        let data = vec![7u8; 200_000];
+        let got = hash_reader(&[ALGO_SHA256, 1, ALGO_SHA512], &data[..]).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (ALGO_SHA256, hash(ALGO_SHA256, &data).unwrap()));
+        assert_eq!(got[1], (ALGO_SHA512, hash(ALGO_SHA512, &data).unwrap()));
     }
 
     #[test]

@@ -42,10 +42,17 @@ impl RpmDriver {
     /// Creates the driver with the default (strict) sandbox; its handler starts
     /// on the first request.
     pub fn new(timeout: Duration) -> RpmDriver {
-        RpmDriver::with_program(
+        RpmDriver::with_pool(timeout, 1)
+    }
+
+    /// As [`RpmDriver::new`], with up to `handlers` handlers serving concurrent
+    /// callers (each started on demand).
+    pub fn with_pool(timeout: Duration, handlers: usize) -> RpmDriver {
+        RpmDriver::build(
             || Program::runtime_blob("umd-rpm-handler", umd_blobs::RPM_HANDLER),
             Vec::new(),
             timeout,
+            handlers,
         )
     }
 
@@ -56,10 +63,20 @@ impl RpmDriver {
         args: Vec<String>,
         timeout: Duration,
     ) -> RpmDriver {
+        RpmDriver::build(program, args, timeout, 1)
+    }
+
+    fn build(
+        program: impl Fn() -> std::io::Result<Program> + Send + Sync + 'static,
+        args: Vec<String>,
+        timeout: Duration,
+        handlers: usize,
+    ) -> RpmDriver {
         let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
         let driver = Driver::builder(DRIVER_NAME)
             .framed(FramedConfig { limits, fd_passing: false })
             .timeout(timeout)
+            .pool_size(handlers)
             .args(args)
             .provider(move |_| program().map_err(|e| e.to_string()))
             .post_start(|s| {

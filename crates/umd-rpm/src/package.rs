@@ -35,6 +35,9 @@ pub enum Error {
     /// The keyring could not be loaded.
     #[error("keyring: {0}")]
     Keyring(#[from] umd_pgp::verifier::VerifyError),
+    /// The package file could not be read.
+    #[error("reading the package: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Name, epoch, version, release, architecture (from the signed header).
@@ -307,9 +310,22 @@ pub struct PackageVerifier {
     pgp: Verifier,
 }
 
+/// A header string for display: lossy UTF-8, control characters escaped (a
+/// name is printed in verdict lines and stored in lists; it must not be able
+/// to forge a line).
+fn printable(s: &[u8]) -> String {
+    String::from_utf8_lossy(s)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            esc
+        })
+        .collect()
+}
+
 fn string(h: &CheckedHeader<'_>, t: u32, name: &str) -> Result<String, Error> {
     match h.value(t) {
-        Some(Value::String(s)) => Ok(String::from_utf8_lossy(s).into_owned()),
+        Some(Value::String(s)) => Ok(printable(s)),
         _ => Err(Error::Header(format!("the header has no {name}"))),
     }
 }
@@ -328,6 +344,14 @@ impl PackageVerifier {
         Ok(PackageVerifier { rpm: RpmDriver::new(Duration::from_secs(10)), pgp })
     }
 
+    /// As [`PackageVerifier::new`], for `workers` threads verifying at once:
+    /// up to that many RPM handlers. (The OpenPGP handler is shared; the
+    /// signature crypto runs in the calling threads.)
+    pub fn with_workers(keyrings: &[Vec<u8>], workers: usize) -> Result<PackageVerifier, Error> {
+        let pgp = Verifier::new(keyrings, Default::default())?;
+        Ok(PackageVerifier { rpm: RpmDriver::with_pool(Duration::from_secs(10), workers), pgp })
+    }
+
     /// As [`PackageVerifier::new`], with a given RPM driver (tests: a liar).
     pub fn with_driver(rpm: RpmDriver, keyrings: &[Vec<u8>]) -> Result<PackageVerifier, Error> {
         let pgp = Verifier::new(keyrings, Default::default())?;
@@ -341,12 +365,29 @@ impl PackageVerifier {
 
     /// Judges a package file (all of its bytes).
     pub fn package(&self, file: &[u8]) -> Result<Report, Error> {
-        // Only the headers go to the handler; the payload is hashed here.
         let input = &file[..file.len().min(MAX_INPUT)];
-        let c = self.rpm.describe(Command::Package, input)?;
+        self.package_from(input, &file[input.len()..])
+    }
+
+    /// Judges the package file at `path`, reading its headers (at most
+    /// [`MAX_INPUT`] bytes) and streaming the rest of its payload through the
+    /// payload digest: a large package is never held whole.
+    pub fn package_file(&self, path: &std::path::Path) -> Result<Report, Error> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut head = Vec::new();
+        (&mut f).take(MAX_INPUT as u64).read_to_end(&mut head)?;
+        self.package_from(&head, std::io::BufReader::new(f))
+    }
+
+    /// `head`: the file's first bytes (lead and headers, then the payload's
+    /// start); `rest`: whatever follows them.
+    fn package_from(&self, head: &[u8], rest: impl std::io::Read) -> Result<Report, Error> {
+        // Only the headers go to the handler; the payload is hashed here.
+        let c = self.rpm.describe(Command::Package, head)?;
         let sig = c.signature.as_ref().ok_or_else(|| Error::Header("no signature header".into()))?;
         let trust = self.trust(sig, &c.main);
-        let payload = payload(&c.main, &file[c.main.end..]);
+        let payload = payload(&c.main, std::io::Read::chain(&head[c.main.end..], rest))?;
         self.report(&c.main, trust, payload, c.files)
     }
 
@@ -418,15 +459,46 @@ impl PackageVerifier {
 }
 
 /// Checks the payload against the signed header's payload digest.
-fn payload(main: &CheckedHeader<'_>, payload: &[u8]) -> Payload {
-    let Some(Value::StringArray(d)) = main.value(tag::PAYLOADDIGEST) else { return Payload::Absent };
-    let Some(expected) = d.first() else { return Payload::Absent };
+fn payload(main: &CheckedHeader<'_>, payload: impl std::io::Read) -> Result<Payload, std::io::Error> {
+    let Some(Value::StringArray(d)) = main.value(tag::PAYLOADDIGEST) else { return Ok(Payload::Absent) };
+    let Some(expected) = d.first() else { return Ok(Payload::Absent) };
     let algo = int32(main, tag::PAYLOADDIGESTALGO).unwrap_or(hash::SHA256);
-    let Some(actual) = hash_bytes(algo, payload) else { return Payload::Unsupported { algo } };
+    let actual = match algo {
+        hash::SHA256 => stream::<sha2::Sha256>(payload)?,
+        hash::SHA384 => stream::<sha2::Sha384>(payload)?,
+        hash::SHA512 => stream::<sha2::Sha512>(payload)?,
+        _ => return Ok(Payload::Unsupported { algo }),
+    };
     let actual = hex(&actual);
-    if actual.as_bytes().eq_ignore_ascii_case(expected) {
+    Ok(if actual.as_bytes().eq_ignore_ascii_case(expected) {
         Payload::Matches
     } else {
         Payload::Mismatch { expected: String::from_utf8_lossy(expected).into_owned(), actual }
+    })
+}
+
+/// Hashes a reader 64 KiB at a time.
+fn stream<D: sha2::Digest>(mut r: impl std::io::Read) -> Result<Vec<u8>, std::io::Error> {
+    let mut h = D::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(h.finalize().to_vec()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_forge_lines() {
+        assert_eq!(printable(b"hello"), "hello");
+        assert_eq!(printable(b"a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(printable(b"\xff"), "\u{fffd}");
     }
 }

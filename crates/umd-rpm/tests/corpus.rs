@@ -67,6 +67,11 @@ fn unsigned_unknown_key_and_tampered_packages_are_rejected_with_the_reason() {
     assert!(matches!(p.trust, Trust::Verified { .. }));
     assert!(matches!(p.payload, Payload::Mismatch { .. }));
     assert_eq!(p.rejection(), Some(Rejection::PayloadMismatch));
+    // Streamed from the file: the same verdicts.
+    let streamed = v.package_file(&corpus().join("rpms/tampered-payload.rpm")).unwrap();
+    assert_eq!(streamed.payload, p.payload);
+    let good = v.package_file(&corpus().join("rpms/hello-rsa.rpm")).unwrap();
+    assert_eq!(good.payload, Payload::Matches);
 }
 
 #[test]
@@ -98,4 +103,75 @@ fn database_headers_verify_over_the_reconstructed_region_and_match_rpm() {
         "-qa",
     ]);
     assert_eq!(all, want);
+}
+
+/// rpm's own reading of the database's header signatures names the key we
+/// verified with (key ID = the fingerprint's last 16 hex digits).
+#[test]
+fn database_signers_are_the_keys_rpm_names() {
+    let v = verifier();
+    let root = corpus().join("root");
+    let out = Command::new("rpm")
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "--dbpath",
+            "/var/lib/rpm",
+            "--define",
+            "_db_backend sqlite",
+        ])
+        .args(["-qa", "--qf", "%{NAME} %{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}\\n"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (_, blob) in common::db_headers() {
+        let r = v.db_header(&blob).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{} ", r.identity.name))).unwrap();
+        match &r.trust {
+            Trust::Verified { signer } => {
+                let key_id = signer[signer.len() - 16..].to_lowercase();
+                assert!(line.contains(&format!("Key ID {key_id}")), "{line} vs {signer}");
+            }
+            other => {
+                assert_eq!(other, &Trust::Unsigned);
+                assert!(line.ends_with("(none)|(none)"), "{line}");
+            }
+        }
+    }
+}
+
+/// Someone who can write the database but holds no signing key adds a tag the
+/// list would use after the signed region (here an epoch): refused, though the
+/// signature over the region still verifies.
+#[test]
+fn a_used_tag_added_after_the_signed_region_of_a_database_header_is_refused() {
+    let v = verifier();
+    let (_, blob) = common::db_headers()
+        .into_iter()
+        .find(|(_, b)| {
+            matches!(v.db_header(b).map(|r| r.trust), Ok(Trust::Verified { .. }))
+                && v.db_header(b).unwrap().identity.name == "hello"
+        })
+        .unwrap();
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let (il, dl) = (be(&blob, 0), be(&blob, 4));
+    let index_end = 8 + 16 * il as usize;
+    let mut data = blob[index_end..].to_vec();
+    while data.len() % 4 != 0 {
+        data.push(0);
+    }
+    let off = data.len() as u32;
+    data.extend_from_slice(&7u32.to_be_bytes());
+    let mut forged = Vec::new();
+    forged.extend_from_slice(&(il + 1).to_be_bytes());
+    forged.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    forged.extend_from_slice(&blob[8..index_end]);
+    for x in [1003u32, 4, off, 1] {
+        forged.extend_from_slice(&x.to_be_bytes());
+    }
+    forged.extend_from_slice(&data);
+    assert!(dl < data.len() as u32);
+    let e = v.db_header(&forged).unwrap_err();
+    assert!(e.to_string().contains("tag 1003 lies outside the signed region"), "{e}");
 }

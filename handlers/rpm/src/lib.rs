@@ -12,8 +12,8 @@
 //! it says against the bytes.
 
 use umd_rpm_wire::{
-    assemble_files, tag, ty, used_sig_tag, used_tag, Command, Description, Entry, Header, Value,
-    HEADER_MAGIC, LEAD_LEN, LEAD_MAGIC, MAX_DATA, MAX_ENTRIES, MAX_SIG_DATA, MAX_SIG_ENTRIES,
+    assemble_files, ty, used_sig_tag, used_tag, Command, Description, Entry, Header, Value, HEADER_MAGIC,
+    LEAD_LEN, LEAD_MAGIC, MAX_DATA, MAX_ENTRIES, MAX_SIG_DATA, MAX_SIG_ENTRIES,
 };
 
 /// Answers one request (the function `umd_handler::serve_framed` calls).
@@ -92,11 +92,13 @@ fn header(input: &[u8], at: usize, magic: bool, signature: bool) -> Result<(Head
         let (t, typ, off, count) =
             (be32(input, e)?, be32(input, e + 4)?, be32(input, e + 8)? as i32, be32(input, e + 12)?);
         let used = if signature { used_sig_tag(t) } else { used_tag(t) };
+        // Region tags are not "used" (the manager reads regions itself), so
+        // they, like every tag the manager ignores, are described opaque.
         let value = match used {
-            Some(_) if i > 0 || !matches!(t, tag::HEADERSIGNATURES | tag::HEADERIMMUTABLE) => {
+            Some(_) => {
                 value(data, typ, off, count).map_err(|e| format!("{what}: entry {i} (tag {t}): {e}"))?
             }
-            _ => Value::Opaque,
+            None => Value::Opaque,
         };
         entries.push(Entry { tag: t, ty: typ, offset: off, count, value });
     }

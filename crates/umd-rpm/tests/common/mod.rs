@@ -10,7 +10,12 @@ use umd_rpm::package::PackageVerifier;
 pub fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("umd-rpm-corpus").tempdir().expect("tempdir").keep();
+        // One directory per test binary, rebuilt on each run (nothing piles up).
+        let exe = std::env::current_exe().expect("test binary path");
+        let name = exe.file_name().expect("file name").to_string_lossy().into_owned();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rpm-corpus").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the corpus directory");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
         let out =
             Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
