@@ -27,6 +27,27 @@ use serde::{Deserialize, Serialize};
 /// Largest description the manager accepts (bytes of postcard).
 pub const MAX_DESCRIPTION: usize = 64 << 20;
 
+/// The largest description the manager accepts for a stream of `stream_len`
+/// bytes: 8 bytes per stream byte and 64 KiB more, at most [`MAX_DESCRIPTION`].
+///
+/// An honest description mirrors the bytes: fields are copies of them, an
+/// embedded signature is there twice (raw in its subpacket, and as fields), and
+/// each packet (at least 2 bytes) adds a few bytes of offsets and lengths. The
+/// manager refuses a larger reply *before* decoding it, because decoding
+/// allocates more than the reply's size (an empty vector is one byte on the
+/// wire and 24 in memory): with this bound, what a lying handler can make the
+/// manager allocate grows with the input it was given, not up to the fixed cap.
+///
+/// ```
+/// use umd_pgp_wire::{max_description, MAX_DESCRIPTION};
+/// assert_eq!(max_description(0), 64 << 10);
+/// assert_eq!(max_description(1000), 8000 + (64 << 10));
+/// assert_eq!(max_description(usize::MAX), MAX_DESCRIPTION);
+/// ```
+pub fn max_description(stream_len: usize) -> usize {
+    stream_len.saturating_mul(8).saturating_add(64 << 10).min(MAX_DESCRIPTION)
+}
+
 /// What the manager asks (first byte of the request payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

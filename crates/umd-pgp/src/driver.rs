@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use umd::{Driver, FramedConfig, Limits, Program, Request};
-use umd_pgp_wire::{Command, Description, MAX_DESCRIPTION};
+use umd_pgp_wire::{max_description, Command, Description, MAX_DESCRIPTION};
 
 use crate::packet::{self, Checked};
 
@@ -130,7 +130,15 @@ impl PgpDriver {
         let mut req = Vec::with_capacity(stream.len() + 1);
         req.push(Command::Describe as u8);
         req.extend_from_slice(stream);
+        let bound = max_description(stream.len());
         let checked = self.driver.call(Request::Bytes(&req), |reply| {
+            if reply.len() > bound {
+                return Err(format!(
+                    "a {}-byte description of a {}-byte stream (at most {bound}): refused undecoded",
+                    reply.len(),
+                    stream.len()
+                ));
+            }
             let d = Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
             packet::check(stream, &d).map_err(|e| e.to_string())
         })?;

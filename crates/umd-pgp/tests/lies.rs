@@ -682,3 +682,13 @@ fn a_handler_hiding_an_embedded_signature_cannot_void_a_revocation() {
     let d = liar(&["hide-embedded-signature", "revocation"]);
     assert_refused(&d, verdicts(&d, &[&keyring], &signature), &[UNENCODABLE]);
 }
+
+#[test]
+fn a_handler_bloating_its_description_is_refused_before_it_is_decoded() {
+    let Some(i) = inputs() else { return };
+    // A few hundred bytes of signature, answered with about a megabyte of
+    // description: refused by its size, never decoded (decoding would allocate
+    // many times the reply's size).
+    let d = liar(&["bloat", "document"]);
+    assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_trusted), &["refused undecoded"]);
+}

@@ -73,6 +73,8 @@
 //! * `replay` — the first description with a target signature the liar made is
 //!   its answer to every later request.
 //! * `empty` — no packet at all, even for the start-up probe.
+//! * `bloat` — a description holding a target signature gets 200,000 more
+//!   (opaque, empty) packets: far more bytes than the stream could need.
 
 use std::process::ExitCode;
 
@@ -141,6 +143,7 @@ enum Lie {
     WrongTag,
     Replay,
     Empty,
+    Bloat,
 }
 
 /// What the liar remembers from one request to the next.
@@ -204,6 +207,7 @@ fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
         "wrong-tag" => Lie::WrongTag,
         "replay" => Lie::Replay,
         "empty" => Lie::Empty,
+        "bloat" => Lie::Bloat,
         _ => return Err(format!("unknown lie {name:?}")),
     };
     Ok((lie, target))
@@ -455,5 +459,11 @@ fn tell(lie: &Lie, target: Target, d: &mut Description, memory: &mut Memory) {
             None => {}
         },
         Lie::Empty => d.packets.clear(),
+        Lie::Bloat => {
+            if d.packets.iter().any(|p| is_target(p, target)) {
+                let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
+                d.packets.extend(std::iter::repeat_n(filler, 200_000));
+            }
+        }
     }
 }

@@ -150,8 +150,11 @@ struct Seen {
     embedded: usize,
 }
 
-/// The manager's check: tiling, headers, and re-encoded bodies.
+/// The manager's check: size bound, tiling, headers, and re-encoded bodies.
 fn check(stream: &[u8], d: &Description) -> Seen {
+    let encoded = d.encode().expect("encodes").len();
+    let bound = umd_pgp_wire::max_description(stream.len());
+    assert!(encoded <= bound, "a {encoded}-byte description of {} bytes exceeds {bound}", stream.len());
     let mut seen = Seen::default();
     let mut at = 0usize;
     for p in &d.packets {
@@ -631,6 +634,11 @@ fn streams_of_too_many_packets_are_refused() {
     let stream = [0xcd, 0x00].repeat(umd_pgp_handler::MAX_ITEMS + 1);
     let e = describe(&stream).expect_err("refused");
     assert!(e.contains("more than"), "{e}");
+    // As many as it describes: the densest honest description there is (a few
+    // bytes of offsets and lengths per 2-byte packet), still within the size
+    // the manager accepts for the stream.
+    let stream = &stream[2..];
+    check(stream, &describe(stream).expect("described"));
 }
 
 /// Found by the `pgp_describe` fuzz target: a legacy-format user ID with an
