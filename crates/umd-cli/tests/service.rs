@@ -336,7 +336,24 @@ fn hostile_clients_get_clear_errors_and_do_not_disturb_others() {
 fn per_uid_limits_refuse_the_greedy_with_busy() {
     let config = format!("{OPEN}[limits]\nmax_connections_per_uid = 4\n");
     let svc = Service::start("limits", &config);
-    let held: Vec<_> = (0..4).map(|_| svc.client()).collect();
+    // Connections that ended a moment ago (the start-up probe) leave the table
+    // when their threads end: wait until a client sees itself alone, and keep it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut held = vec![loop {
+        let mut c = svc.client();
+        if c.status().unwrap().connections == 1 {
+            break c;
+        }
+        drop(c);
+        assert!(std::time::Instant::now() < deadline, "earlier connections never left");
+        std::thread::sleep(Duration::from_millis(20));
+    }];
+    // Three more, each admitted (it gets an answer) before the next.
+    for n in 2..=4 {
+        let mut c = svc.client();
+        assert_eq!(c.status().unwrap().connections, n);
+        held.push(c);
+    }
     let mut fifth = raw(&svc);
     let e = read_error(&mut fifth).expect("a busy error");
     assert_eq!(e.kind, ErrorKind::Busy);
