@@ -107,12 +107,13 @@ impl PgpDriver {
         PgpDriver { driver }
     }
 
-    /// Starts the handler now, if none is running, and has it describe a probe
-    /// (the first request would do the same). A caller can start it on another
-    /// thread while it reads its input: starting a confined handler costs
-    /// milliseconds, reading and framing an `InRelease` a fraction of that.
+    /// Starts the handler now, if none is running, with its start-up probe
+    /// (`post_start`), as the first request would ([`Driver::ensure_loaded`]). A caller
+    /// can start it on another thread while it reads its input: starting a
+    /// confined handler costs milliseconds, reading and framing an `InRelease` a
+    /// fraction of that.
     pub fn start(&self) -> Result<(), DescribeError> {
-        self.describe(PROBE).map(|_| ())
+        Ok(self.driver.ensure_loaded()?)
     }
 
     /// The underlying driver (stats, unload).

@@ -487,9 +487,12 @@ impl Driver {
         }
     }
 
-    /// Makes sure a program is loaded, asking the provider if needed. The driver
-    /// lock is not held while the provider runs (it may take long, or re-enter).
-    fn ensure_loaded(&self) -> Result<(), Error> {
+    /// Makes sure a program is loaded, asking the provider if needed, as the next
+    /// request would (the provider, the first handler, `post_start`); a no-op
+    /// when loaded. The driver lock is not held while the provider runs (it may
+    /// take long, or re-enter). A caller can load on another thread while it
+    /// prepares its first request, instead of paying the start-up inside it.
+    pub fn ensure_loaded(&self) -> Result<(), Error> {
         let mut st = self.lock();
         loop {
             if st.program.is_some() {

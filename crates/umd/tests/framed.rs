@@ -38,6 +38,19 @@ fn maps_memfd(name: &str) -> bool {
 }
 
 #[test]
+fn ensure_loaded_starts_the_handler_the_first_request_then_uses() {
+    let driver = echo_driver("early", "echo", FramedConfig::default());
+    assert!(!driver.is_loaded());
+    driver.ensure_loaded().unwrap();
+    assert!(driver.is_loaded());
+    driver.ensure_loaded().unwrap(); // loaded: nothing more
+    let (loads, starts) = (driver.stats().loads, driver.stats().starts);
+    assert_eq!((loads, starts), (1, 1));
+    assert_eq!(driver.send_recv(b"ping").unwrap(), b"ping");
+    assert_eq!((driver.stats().loads, driver.stats().starts), (1, 1), "the request used that handler");
+}
+
+#[test]
 fn five_mib_payload_round_trips_inline_through_pipes() {
     let driver = echo_driver("echo5", "echo", FramedConfig::default());
     let payload = pattern(5 << 20);
