@@ -413,19 +413,11 @@ fn tick(guard: &std::sync::Mutex<Option<Guard>>, stop: &std::sync::atomic::Atomi
         }
         waited = Duration::ZERO;
         let mut slot = lock_guard(guard);
+        if let Some(g) = slot.take_if(|g| g.failed()) {
+            let _ = g.stop();
+            tracing::error!("exec guard failed (execs are let through meanwhile); starting it again");
+        }
         match slot.as_ref() {
-            Some(g) if g.failed() => {
-                if let Some(g) = slot.take() {
-                    let _ = g.stop();
-                }
-                tracing::error!("exec guard failed (execs are let through meanwhile); starting it again");
-                match Guard::start(cfg.clone()) {
-                    Ok(g) => *slot = Some(g),
-                    Err(e) => {
-                        tracing::error!(error = %e, "exec guard could not start again; retrying in a second")
-                    }
-                }
-            }
             Some(g) => {
                 let _ = g.reload_if_changed();
             }
