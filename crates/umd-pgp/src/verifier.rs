@@ -23,7 +23,7 @@ use crate::driver::{DescribeError, PgpDriver};
 use crate::packet::{self, tag, Checked, CheckedBody, PacketError};
 use crate::policy::issuer_hints;
 use crate::policy::Policy;
-use crate::verify::{self, Data, SigReport, Status};
+use crate::verify::{self, Data, SigReport, Status, MAX_SIGNATURES};
 
 /// Why a verification could not be made (the "cannot verify" exit status).
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,16 @@ pub enum VerifyError {
         index: usize,
         /// Why.
         source: PacketError,
+    },
+    /// The signature's packet framing is broken (no handler was asked).
+    #[error("signature: {0}")]
+    SignatureFraming(PacketError),
+    /// More signature packets than [`MAX_SIGNATURES`]: refused before any is
+    /// described, and before the data is hashed.
+    #[error("{count} signatures over one document: at most {MAX_SIGNATURES} are accepted")]
+    TooManySignatures {
+        /// How many the document carries.
+        count: usize,
     },
     /// A keyring holds a broken certificate structure.
     #[error("keyring {index}: {source}")]
@@ -227,6 +237,7 @@ impl Verifier {
     /// Verifies a detached signature (binary or armored) over `data`.
     pub fn verify_detached(&self, signature: &[u8], data: &[u8]) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
+        at_most_max_signatures(&stream)?;
         let packets = self.driver.describe(&stream)?;
         let signers = self.signers(&packets)?;
         let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy);
@@ -236,11 +247,23 @@ impl Verifier {
     /// Verifies a cleartext-signed document.
     pub fn verify_cleartext(&self, document: &[u8]) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
+        at_most_max_signatures(&c.signatures)?;
         let packets = self.driver.describe(&c.signatures)?;
         let signers = self.signers(&packets)?;
         let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy);
         Ok(Outcome { reports, text: Some(c.text) })
     }
+}
+
+/// Refuses a signature stream of more than [`MAX_SIGNATURES`] signature
+/// packets, by the manager's own framing walk: before the handler describes
+/// anything and before the data is hashed.
+fn at_most_max_signatures(stream: &[u8]) -> Result<(), VerifyError> {
+    let count = packet::count_tag(stream, tag::SIGNATURE).map_err(VerifyError::SignatureFraming)?;
+    if count > MAX_SIGNATURES {
+        return Err(VerifyError::TooManySignatures { count });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@
 use core::fmt;
 
 pub mod chan;
+#[cfg(feature = "decode")]
+pub mod decode;
 pub mod memfd;
 
 /// First two bytes of every frame: `"UM"`.

@@ -60,7 +60,18 @@ impl Session<'_> {
         req: Request<'_>,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, String> {
-        match self.handler.exchange(self.wire, req, self.deadline) {
+        self.call_bounded(req, usize::MAX, check)
+    }
+
+    /// As [`Session::call`], refusing a reply larger than `max_reply` bytes
+    /// before it is read (see [`Driver::call_bounded`]).
+    pub fn call_bounded<T>(
+        &mut self,
+        req: Request<'_>,
+        max_reply: usize,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.handler.exchange(self.wire, req, max_reply, self.deadline) {
             Ok(reply) => check(reply.as_bytes()),
             Err(CallError::Chan(ChanError::Timeout)) => Err("no reply before the start deadline".into()),
             Err(CallError::Chan(e)) => Err(e.to_string()),
@@ -708,11 +719,26 @@ impl Driver {
         req: Request<'_>,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, Error> {
+        self.call_bounded(req, usize::MAX, check)
+    }
+
+    /// As [`Driver::call`], with a bound on this reply's size: a framed reply
+    /// (inline or memfd) announcing more than `max_reply` bytes is refused
+    /// from its header, before any of it is read, and the handler is shut
+    /// down. A driver whose replies scale with its requests bounds each reply
+    /// by its request, so a lying handler cannot make the manager receive more
+    /// than that request allows.
+    pub fn call_bounded<T>(
+        &self,
+        req: Request<'_>,
+        max_reply: usize,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Error> {
         let started = Instant::now();
         let request = self.inner.next_request.fetch_add(1, Relaxed) + 1;
         let c = &self.inner.counters;
         c.requests.fetch_add(1, Relaxed);
-        let r = self.call_inner(request, req, check);
+        let r = self.call_inner(request, req, max_reply, check);
         match &r {
             Ok(_) => c.latency.record(started.elapsed()),
             Err(e) => {
@@ -727,6 +753,7 @@ impl Driver {
         &self,
         request: u64,
         req: Request<'_>,
+        max_reply: usize,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, Error> {
         let lease = self.acquire()?;
@@ -751,7 +778,7 @@ impl Driver {
         let driver = || self.name().to_string();
         let timeout = self.inner.config.timeout;
         let deadline = Instant::now() + timeout;
-        let outcome = match handler.exchange(&self.inner.config.wire, req, deadline) {
+        let outcome = match handler.exchange(&self.inner.config.wire, req, max_reply, deadline) {
             // The caller's check may panic: the slot must be freed before the
             // panic goes on, or every later call would wait for it forever.
             Ok(reply) => match std::panic::catch_unwind(AssertUnwindSafe(|| check(reply.as_bytes()))) {
