@@ -391,7 +391,7 @@ pub enum Value {
     StringArray(Vec<Vec<u8>>),
 }
 
-/// One file of the package, as the handler assembles it.
+/// One file of the package, as the manager assembles it ([`assemble_files`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
     /// Directory name + base name.
@@ -410,11 +410,15 @@ fn find(entries: &[Entry], t: u32) -> Option<&Value> {
 
 /// Assembles the file list from a main header's entries (the manager, from
 /// the entries it checked). No files: no `BASENAMES`. Old-style
-/// `OLDFILENAMES` headers are refused. What the list will hold (each file,
-/// its full path, its digest) is charged to `charge` before it is allocated:
-/// a header of a million files sharing a long directory name cannot make the
-/// list outgrow the budget.
-pub fn assemble_files(entries: &[Entry], charge: &mut dyn Charge) -> Result<Vec<File>, String> {
+/// `OLDFILENAMES` headers are refused.
+///
+/// The digests are moved out of the `FILEDIGESTS` value into the list (that
+/// entry is left [`Value::Opaque`]: its values now live in the list), so the
+/// list costs its paths and its records, not a second copy of the digests.
+/// What it allocates is charged to `charge` first: a header of a million
+/// files sharing a long directory name cannot make the list outgrow the
+/// budget.
+pub fn assemble_files(entries: &mut [Entry], charge: &mut dyn Charge) -> Result<Vec<File>, String> {
     if find(entries, tag::OLDFILENAMES).is_some() {
         return Err("old-style file names (OLDFILENAMES) are not supported".into());
     }
@@ -436,22 +440,29 @@ pub fn assemble_files(entries: &[Entry], charge: &mut dyn Charge) -> Result<Vec<
     else {
         return Err(format!("FILEMODES: missing, or not {n} INT16 values"));
     };
-    let Some(Value::StringArray(digests)) =
-        find(entries, tag::FILEDIGESTS).filter(|v| matches!(v, Value::StringArray(d) if d.len() == n))
-    else {
+    if !matches!(find(entries, tag::FILEDIGESTS), Some(Value::StringArray(d)) if d.len() == n) {
         return Err(format!("FILEDIGESTS: missing, or not {n} values"));
-    };
+    }
     let over = |why: String| format!("a list of {n} files would take {why} (the limit for this header)");
     charge.charge(n.saturating_mul(std::mem::size_of::<File>())).map_err(over)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let dir = usize::try_from(idx[i]).ok().and_then(|d| dirs.get(d));
         let dir = dir.ok_or_else(|| format!("file {i}: directory index {} out of range", idx[i]))?;
-        charge.charge(dir.len() + base[i].len() + digests[i].len()).map_err(over)?;
+        charge.charge(dir.len() + base[i].len()).map_err(over)?;
         let mut path = Vec::with_capacity(dir.len() + base[i].len());
         path.extend_from_slice(dir);
         path.extend_from_slice(&base[i]);
-        out.push(File { path, digest: digests[i].clone(), mode: modes[i], flags: flags[i] });
+        out.push(File { path, digest: Vec::new(), mode: modes[i], flags: flags[i] });
+    }
+    let digests = entries
+        .iter_mut()
+        .find(|e| e.tag == tag::FILEDIGESTS)
+        .map(|e| std::mem::replace(&mut e.value, Value::Opaque));
+    if let Some(Value::StringArray(digests)) = digests {
+        for (f, d) in out.iter_mut().zip(digests) {
+            f.digest = d;
+        }
     }
     Ok(out)
 }

@@ -143,16 +143,18 @@ pub struct CheckedHeaders<'a> {
 impl<'a> CheckedHeaders<'a> {
     /// Derives the file list from the checked main header ([`files`]) and
     /// completes the check.
-    pub fn with_files(self, charge: &mut dyn Charge) -> Result<Checked<'a>, CheckError> {
-        let files = files(&self.main, charge)?;
+    pub fn with_files(mut self, charge: &mut dyn Charge) -> Result<Checked<'a>, CheckError> {
+        let files = files(&mut self.main, charge)?;
         Ok(Checked { signature: self.signature, main: self.main, files })
     }
 }
 
 /// The file list of a checked main header, assembled by the manager from its
-/// checked values; what it takes is charged to `charge` first.
-pub fn files(main: &CheckedHeader<'_>, charge: &mut dyn Charge) -> Result<Vec<File>, CheckError> {
-    assemble_files(&main.entries, charge).map_err(|e| refused("file list", e))
+/// checked values; what it takes is charged to `charge` first. The file
+/// digests move from the header into the list (the header's `FILEDIGESTS`
+/// value is then opaque).
+pub fn files(main: &mut CheckedHeader<'_>, charge: &mut dyn Charge) -> Result<Vec<File>, CheckError> {
+    assemble_files(&mut main.entries, charge).map_err(|e| refused("file list", e))
 }
 
 fn align(t: u32) -> usize {

@@ -35,6 +35,8 @@
 use core::fmt;
 
 pub mod chan;
+#[cfg(feature = "counting")]
+pub mod counting;
 #[cfg(feature = "decode")]
 pub mod decode;
 pub mod memfd;

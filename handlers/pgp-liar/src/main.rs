@@ -78,7 +78,9 @@
 //!
 //! Lies about size and shape, each within every bound the manager announces
 //! (the reply is no larger than the stream allows,
-//! [`umd_pgp_wire::max_description`]), on streams holding a target signature:
+//! [`umd_pgp_wire::max_description`]), on streams holding a target signature
+//! — or on every stream, the start-up probe's included, with the argument
+//! `always`:
 //!
 //! * `wide-packets` — as many more empty opaque packets as the reply can
 //!   carry: five bytes each on the wire, some 140 in memory.
@@ -175,13 +177,16 @@ struct Memory {
     description: Option<Description>,
 }
 
-fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
-    let (name, rest) = args.split_first().ok_or("usage: umd-pgp-liar-handler LIE [TARGET] [VALUE]")?;
+fn parse_args(args: &[String]) -> Result<(Lie, Target, bool), String> {
+    let (name, rest) =
+        args.split_first().ok_or("usage: umd-pgp-liar-handler LIE [TARGET] [VALUE] [always]")?;
     let mut target = Target::Any;
     let mut value: Option<&str> = None;
+    let mut always = false;
     for a in rest {
         match Target::parse(a) {
             Some(t) => target = t,
+            None if a == "always" => always = true,
             None => value = Some(a),
         }
     }
@@ -232,7 +237,7 @@ fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
         "stall-frame" => Lie::StallFrame,
         _ => return Err(format!("unknown lie {name:?}")),
     };
-    Ok((lie, target))
+    Ok((lie, target, always))
 }
 
 /// 40 hex digits.
@@ -249,7 +254,7 @@ fn fingerprint(hex: &str) -> Option<[u8; 20]> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (lie, target) = match parse_args(&args) {
+    let (lie, target, always) = match parse_args(&args) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("umd-pgp-liar-handler: {e}");
@@ -263,8 +268,10 @@ fn main() -> ExitCode {
             return Err(format!("unknown command {command}"));
         }
         let mut d = umd_pgp_handler::describe(stream)?;
-        let targeted = d.packets.iter().any(|p| is_target(p, target));
-        let room = umd_pgp_wire::max_description(stream.len()).saturating_sub(stream.len() * 5 / 4 + 256);
+        let targeted = always || d.packets.iter().any(|p| is_target(p, target));
+        // What the size bound leaves beside the honest description.
+        let honest = d.encode().map_err(|e| format!("encoding the description: {e}"))?.len();
+        let room = umd_pgp_wire::max_description(stream.len()).saturating_sub(honest + 64);
         match &lie {
             Lie::DeepEmbedding if targeted => {
                 out.extend_from_slice(&deep_embedding(room));
@@ -275,7 +282,7 @@ fn main() -> ExitCode {
         }
         tell(&lie, target, &mut d, &mut memory);
         if targeted {
-            widen(&lie, target, &mut d, room);
+            widen(&lie, &mut d, room);
         }
         out.extend_from_slice(&d.encode().map_err(|e| format!("encoding the description: {e}"))?);
         Ok(())
@@ -284,15 +291,39 @@ fn main() -> ExitCode {
 
 /// Grows the description's vectors for the `wide-*` lies, by about `room`
 /// bytes on the wire.
-fn widen(lie: &Lie, target: Target, d: &mut Description, room: usize) {
+fn widen(lie: &Lie, d: &mut Description, room: usize) {
     match lie {
+        Lie::Bloat => {
+            let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
+            d.packets.extend(std::iter::repeat_n(filler, 400_000));
+        }
         Lie::WidePackets => {
             // Five bytes each (offset 0, header 2, body 0, tag 10, opaque).
             let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
             d.packets.extend(std::iter::repeat_n(filler, room / 5));
         }
         Lie::WideSubpackets => {
-            if let Some(s) = sigs(d, target).next() {
+            if d.packets.iter().all(|p| !matches!(p.body, Body::Signature(_))) {
+                // Nothing to widen (the probe): a signature packet of its own.
+                d.packets.push(Packet {
+                    offset: 0,
+                    tag: 2,
+                    header_len: 2,
+                    body_len: 0,
+                    body: Body::Signature(Sig {
+                        version: 4,
+                        sig_type: 0,
+                        pk_algo: 1,
+                        hash_algo: 8,
+                        hashed: Vec::new(),
+                        unhashed: Vec::new(),
+                        left16: [0, 0],
+                        salt: Vec::new(),
+                        values: Vec::new(),
+                    }),
+                });
+            }
+            if let Some(s) = sigs(d, Target::Any).next() {
                 // Five bytes each (length form, critical, type, empty body, none).
                 let empty =
                     Subpacket { len_octets: 1, critical: false, typ: 20, body: Vec::new(), embedded: None };
@@ -545,12 +576,7 @@ fn tell(lie: &Lie, target: Target, d: &mut Description, memory: &mut Memory) {
             None => {}
         },
         Lie::Empty => d.packets.clear(),
-        Lie::WidePackets | Lie::WideSubpackets | Lie::DeepEmbedding | Lie::StallFrame => {}
-        Lie::Bloat => {
-            if d.packets.iter().any(|p| is_target(p, target)) {
-                let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
-                d.packets.extend(std::iter::repeat_n(filler, 400_000));
-            }
-        }
+        // Told by `widen`, on targeted streams.
+        Lie::WidePackets | Lie::WideSubpackets | Lie::DeepEmbedding | Lie::StallFrame | Lie::Bloat => {}
     }
 }

@@ -28,7 +28,9 @@
 //!   answering about a header with files.
 //!
 //! Lies about size, within every bound the manager announces (the reply is as
-//! large as the input allows, [`umd_rpm_wire::max_description`]):
+//! large as the input allows, [`umd_rpm_wire::max_description`]), on headers
+//! with files — or on every input, the start-up probe's included, with a
+//! second argument `always`:
 //!
 //! * `bloat-strings` — `BASENAMES` holds as many empty names as the reply can
 //!   carry: one byte each on the wire, 24 in memory.
@@ -59,13 +61,21 @@ fn sig_entries(d: &mut Description) -> impl Iterator<Item = &mut Entry> {
         .filter(|e| matches!(e.tag, tag::RSAHEADER | tag::DSAHEADER) && matches!(e.value, Value::Bin(_)))
 }
 
-/// How many one-byte items fit in a reply about `input_len` bytes, leaving
-/// room for the rest of the description.
-fn room(input_len: usize) -> usize {
-    umd_rpm_wire::max_description(input_len).saturating_sub(input_len + 64)
+/// How many bytes the size bound of a reply about `input_len` bytes leaves
+/// beside the honest description `d`.
+fn room(d: &Description, input_len: usize) -> usize {
+    let honest = d.encode().map_or(0, |b| b.len());
+    umd_rpm_wire::max_description(input_len).saturating_sub(honest + 64)
 }
 
-fn lie(how: &str, d: &mut Description, input_len: usize, remembered: &RefCell<Option<Vec<u8>>>) {
+fn lie(
+    how: &str,
+    always: bool,
+    d: &mut Description,
+    input_len: usize,
+    remembered: &RefCell<Option<Vec<u8>>>,
+) {
+    let room = room(d, input_len);
     match how {
         "change-digest" => {
             if let Some(Entry { value: Value::StringArray(v), .. }) = entry(d, tag::FILEDIGESTS) {
@@ -118,14 +128,22 @@ fn lie(how: &str, d: &mut Description, input_len: usize, remembered: &RefCell<Op
         }
         "claim-signature" => sig_entries(d).for_each(|e| e.tag = 1),
         "shrink-data" if has_files(d) => d.main.dl = d.main.dl.saturating_sub(16),
-        "bloat-strings" if has_files(d) => {
-            if let Some(e) = entry(d, tag::BASENAMES) {
-                e.value = Value::StringArray(vec![Vec::new(); room(input_len)]);
+        "bloat-strings" if always || has_files(d) => {
+            let names = Value::StringArray(vec![Vec::new(); room]);
+            match entry(d, tag::BASENAMES) {
+                Some(e) => e.value = names,
+                None => d.main.entries.push(Entry {
+                    tag: tag::BASENAMES,
+                    ty: 8,
+                    offset: 0,
+                    count: 0,
+                    value: names,
+                }),
             }
         }
-        "bloat-entries" if has_files(d) => {
+        "bloat-entries" if always || has_files(d) => {
             let empty = Entry { tag: 0, ty: 0, offset: 0, count: 0, value: Value::Opaque };
-            d.main.entries.extend(std::iter::repeat_n(empty, room(input_len) / 5));
+            d.main.entries.extend(std::iter::repeat_n(empty, room / 5));
         }
         _ => {}
     }
@@ -137,6 +155,8 @@ fn has_files(d: &mut Description) -> bool {
 
 fn main() -> std::process::ExitCode {
     let how = std::env::args().nth(1).unwrap_or_default();
+    // Lie on every request, the start-up probe's included.
+    let always = std::env::args().nth(2).as_deref() == Some("always");
     let remembered = RefCell::new(None);
     umd_handler::serve_framed(|request, out| {
         let (&c, input) = request.split_first().ok_or("empty request")?;
@@ -156,7 +176,7 @@ fn main() -> std::process::ExitCode {
         if how == "crash" && has_files(&mut d) {
             std::process::abort();
         }
-        if how == "stall-frame" && has_files(&mut d) {
+        if how == "stall-frame" && (always || has_files(&mut d)) {
             // A reply frame header announcing as much as the manager takes,
             // 4 KiB of it, then nothing: the manager must not hold the
             // announced size waiting for the rest.
@@ -168,7 +188,7 @@ fn main() -> std::process::ExitCode {
             let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
             std::process::abort();
         }
-        lie(&how, &mut d, input.len(), &remembered);
+        lie(&how, always, &mut d, input.len(), &remembered);
         out.extend_from_slice(&d.encode().map_err(|e| e.to_string())?);
         Ok(())
     })

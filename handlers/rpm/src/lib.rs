@@ -44,8 +44,8 @@ pub fn handle(request: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 /// instead of a reply the manager refuses).
 fn within_the_managers_bounds(bytes: &[u8], input_len: usize) -> Result<(), String> {
     let mut budget = umd_wire::decode::Budget::new(umd_rpm_wire::max_memory(input_len));
-    let d = Description::decode_charging(bytes, input_len, &mut budget).map_err(|e| e.to_string())?;
-    umd_rpm_wire::assemble_files(&d.main.entries, &mut budget).map(|_| ())
+    let mut d = Description::decode_charging(bytes, input_len, &mut budget).map_err(|e| e.to_string())?;
+    umd_rpm_wire::assemble_files(&mut d.main.entries, &mut budget).map(|_| ())
 }
 
 /// Describes a package file (lead, signature header, main header) or one
