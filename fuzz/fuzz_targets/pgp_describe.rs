@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(desc) = umd_pgp_handler::describe(data) {
         if !data.is_empty() {
-            umd_pgp::packet::check(data, &desc).expect("an honest description checks out");
+            umd_pgp::packet::check(data, desc).expect("an honest description checks out");
         }
     }
 });

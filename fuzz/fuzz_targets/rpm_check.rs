@@ -13,8 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let command = if data[0] & 1 == 0 { Command::Package } else { Command::DbHeader };
     let split = usize::from(u16::from_le_bytes([data[1], data[2]])) % (data.len() - 2);
     let (input, desc) = data[3..].split_at(split.min(data.len() - 3));
-    let Ok(desc) = Description::decode(desc) else { return };
-    if let Ok(c) = umd_rpm::check::check(command, input, &desc) {
+    let mut budget = umd_wire::decode::Budget::new(umd_rpm_wire::max_memory(input.len()));
+    let Ok(desc) = Description::decode_charging(desc, input.len(), &mut budget) else { return };
+    if let Ok(c) = umd_rpm::check::check(command, input, desc, &mut budget) {
         let _ = c.main.signed_bytes();
         let _ = c.files.len();
     }

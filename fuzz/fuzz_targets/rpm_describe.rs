@@ -13,7 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&c, input)) = data.split_first() else { return };
     let command = if c & 1 == 0 { Command::Package } else { Command::DbHeader };
     if let Ok(d) = umd_rpm_handler::describe(command, input) {
-        if let Err(e @ CheckError::Mismatch { .. }) = check(command, input, &d) {
+        let mut budget = umd_wire::decode::Budget::new(umd_rpm_wire::max_memory(input.len()));
+        if let Err(e @ CheckError::Mismatch { .. }) = check(command, input, d, &mut budget) {
             panic!("honest description refused: {e}");
         }
     }

@@ -68,7 +68,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// A header whose framing, region and used values were checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedHeader<'a> {
     /// Offset of the header's first byte in the input.
     pub offset: usize,
@@ -120,7 +120,7 @@ impl<'a> CheckedHeader<'a> {
 }
 
 /// A description that checked out.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked<'a> {
     /// The signature header of a package file.
     pub signature: Option<CheckedHeader<'a>>,
