@@ -14,7 +14,8 @@
 //! * [`cert`] — certificates whose self-signatures, bindings, back-signatures and
 //!   revocations the manager verified;
 //! * [`verify`], [`verifier`] — document signatures against a keyring;
-//! * [`driver`] — the `pgp` driver and its one request, *describe*.
+//! * [`driver`] — the `pgp` driver and its one request, *describe*;
+//! * [`gpgv`] — the same verdicts as gpgv's status lines, for apt.
 #![deny(missing_docs)]
 
 pub mod armor;
@@ -22,6 +23,7 @@ pub mod cert;
 pub mod cleartext;
 pub mod crypto;
 pub mod driver;
+pub mod gpgv;
 pub mod packet;
 pub mod policy;
 pub mod verifier;
