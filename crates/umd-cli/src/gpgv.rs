@@ -538,6 +538,17 @@ pub fn run(prog: &str, args: &[OsString]) -> u8 {
     exit as u8
 }
 
+/// umd's policy, without the hashes given as `--weak-digest`: like gpgv,
+/// they are then refused for every signature, certificates' own included.
+fn policy(weak_digests: &[u8]) -> Policy {
+    let mut p = Policy::new();
+    p.hashes.retain(|h| !weak_digests.contains(&h.id()));
+    if weak_digests.contains(&2) {
+        p.sha1_self_signatures_before = None;
+    }
+    p
+}
+
 /// Everything after the options: returns the exit status and the status
 /// lines to write.
 fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
@@ -612,7 +623,7 @@ fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
             }
         }
     }
-    let verifier = match Verifier::with_driver(driver, &keyrings, Policy::new()) {
+    let verifier = match Verifier::with_driver(driver, &keyrings, policy(&weak_digests)) {
         Ok(v) => v,
         Err(e) => {
             log.line(&format!("keyring: {e}"));
@@ -665,7 +676,6 @@ fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
     }
 
     let options = Options {
-        weak_digests,
         assert_pubkey_algo: (!s.assert_pubkey_algo.is_empty()).then(|| s.assert_pubkey_algo.join(",")),
         output: cleartext && s.output.is_some(),
     };

@@ -14,8 +14,8 @@
 //! * the lines gpgv 2.2.40 writes, in its order, with its fields: `NEWSIG`,
 //!   `KEY_CONSIDERED`, `KEYEXPIRED`, `SIG_ID`, `GOODSIG`, `VALIDSIG` (all ten
 //!   fields), `BADSIG`, `EXPSIG`, `EXPKEYSIG`, `REVKEYSIG`, `ERRSIG`,
-//!   `NO_PUBKEY`, `NODATA`, `UNEXPECTED`, `PLAINTEXT`, and gpgv 2.4's
-//!   `ASSERT_PUBKEY_ALGO`;
+//!   `NO_PUBKEY`, `NODATA`, `UNEXPECTED`, `PLAINTEXT`, `POLICY_URL`,
+//!   `NOTATION_NAME`/`_FLAGS`/`_DATA`, and gpgv 2.4's `ASSERT_PUBKEY_ALGO`;
 //! * like gpgv in batch mode, nothing after the first `BADSIG` or `EXPSIG`;
 //! * user IDs percent-escaped as gpg escapes them (`%`, control characters and
 //!   DEL), so no user ID can end a status line or start another.
@@ -28,7 +28,9 @@
 //! signature from the future or older than its key as `ERRSIG … 39` (time
 //! conflict, what gpgv says without `--ignore-time-conflict`). A signature by
 //! an expired or revoked key gets gpgv's `EXPKEYSIG`/`REVKEYSIG` lines, and
-//! the exit status 1 where gpgv exits 0.
+//! the exit status 1 where gpgv exits 0. gpgv's `--weak-digest` is a
+//! tighter [`Policy`] (fewer [`Policy::hashes`]), given to the [`Verifier`]:
+//! it then applies to certificates' self-signatures too, as in gpgv.
 //!
 //! ```
 //! use umd_pgp::gpgv::{Line, Signed};
@@ -145,6 +147,30 @@ pub enum Line {
         /// The certificate's primary user ID (`[?]` when it has none).
         user_id: Option<Vec<u8>>,
     },
+    /// `POLICY_URL <url>`: a policy URI subpacket of a good signature.
+    PolicyUrl {
+        /// The URI as signed.
+        url: Vec<u8>,
+    },
+    /// `NOTATION_NAME <name>`: a notation of a good signature (hashed area).
+    NotationName {
+        /// The name.
+        name: Vec<u8>,
+    },
+    /// `NOTATION_FLAGS <critical> <human-readable>`.
+    NotationFlags {
+        /// The subpacket's critical bit.
+        critical: bool,
+        /// The notation's human-readable flag.
+        human: bool,
+    },
+    /// `NOTATION_DATA <value>`, split every `wrap` octets as gpg splits it.
+    NotationData {
+        /// The value (or gpg's description of an empty binary one).
+        data: Vec<u8>,
+        /// 250 for binary values, 50 for human-readable ones.
+        wrap: usize,
+    },
     /// `VALIDSIG`, all ten fields.
     ValidSig {
         /// The signing key (primary or subkey).
@@ -215,16 +241,67 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Appends `bytes` escaped as gpg's `write_status_text_and_buffer` does: `%`,
-/// DEL and every byte up to `limit` become `%XX` (uppercase hex).
-fn escape_into(out: &mut Vec<u8>, bytes: &[u8], limit: u8) {
-    for &b in bytes {
-        if b == b'%' || b <= limit || b == 0x7f {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        } else {
-            out.push(b);
+/// One status line (or several, when `wrap` splits it) as gpg's
+/// `write_status_text_and_buffer` writes it: `[GNUPG:] KEYWORD `, then
+/// `prefix` (a space added after it unless it ends in one), then `bytes` with
+/// `%`, DEL and every byte up to a limit written `%XX` (uppercase hex). The
+/// limit is 0x20 (spaces escaped too) unless `wrap` is `None`, gpg's `-1`:
+/// then 0x1F. With `Some(n)`, n > 0, a new line with the same keyword
+/// starts after every n bytes of `bytes`.
+fn status_buffer(keyword: &str, prefix: Option<&str>, bytes: &[u8], wrap: Option<usize>) -> Vec<u8> {
+    let (limit, wrap) = match wrap {
+        None => (0x1f, 0),
+        Some(w) => (0x20, w),
+    };
+    let mut out = Vec::new();
+    let (mut count, mut dowrap, mut first) = (1usize, true, true);
+    let mut rest = bytes;
+    loop {
+        if dowrap {
+            out.extend_from_slice(b"[GNUPG:] ");
+            out.extend_from_slice(keyword.as_bytes());
+            out.push(b' ');
+            count = 0;
+            dowrap = false;
+            if let (true, Some(p)) = (first, prefix) {
+                out.extend_from_slice(p.as_bytes());
+                count += p.len();
+                if !p.is_empty() && !p.ends_with(' ') {
+                    out.push(b' ');
+                    count += 1;
+                }
+            }
+            first = false;
+        }
+        let mut esc = false;
+        let mut i = 0;
+        while i < rest.len() {
+            let c = rest[i];
+            esc = c == b'%' || c <= limit || c == 0x7f;
+            if wrap > 0 {
+                count += 1;
+                dowrap = count > wrap;
+            }
+            if esc || dowrap {
+                break;
+            }
+            i += 1;
+        }
+        out.extend_from_slice(&rest[..i]);
+        rest = &rest[i..];
+        if esc {
+            out.extend_from_slice(format!("%{:02X}", rest[0]).as_bytes());
+            rest = &rest[1..];
+        }
+        if dowrap && !rest.is_empty() {
+            out.push(b'\n');
+        }
+        if rest.is_empty() {
+            break;
         }
     }
+    out.push(b'\n');
+    out
 }
 
 /// Escapes a user ID for a status line as gpg does for `GOODSIG` and friends:
@@ -235,59 +312,49 @@ fn escape_into(out: &mut Vec<u8>, bytes: &[u8], limit: u8) {
 /// assert_eq!(umd_pgp::gpgv::escape_user_id(b"A B\r\n%\x7f\xc3\xa9"), b"A B%0D%0A%25%7F\xc3\xa9");
 /// ```
 pub fn escape_user_id(uid: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(uid.len());
-    escape_into(&mut out, uid, 0x1f);
-    out
+    let line = status_buffer("X", None, uid, None);
+    line[b"[GNUPG:] X ".len()..line.len() - 1].to_vec()
 }
 
 impl Line {
-    /// The line as gpgv writes it, `\n` included.
+    /// The line as gpgv writes it, `\n` included (several lines for a
+    /// long `NOTATION_DATA`, as gpgv splits it).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = b"[GNUPG:] ".to_vec();
-        let text = |out: &mut Vec<u8>, s: String| out.extend_from_slice(s.as_bytes());
+        let text = |s: String| format!("[GNUPG:] {s}\n").into_bytes();
         match self {
-            Line::NewSig { signer: None } => text(&mut out, "NEWSIG".into()),
-            Line::NewSig { signer: Some(s) } => {
-                out.extend_from_slice(b"NEWSIG ");
-                // write_status_buffer: spaces are escaped too.
-                escape_into(&mut out, s, b' ');
-            }
-            Line::KeyConsidered { primary } => text(&mut out, format!("KEY_CONSIDERED {primary} 0")),
-            Line::KeyExpired { at } => text(&mut out, format!("KEYEXPIRED {at}")),
-            Line::SigId { id, created } => text(&mut out, format!("SIG_ID {id} {} {created}", date(*created))),
+            Line::NewSig { signer: None } => text("NEWSIG".into()),
+            Line::NewSig { signer: Some(s) } => status_buffer("NEWSIG", None, s, Some(0)),
+            Line::KeyConsidered { primary } => text(format!("KEY_CONSIDERED {primary} 0")),
+            Line::KeyExpired { at } => text(format!("KEYEXPIRED {at}")),
+            Line::SigId { id, created } => text(format!("SIG_ID {id} {} {created}", date(*created))),
             Line::Signed { kind, key_id, user_id } => {
-                text(&mut out, format!("{} {} ", kind.keyword(), hex(key_id)));
-                match user_id {
-                    Some(u) => escape_into(&mut out, u, 0x1f),
-                    None => out.extend_from_slice(b"[?]"),
-                }
+                let uid = user_id.as_deref().unwrap_or(b"[?]");
+                status_buffer(kind.keyword(), Some(&format!("{} ", hex(key_id))), uid, None)
             }
-            Line::ValidSig { key, created, expires, version, pk_algo, hash_algo, sig_type, primary } => text(
-                &mut out,
-                format!(
-                    "VALIDSIG {key} {} {created} {expires} {version} 0 {pk_algo} {hash_algo} {sig_type:02X} {primary}",
-                    date(*created)
-                ),
-            ),
-            Line::ErrSig { key_id, pk_algo, hash_algo, sig_type, created, rc, issuer } => text(
-                &mut out,
-                format!(
-                    "ERRSIG {} {pk_algo} {hash_algo} {sig_type:02x} {created} {rc} {}",
-                    hex(key_id),
-                    issuer.as_deref().map_or_else(|| "-".to_string(), hex)
-                ),
-            ),
-            Line::NoPubkey { key_id } => text(&mut out, format!("NO_PUBKEY {}", hex(key_id))),
-            Line::NoData(n) => text(&mut out, format!("NODATA {n}")),
-            Line::Unexpected(n) => text(&mut out, format!("UNEXPECTED {n}")),
+            Line::PolicyUrl { url } => status_buffer("POLICY_URL", None, url, Some(0)),
+            Line::NotationName { name } => status_buffer("NOTATION_NAME", None, name, Some(0)),
+            Line::NotationFlags { critical, human } => {
+                text(format!("NOTATION_FLAGS {} {}", u8::from(*critical), u8::from(*human)))
+            }
+            Line::NotationData { data, wrap } => status_buffer("NOTATION_DATA", None, data, Some(*wrap)),
+            Line::ValidSig { key, created, expires, version, pk_algo, hash_algo, sig_type, primary } => text(format!(
+                "VALIDSIG {key} {} {created} {expires} {version} 0 {pk_algo} {hash_algo} {sig_type:02X} {primary}",
+                date(*created)
+            )),
+            Line::ErrSig { key_id, pk_algo, hash_algo, sig_type, created, rc, issuer } => text(format!(
+                "ERRSIG {} {pk_algo} {hash_algo} {sig_type:02x} {created} {rc} {}",
+                hex(key_id),
+                issuer.as_deref().map_or_else(|| "-".to_string(), hex)
+            )),
+            Line::NoPubkey { key_id } => text(format!("NO_PUBKEY {}", hex(key_id))),
+            Line::NoData(n) => text(format!("NODATA {n}")),
+            Line::Unexpected(n) => text(format!("UNEXPECTED {n}")),
             Line::AssertPubkeyAlgo { key, ok, algo } => {
-                text(&mut out, format!("ASSERT_PUBKEY_ALGO {key} {} {algo}", u8::from(*ok)))
+                text(format!("ASSERT_PUBKEY_ALGO {key} {} {algo}", u8::from(*ok)))
             }
-            Line::Plaintext => text(&mut out, "PLAINTEXT 74 0 ".into()),
-            Line::Error { location, code } => text(&mut out, format!("ERROR {location} {code}")),
+            Line::Plaintext => text("PLAINTEXT 74 0 ".into()),
+            Line::Error { location, code } => text(format!("ERROR {location} {code}")),
         }
-        out.push(b'\n');
-        out
     }
 }
 
@@ -358,6 +425,48 @@ fn hashed_issuer_fpr(sig: &Sig) -> Option<Vec<u8>> {
         .find(|sp| sp.typ == 33)
         .filter(|sp| sp.body.len() == 21 && sp.body[0] == 4)
         .map(|sp| sp.body[1..].to_vec())
+}
+
+/// The `POLICY_URL` and `NOTATION_*` lines gpgv writes for a good signature:
+/// policy URIs in order, then the notations of the hashed area, last first
+/// (gpg builds its list by prepending). A notation's name and a
+/// human-readable value end at their first NUL octet, as C strings do.
+pub fn notation_lines(sig: &Sig) -> Vec<Line> {
+    let c_str = |b: &[u8]| b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec();
+    let mut lines: Vec<Line> = sig
+        .hashed
+        .iter()
+        .filter(|sp| sp.typ == 26)
+        .map(|sp| Line::PolicyUrl { url: sp.body.clone() })
+        .collect();
+    let mut notations = Vec::new();
+    for sp in sig.hashed.iter().filter(|sp| sp.typ == 20) {
+        let b = &sp.body;
+        if b.len() < 8 {
+            continue;
+        }
+        let (n1, n2) =
+            (usize::from(u16::from_be_bytes([b[4], b[5]])), usize::from(u16::from_be_bytes([b[6], b[7]])));
+        if 8 + n1 + n2 != b.len() {
+            continue;
+        }
+        let (name, value) = (&b[8..8 + n1], &b[8 + n1..]);
+        let human = b[0] & 0x80 != 0;
+        let mut l = vec![Line::NotationName { name: c_str(name) }];
+        if sp.critical || human {
+            l.push(Line::NotationFlags { critical: sp.critical, human });
+        }
+        l.push(if human {
+            Line::NotationData { data: c_str(value), wrap: 50 }
+        } else if !value.is_empty() {
+            Line::NotationData { data: value.to_vec(), wrap: 250 }
+        } else {
+            Line::NotationData { data: b"[ not human readable (0 bytes: ) ]".to_vec(), wrap: 50 }
+        });
+        notations.push(l);
+    }
+    lines.extend(notations.into_iter().rev().flatten());
+    lines
 }
 
 /// gpg's `try_make_printable_string` (no delimiter): control characters and
@@ -594,8 +703,6 @@ const GPG_SIGNING_ALGOS: &[u8] = &[1, 3, 17, 19, 22];
 /// What changes the verdicts, besides umd's policy.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Hash algorithm ids refused on top of the policy (gpgv's `--weak-digest`).
-    pub weak_digests: Vec<u8>,
     /// gpgv 2.4's `--assert-pubkey-algo` list, if given (several are joined
     /// with commas, as gpgv does).
     pub assert_pubkey_algo: Option<String>,
@@ -954,6 +1061,7 @@ impl Check<'_> {
                 }
                 report.lines.push(considered);
                 report.lines.push(signed(kind));
+                report.lines.extend(notation_lines(sig));
                 report.lines.push(Line::ValidSig {
                     key: key.fingerprint.clone(),
                     created,
@@ -1040,12 +1148,6 @@ impl Check<'_> {
         ) = &times
         {
             return unusable(rc::TIME_CONFLICT, format!("refused by policy: {r}"));
-        }
-        if self.options.weak_digests.contains(&sig.hash_algo) {
-            return unusable(
-                rc::DIGEST_ALGO,
-                format!("hash algorithm {} was given as --weak-digest", sig.hash_algo),
-            );
         }
         let hash = self
             .policy
