@@ -43,7 +43,11 @@ struct Repo {
     name: &'static str,
     dir: PathBuf,
     keyring: PathBuf,
+    /// Whether apt accepts it with umd.
     accept: bool,
+    /// Whether apt accepts it with gpgv (differs from `accept` only where
+    /// umd's policy is stricter than gpgv and apt: then `differs` says why).
+    gpgv_accepts: bool,
     /// Why umd's summary differs from gpgv's, if it does (apt's decision
     /// never does).
     differs: Option<&'static str>,
@@ -135,7 +139,7 @@ fn repos(root: &Path) -> (Vec<Repo>, Gpg) {
     let mut add = |name, keyring: &Path, accept, differs, setup: &dyn Fn(&Path)| {
         let dir = repo_dir(root, name, &deb);
         setup(&dir);
-        out.push(Repo { name, dir, keyring: keyring.to_path_buf(), accept, differs });
+        out.push(Repo { name, dir, keyring: keyring.to_path_buf(), accept, gpgv_accepts: accept, differs });
     };
     add("good ed25519", &ed_k, true, None, &|d| sign(&gpg, d, &[&ed], &[], true, true));
     add("good RSA", &rsa_k, true, None, &|d| sign(&gpg, d, &[&rsa], &[], true, true));
@@ -158,6 +162,31 @@ fn repos(root: &Path) -> (Vec<Repo>, Gpg) {
     add("expired key", &exp_k, false, None, &|d| {
         sign(&gpg, d, &[&expired], &["--faked-system-time", &signed], true, false)
     });
+    // Where umd refuses what apt with gpgv accepts.
+    let weak = key("Repo RSA-1024 <weak@repo.example>", "rsa1024", "never", &[]);
+    let weak_k = keyring("weak", &weak);
+    let tomorrow = format!("{}!", now + 86_400);
+    add(
+        "RSA-1024 key",
+        &weak_k,
+        false,
+        Some("umd refuses RSA keys under 2048 bits (ERRSIG 4); apt 2.6 with gpgv accepts them"),
+        &|d| sign(&gpg, d, &[&weak], &[], true, false),
+    );
+    add(
+        "SHA2-224 signature",
+        &rsa_k,
+        false,
+        Some("umd refuses SHA2-224 (ERRSIG 5); apt 2.6 with gpgv accepts it"),
+        &|d| sign(&gpg, d, &[&rsa], &["--digest-algo", "SHA224"], true, false),
+    );
+    add(
+        "signature made tomorrow",
+        &ed_k,
+        false,
+        Some("umd refuses signatures from the future (ERRSIG 39); gpgv accepts them"),
+        &|d| sign(&gpg, d, &[&ed], &["--faked-system-time", &tomorrow], true, false),
+    );
     add("garbage InRelease", &ed_k, false, None, &|d| {
         std::fs::write(d.join("InRelease"), "garbage\n").unwrap()
     });
@@ -170,7 +199,19 @@ fn repos(root: &Path) -> (Vec<Repo>, Gpg) {
     sign(&gpg, &rev_dir, &[&revoked], &[], true, false);
     gpg.revoke(&revoked);
     let rev_k = keyring("revoked", &revoked);
-    out.push(Repo { name: "revoked key", dir: rev_dir, keyring: rev_k, accept: false, differs: None });
+    out.push(Repo {
+        name: "revoked key",
+        dir: rev_dir,
+        keyring: rev_k,
+        accept: false,
+        gpgv_accepts: false,
+        differs: None,
+    });
+    for r in &mut out {
+        if matches!(r.name, "RSA-1024 key" | "SHA2-224 signature" | "signature made tomorrow") {
+            r.gpgv_accepts = true;
+        }
+    }
     (out, gpg)
 }
 
@@ -327,9 +368,15 @@ fn apt_decides_the_same_with_umd_as_with_gpgv() {
             show(u),
             r.differs.map_or(String::new(), |w| format!("  [{w}]"))
         );
-        if (g.exit, g.accepted) != (u.exit, u.accepted) {
+        if r.gpgv_accepts == r.accept && (g.exit, g.accepted) != (u.exit, u.accepted) {
             failures
                 .push(format!("{}: apt decided differently\n--- gpgv:\n{glog}\n--- umd:\n{ulog}", r.name));
+        }
+        if g.accepted != r.gpgv_accepts {
+            failures.push(format!(
+                "{}: with gpgv accepted {}, expected {}\n{glog}",
+                r.name, g.accepted, r.gpgv_accepts
+            ));
         }
         if u.accepted != r.accept {
             failures.push(format!("{}: accepted {}, expected {}\n{ulog}", r.name, u.accepted, r.accept));

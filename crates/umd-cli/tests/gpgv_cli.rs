@@ -101,6 +101,8 @@ enum Expect {
     /// gpgv's `NEWSIG` and first `KEY_CONSIDERED`, then `ERRSIG` with this code
     /// where gpgv says `GOODSIG`; exit 2.
     Refused { rc: u32, why: &'static str },
+    /// `BADSIG` where gpgv says `GOODSIG`; exit 1.
+    Bad { why: &'static str },
 }
 
 struct Case {
@@ -190,6 +192,25 @@ fn check(home: &Path, cases: &[Case]) {
                     ));
                 }
                 (strict.lines, strict.exit, *why)
+            }
+            Expect::Bad { why } => {
+                let good = theirs.lines.iter().find(|l| l.starts_with("[GNUPG:] GOODSIG "));
+                match good {
+                    Some(g) => (
+                        vec![
+                            theirs.lines[0].clone(),
+                            theirs.lines[1].clone(),
+                            theirs.lines[1].clone(),
+                            g.replacen("GOODSIG", "BADSIG", 1),
+                        ],
+                        1,
+                        *why,
+                    ),
+                    None => {
+                        failures.push(format!("{}: gpgv does not accept it: stale case ({why})", c.name));
+                        (theirs.lines.clone(), 1, *why)
+                    }
+                }
             }
             Expect::Refused { rc, why } => {
                 if !theirs.lines.iter().any(|l| l.starts_with("[GNUPG:] GOODSIG ")) {
@@ -322,6 +343,16 @@ fn status_lines_and_exit_statuses_match_gpgv() {
     let dos = write(&f("dos.txt"), b"dos line\r\nunix line\nend\n");
     gpg.sign(&[&format!("{rsa}!")], &["--detach-sign", "--textmode"], &dos, &f("dos.sig"));
     cases.push(case("text-mode signature", &all, &[&f("dos.sig"), &dos], Expect::Same));
+    let stray = write(&f("stray-cr.txt"), b"two CRs\r\r\na lone CR\rinside\nends with a CR\r");
+    gpg.sign(&[&format!("{rsa}!")], &["--detach-sign", "--textmode"], &stray, &f("stray-cr.sig"));
+    cases.push(case(
+        "text-mode signature over stray CRs",
+        &all,
+        &[&f("stray-cr.sig"), &stray],
+        Expect::Bad {
+            why: "gpg's text filter drops CRs before line ends; umd hashes RFC 9580's canonical text",
+        },
+    ));
     gpg.sign(&[&format!("{ed}!")], &["--disable-signer-uid", "--detach-sign"], &data, &f("nouid.sig"));
     cases.push(case("no signer's user ID: bare NEWSIG", &all, &[&f("nouid.sig"), &data], Expect::Same));
 
