@@ -787,6 +787,31 @@ fn status_lines_go_to_the_descriptor_named() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("status-fd is invalid"));
 }
 
+/// The log goes to stderr, `--logger-fd` or `--log-file`; `--quiet` leaves
+/// out the informational lines; the status lines do not move.
+#[test]
+fn messages_go_where_gpgv_sends_them() {
+    if !tools("gpgv logging") {
+        return;
+    }
+    let s = signed("gpgv-log", "ed25519");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_umd"));
+    c.args(["gpgv", "--logger-fd", "1", "--homedir"]).arg(s.home()).args(s.args(&[&s.sig, &s.data]));
+    let r = run(&mut c);
+    assert_eq!(r.exit, 0);
+    assert!(r.lines.iter().any(|l| l.contains("umd gpgv: Good signature from")), "{:?}", r.lines);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    let log = s.dir.path().join("gpgv.log");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_umd"));
+    c.args(["gpgv", "-q", "--log-file"]).arg(&log).arg("--homedir").arg(s.home()).args(["--status-fd", "1"]);
+    c.args(s.args(&[&s.sig, &s.data]));
+    let r = run(&mut c);
+    assert_eq!(r.exit, 0);
+    assert!(r.lines.iter().any(|l| l.starts_with("[GNUPG:] GOODSIG ")));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("Good signature from") && !text.contains("Signature made"), "{text}");
+}
+
 #[test]
 fn output_writes_the_verified_text_of_a_cleartext_document_only() {
     if !tools("gpgv --output") {

@@ -1288,6 +1288,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a signature or a certificate carries, every line
+        /// written is one status line: the prefix, no control character, one
+        /// newline at the end.
+        #[test]
+        fn any_bytes_stay_inside_their_status_lines(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            wrap in 0usize..300,
+        ) {
+            let lines = [
+                Line::Signed { kind: Signed::Good, key_id: [1; 8], user_id: Some(bytes.clone()) },
+                Line::NewSig { signer: Some(bytes.clone()) },
+                Line::NewSig { signer: signer_user_id(&sig(vec![sp(28, &bytes)], vec![])) },
+                Line::NotationName { name: bytes.clone() },
+                Line::NotationData { data: bytes.clone(), wrap },
+                Line::PolicyUrl { url: bytes.clone() },
+            ];
+            for l in lines {
+                let out = l.encode();
+                proptest::prop_assert!(out.ends_with(b"\n"));
+                for line in out[..out.len() - 1].split(|&b| b == b'\n') {
+                    proptest::prop_assert!(line.starts_with(b"[GNUPG:] "), "{:?}", line);
+                    proptest::prop_assert!(!line.iter().any(|&b| b < 0x20 || b == 0x7f), "{:?}", line);
+                }
+            }
+        }
+    }
+
     #[test]
     fn newsig_names_the_signers_mail_address_as_gpg_does() {
         let s = |b: &[u8]| signer_user_id(&sig(vec![sp(28, b)], vec![]));
