@@ -618,7 +618,9 @@ fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
                 } else {
                     log.line(&format!("keyblock resource '{}': {e}", name.to_string_lossy()));
                 }
-                lines.push(Line::Error { location: "add_keyblock_resource", code: keyring_error_code(&e) });
+                // gpgv reports its missing default keyring as a general error.
+                let code = if *default { (2 << 24) | 1 } else { keyring_error_code(&e) };
+                lines.push(Line::Error { location: "add_keyblock_resource", code });
                 errors = true;
             }
         }

@@ -905,6 +905,13 @@ fn keyrings_are_looked_up_as_gpgv_looks_them_up() {
     assert_eq!(ours.lines[0], "[GNUPG:] ERROR add_keyblock_resource 33587281");
     assert!(ours.lines.iter().any(|l| l.starts_with("[GNUPG:] GOODSIG ")));
     assert_eq!(run(&mut gpgv(&home, &args)).exit, 2);
+    // No keyring at all: the default one is missing, as gpgv reports it.
+    let empty = s.dir.path().join("empty-home");
+    std::fs::create_dir(&empty).unwrap();
+    let sig = s.args(&[&s.sig, &s.data])[2..].to_vec();
+    let (ours, theirs) = (run(&mut umd_gpgv(&empty, &sig)), run(&mut gpgv(&empty, &sig)));
+    assert_eq!((ours.exit, &ours.lines[0]), (theirs.exit, &theirs.lines[0]));
+    assert!(ours.lines.iter().any(|l| l.starts_with("[GNUPG:] NO_PUBKEY ")));
 }
 
 /// `umd` run under the name `gpgv` or `umd-gpgv` is gpgv; `install-gpgv` makes
