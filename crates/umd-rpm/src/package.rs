@@ -12,7 +12,7 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sha2::Digest as _;
@@ -432,7 +432,7 @@ impl PackageVerifier {
         let signed = main.signed_bytes();
         let (mut good, mut unknown) = (None, None);
         for blob in blobs {
-            let outcome = match self.pgp.verify_detached(blob, &signed) {
+            let outcome = match self.pgp.verify_detached(blob, &signed, SystemTime::now()) {
                 Ok(o) => o,
                 Err(e) => return Trust::BadSignature { reason: format!("unreadable signature: {e}") },
             };
