@@ -218,6 +218,18 @@ fn variants(name: &str, keyring: &Path, doc: &[u8]) -> Vec<Case> {
             Refuse,
         ),
         case(n("a second signed message after the first"), keyring, [doc, doc].concat(), Refuse),
+        case(
+            n("a literal data packet in the signature block"),
+            keyring,
+            [d.head, d.text, &rearmored(d.sig, |sigs| [sigs, LITERAL].concat())].concat(),
+            Refuse,
+        ),
+        case(
+            n("a marker packet in the signature block"),
+            keyring,
+            [d.head, d.text, &rearmored(d.sig, |sigs| [MARKER, sigs].concat())].concat(),
+            Accept,
+        ),
     ];
     for (what, doc) in [
         ("text before the armor", [b"Unsigned: yes\n".as_slice(), doc].concat()),
@@ -227,6 +239,23 @@ fn variants(name: &str, keyring: &Path, doc: &[u8]) -> Vec<Case> {
         cases.push(Case { stricter: Some(UNSIGNED_TEXT), ..case(n(what), keyring, doc, Refuse) });
     }
     cases
+}
+
+/// A literal data packet ("evil", binary): a signed message of its own.
+const LITERAL: &[u8] = b"\xcb\x0ab\0\0\0\0\0evil";
+/// A marker packet ("PGP"), which means nothing.
+const MARKER: &[u8] = b"\xca\x03PGP";
+
+/// A signature block's packets, changed by `f` and armored again.
+fn rearmored(block: &[u8], f: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    use std::io::Write as _;
+    let sigs: Vec<u8> = umd_pgp::armor::decode_all(block).unwrap().into_iter().flat_map(|b| b.data).collect();
+    let mut out = Vec::new();
+    let mut w =
+        sequoia_openpgp::armor::Writer::new(&mut out, sequoia_openpgp::armor::Kind::Signature).unwrap();
+    w.write_all(&f(&sigs)).unwrap();
+    w.finalize().unwrap();
+    out
 }
 
 fn crlf(b: u8) -> Vec<u8> {

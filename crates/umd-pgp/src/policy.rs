@@ -174,6 +174,14 @@ pub enum Rejection {
         /// The key's creation time.
         key_created: u64,
     },
+    /// A signature dated (within the clock skew) after its key's expiry.
+    #[error("signature created at {} after its key expired at {}", utc(*.sig_created), utc(*.expired))]
+    SignedAfterKeyExpiry {
+        /// The signature's creation time.
+        sig_created: u64,
+        /// The key's expiry time.
+        expired: u64,
+    },
     /// The key's expiration time (subpacket 9 of its binding) has passed.
     #[error("key created at {} expired at {} (reference time {})", utc(*.key_created), utc(*.expired), utc(*.at))]
     KeyExpired {
@@ -555,6 +563,15 @@ impl Policy {
         let facts = self.check_static(key, kind, sig, class)?;
         self.check_alive(&facts, at)?;
         self.check_key_alive(key.created, key_expires_after, at)?;
+        // A signature dated after `at` (within the clock skew) must also have
+        // been made while its key was alive: a key that expires in ten
+        // minutes cannot sign a document dated in twenty.
+        if let (Some(c), Some(e)) = (facts.created, key_expires_after.filter(|&e| e != 0)) {
+            let expired = u64::from(key.created) + u64::from(e);
+            if u64::from(c) >= expired {
+                return Err(Rejection::SignedAfterKeyExpiry { sig_created: u64::from(c), expired });
+            }
+        }
         Ok(facts)
     }
 

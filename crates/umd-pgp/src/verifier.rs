@@ -52,6 +52,18 @@ pub enum VerifyError {
         /// Why.
         source: PacketError,
     },
+    /// A packet other than a signature among the signatures: gpgv refuses
+    /// such "ambiguous signature data" (with a literal data packet, say, the
+    /// block would be a signed message of its own beside the document).
+    #[error(
+        "packet at offset {offset} (tag {tag}) among the signatures: only signature packets may be there"
+    )]
+    NotASignature {
+        /// Offset of the packet in the signature stream.
+        offset: u64,
+        /// Its tag.
+        tag: u8,
+    },
     /// A keyring holds a broken certificate structure.
     #[error("keyring {index}: {source}")]
     Keyring {
@@ -60,6 +72,19 @@ pub enum VerifyError {
         /// Why.
         source: CertError,
     },
+}
+
+/// Marker packets (tag 10, "PGP") may sit anywhere and mean nothing (RFC 9580
+/// §5.8); gpgv accepts them beside signatures.
+const MARKER: u8 = 10;
+
+/// Only signature packets (and markers) may make up a signature: anything
+/// else is refused, as gpgv refuses it.
+fn only_signatures(packets: &[Checked<'_>]) -> Result<(), VerifyError> {
+    match packets.iter().find(|p| p.tag != tag::SIGNATURE && p.tag != MARKER) {
+        Some(p) => Err(VerifyError::NotASignature { offset: p.offset, tag: p.tag }),
+        None => Ok(()),
+    }
 }
 
 /// The outcome for one document.
@@ -247,6 +272,7 @@ impl Verifier {
     ) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
         let packets = self.driver.describe(&stream)?;
+        only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
         let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy, at);
         Ok(Outcome { reports, text: None })
@@ -263,6 +289,7 @@ impl Verifier {
         at: SystemTime,
     ) -> Result<Outcome, VerifyError> {
         let packets = self.driver.describe(signature)?;
+        only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
         let reports = verify::verify(&signers, &packets, Data::Binary(data), &self.policy, at);
         Ok(Outcome { reports, text: None })
@@ -274,6 +301,7 @@ impl Verifier {
     pub fn verify_cleartext(&self, document: &[u8], at: SystemTime) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
         let packets = self.driver.describe(&c.signatures)?;
+        only_signatures(&packets)?;
         c.check_hash_headers(packets.iter().filter_map(|p| match &p.fields {
             CheckedBody::Signature(s) => Some(s),
             _ => None,

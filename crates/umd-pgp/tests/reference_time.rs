@@ -106,3 +106,32 @@ fn a_key_is_judged_at_the_reference_time_not_at_the_signature_creation_time() {
     let o = v.verify_detached(&backdated, DATA, at(t)).unwrap();
     assert_eq!(o.status(1), Status::Bad);
 }
+
+#[test]
+fn a_signature_dated_after_its_key_expires_is_refused_even_within_the_clock_skew() {
+    let t = t();
+    // Q expires at T + 10 min; a document dated T + 20 min is within the skew
+    // at T, but its key could not have made it then.
+    let (q, ring) = craft::primary_with(2, t - HOUR, 0x03, vec![craft::sp(9, &(HOUR + 600).to_be_bytes())]);
+    let v = Verifier::new(&[ring], Policy::new()).unwrap();
+    assert!(matches!(verdict(&v, &craft::document(&q, t + 5 * 60, DATA), t), Verdict::Good { .. }));
+    assert_bad(verdict(&v, &craft::document(&q, t + 20 * 60, DATA), t), "after its key expired at");
+}
+
+#[test]
+fn only_signature_packets_may_make_up_a_signature() {
+    // gpgv refuses "ambiguous signature data": a literal data packet beside a
+    // signature would be a signed message of its own. Markers are harmless.
+    let t = t();
+    let (p, ring) = craft::primary(1, t - HOUR, 0x03);
+    let v = Verifier::new(&[ring], Policy::new()).unwrap();
+    let sig = craft::document(&p, t - 60, DATA);
+    let literal = craft::packet(11, b"b\0\0\0\0\0evil");
+    let marker = craft::packet(10, b"PGP");
+    for bad in [[sig.clone(), literal.clone()].concat(), [literal, sig.clone()].concat()] {
+        let e = v.verify_detached(&bad, DATA, at(t)).unwrap_err();
+        assert!(e.to_string().contains("(tag 11) among the signatures"), "{e}");
+    }
+    let o = v.verify_detached(&[marker, sig].concat(), DATA, at(t)).unwrap();
+    assert_eq!(o.status(1), Status::Verified);
+}
