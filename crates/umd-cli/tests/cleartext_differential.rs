@@ -28,6 +28,13 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../umd-pgp/tests/fi
 const UNSIGNED_TEXT: &str = "umd refuses unsigned text beside a cleartext document (gpgv ignores it): a \
      reader, or a parser such as apt's, sees it as part of the document; apt refuses such files too";
 
+/// Why umd refuses hash names gpg takes by a prefix.
+const HASH_PREFIX: &str = "gpg takes a prefix of a hash name for the first name it matches (\"SHA2\" for \
+     SHA224, \"SHA\" for SHA1); umd wants the names of RFC 9580 spelled in full";
+/// Why umd decodes the signature armor strictly.
+const STRICT_ARMOR: &str = "gpg ignores text between an armor block's checksum line and its END line (and \
+     skips some other non-base64 lines); umd refuses such a block: it was changed after it was armored";
+
 /// umd's verdict on a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
@@ -231,6 +238,25 @@ fn variants(name: &str, keyring: &Path, doc: &[u8]) -> Vec<Case> {
             Accept,
         ),
     ];
+    for (what, doc, why) in [
+        (
+            "Hash: SHA2, SHA256 (a prefix of SHA224)",
+            with_head(&replace(d.head, b"SHA256", b"SHA2, SHA256")),
+            HASH_PREFIX,
+        ),
+        (
+            "text after the armor checksum line",
+            replace(doc, b"\n-----END PGP SIGNATURE", b"\nAAAA\n-----END PGP SIGNATURE"),
+            STRICT_ARMOR,
+        ),
+    ] {
+        cases.push(Case { stricter: Some(why), ..case(n(what), keyring, doc, Refuse) });
+    }
+    let checksum_at = find(d.sig, b"\n=") + 1;
+    let mid = find(d.sig, b"\n\n") + 2 + 65; // after the first base64 line
+    let early_checksum =
+        [d.head, d.text, &d.sig[..mid], &d.sig[checksum_at..checksum_at + 6], &d.sig[mid..]].concat();
+    cases.push(case(n("a checksum line amid the armor data"), keyring, early_checksum, Refuse));
     for (what, doc) in [
         ("text before the armor", [b"Unsigned: yes\n".as_slice(), doc].concat()),
         ("text after the armor", [doc, b"Unsigned: yes\n"].concat()),

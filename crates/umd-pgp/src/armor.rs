@@ -92,6 +92,12 @@ pub enum ArmorError {
         /// The line.
         line: usize,
     },
+    /// A line after the checksum line other than the END line.
+    #[error("line {line}: data after the armor checksum line")]
+    AfterChecksum {
+        /// The line.
+        line: usize,
+    },
     /// Text outside any armor block where only blank lines may be (after a
     /// cleartext document's signed text).
     #[error("line {line}: text outside the armor blocks")]
@@ -184,6 +190,15 @@ fn decode(input: &[u8], only_blocks: bool, first_line: usize) -> Result<Vec<Bloc
                     continue;
                 }
                 return Err(ArmorError::Header { line: m + 1 });
+            }
+            if checksum.is_some() {
+                // The checksum line ends the data: only blank lines, then the
+                // END line, may follow (gpg refuses more data there; other
+                // text it skips, which a strict reader need not).
+                if l.is_empty() {
+                    continue;
+                }
+                return Err(ArmorError::AfterChecksum { line: m + 1 });
             }
             if let Some(c) = l.strip_prefix('=') {
                 checksum = Some(c.to_string());
@@ -288,6 +303,15 @@ mod tests {
         assert_eq!(decode_all(no_blank.as_bytes()), Err(ArmorError::Header { line: 2 }));
         let bad_header = good.replace("Comment: test", "Comment:test");
         assert_eq!(decode_all(bad_header.as_bytes()), Err(ArmorError::Header { line: 2 }));
+    }
+
+    #[test]
+    fn nothing_but_the_end_line_may_follow_the_checksum() {
+        let good = armor("SIGNATURE", b"data");
+        let more = good.replace("\n-----END", "\nZGF0YQ==\n-----END");
+        assert_eq!(decode_all(more.as_bytes()), Err(ArmorError::AfterChecksum { line: 6 }));
+        let blank = good.replace("\n-----END", "\n\n-----END");
+        assert_eq!(decode_all(blank.as_bytes()).unwrap()[0].data, b"data");
     }
 
     #[test]

@@ -26,13 +26,24 @@
 //! * **Around the armor.** Blank lines may precede the document and follow
 //!   the signature blocks; several signature blocks may follow one another.
 //!
-//! Stricter than gpgv, and why: **unsigned text before the
-//! `-----BEGIN PGP SIGNED MESSAGE-----` line, after the signature blocks, or
-//! between them is refused.** gpgv ignores it, but a reader of the file — or a
-//! program that parses it the way apt parses `InRelease` — sees it beside the
-//! signed text, and nothing distinguishes it there. apt refuses such files for
-//! that reason ("Clearsigned file … does not start with a signed message block",
-//! "contains unsigned lines").
+//! Stricter than gpgv, and why:
+//!
+//! * **Unsigned text before the `-----BEGIN PGP SIGNED MESSAGE-----` line,
+//!   after the signature blocks, or between them is refused.** gpgv ignores it,
+//!   but a reader of the file — or a program that parses it the way apt parses
+//!   `InRelease` — sees it beside the signed text, and nothing distinguishes it
+//!   there. apt refuses such files for that reason ("Clearsigned file … does
+//!   not start with a signed message block", "contains unsigned lines").
+//! * **Hash names are spelled in full.** gpg takes a prefix for the first name
+//!   it matches (`SHA2` for SHA224, `SHA` for SHA1); a header is a statement
+//!   about the signatures, and an abbreviation is not one.
+//! * **The signature armor is decoded strictly** ([`armor`]): gpg ignores
+//!   text between a block's checksum line and its END line and skips some
+//!   other lines that are not base64; here they make the block invalid — the
+//!   block was changed after it was armored.
+//! * **Only signature (and marker) packets** may make up the signature blocks
+//!   (gpgv agrees: it refuses a literal data packet there as "ambiguous
+//!   signature data"; see [`crate::verifier`]).
 
 use umd_pgp_wire::Sig;
 
