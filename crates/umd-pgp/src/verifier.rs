@@ -110,7 +110,7 @@ impl Outcome {
 /// fingerprints from the raw key bodies. The first time a signature names one
 /// of a certificate's keys (or when all certificates are asked for), the
 /// handler describes that certificate and the description is checked like
-/// any other ([`packet::check`](crate::packet::check): tiling, headers,
+/// any other ([`packet::check`]: tiling, headers,
 /// re-encoding); the checked certificate is remembered, and so is each of
 /// its signatures' cryptographic check once made. What depends on time
 /// (which self-signature is current, expiry, revocation) is judged at each
