@@ -517,7 +517,7 @@ fn show(a: &ShowArgs) -> Result<u8, String> {
     } else {
         println!("digest list {} (format version {})", a.list.display(), umd_digest_list::VERSION);
         println!("signature: good ({})", a.verify_key.display());
-        println!("created:   {} ({})", utc(list.created()), list.created());
+        println!("created:   {}", utc(list.created()));
         println!("sequence:  {}", list.sequence());
         println!("size:      {} bytes, {} digests", list.size(), list.len());
         for (algo, n) in &algos {
