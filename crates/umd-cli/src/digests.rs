@@ -589,21 +589,9 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
     Ok(if all { EXIT_OK } else { EXIT_VERDICT })
 }
 
-/// Seconds since the epoch as a UTC date and time.
+/// Seconds since the epoch as RFC 3339 UTC, as every time in umd's messages.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let s = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+    umd_pgp::policy::utc(secs).to_string()
 }
 
 fn show(a: &ShowArgs) -> Result<u8, String> {
@@ -626,7 +614,7 @@ fn show(a: &ShowArgs) -> Result<u8, String> {
     } else {
         println!("digest list {} (format version {})", a.list.display(), umd_digest_list::VERSION);
         println!("signature: good ({})", a.verify_key.display());
-        println!("created:   {} ({})", utc(list.created()), list.created());
+        println!("created:   {}", utc(list.created()));
         println!("sequence:  {}", list.sequence());
         println!("size:      {} bytes, {} digests", list.size(), list.len());
         for (algo, n) in &algos {
@@ -647,8 +635,8 @@ mod tests {
 
     #[test]
     fn dates_are_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use umd_pgp::driver::PgpDriver;
 use umd_pgp::gpgv::{self, Exit, Input, Line, Options};
@@ -686,7 +686,9 @@ fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
     } else {
         Input::Detached { signature: &signature, data: &data }
     };
-    let report = verifier.gpgv(input, &options);
+    // The reference time: the clock, read once for the whole run (every
+    // signature, certificate and status line is judged at the same instant).
+    let report = verifier.gpgv(input, &options, SystemTime::now());
     for m in &report.messages {
         let informational = m.starts_with("Signature made") || m.starts_with("      ");
         if informational {

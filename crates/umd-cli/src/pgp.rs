@@ -1,14 +1,14 @@
 //! `umd verify` and `umd pgp keys`: OpenPGP through the sandboxed `pgp` driver.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use umd_pgp::cert::{Cert, KeyInfo};
 use umd_pgp::cleartext;
 use umd_pgp::driver::PgpDriver;
-use umd_pgp::policy::Policy;
+use umd_pgp::policy::{utc, Policy};
 use umd_pgp::verifier::{Outcome, Verifier};
 use umd_pgp::verify::{Status, Verdict};
 
@@ -68,23 +68,29 @@ pub(crate) fn data_path(sig: &Path) -> Option<PathBuf> {
     [".sig", ".asc", ".gpg"].iter().find_map(|suf| s.strip_suffix(suf)).map(PathBuf::from)
 }
 
-fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint) -> String {
+fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint, at: SystemTime) -> String {
     verifier
-        .certificate(cert)
-        .and_then(|c| c.user_ids.iter().find(|u| u.validity.is_ok()))
+        .certificate(cert, at)
+        .and_then(|c| c.user_ids.into_iter().find(|u| u.validity.is_ok()))
         .map(|u| String::from_utf8_lossy(&u.value).into_owned())
         .unwrap_or_else(|| "(no valid user ID)".into())
 }
 
-fn verify_one(verifier: &Verifier, sig: &Path, data: Option<&Path>) -> Result<Outcome, String> {
+/// Verifies one file at the reference time `at` (the clock when it is checked).
+fn verify_one(
+    verifier: &Verifier,
+    sig: &Path,
+    data: Option<&Path>,
+    at: SystemTime,
+) -> Result<Outcome, String> {
     let sig_bytes = read(sig)?;
     match data {
-        Some(d) => verifier.verify_detached(&sig_bytes, &read(d)?).map_err(|e| e.to_string()),
+        Some(d) => verifier.verify_detached(&sig_bytes, &read(d)?, at).map_err(|e| e.to_string()),
         None if cleartext::is_cleartext(&sig_bytes) => {
-            verifier.verify_cleartext(&sig_bytes).map_err(|e| e.to_string())
+            verifier.verify_cleartext(&sig_bytes, at).map_err(|e| e.to_string())
         }
         None => match data_path(sig) {
-            Some(d) => verifier.verify_detached(&sig_bytes, &read(&d)?).map_err(|e| e.to_string()),
+            Some(d) => verifier.verify_detached(&sig_bytes, &read(&d)?, at).map_err(|e| e.to_string()),
             None => Err(format!(
                 "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
                 sig.display()
@@ -114,6 +120,7 @@ fn report_json(
     file: &Path,
     outcome: &Result<Outcome, String>,
     required: usize,
+    at: SystemTime,
 ) -> serde_json::Value {
     match outcome {
         Err(e) => json!({"file": file.display().to_string(), "status": "cannot verify", "error": e}),
@@ -123,7 +130,7 @@ fn report_json(
                 .iter()
                 .map(|r| match &r.verdict {
                     Verdict::Good { cert, key } => json!({"verdict": "good", "cert": cert.to_string(),
-                        "key": key.to_string(), "user_id": user_of(verifier, cert)}),
+                        "key": key.to_string(), "user_id": user_of(verifier, cert, at)}),
                     Verdict::Bad { key, reason } => {
                         json!({"verdict": "bad", "key": key.to_string(), "reason": reason})
                     }
@@ -136,7 +143,13 @@ fn report_json(
     }
 }
 
-fn report_text(verifier: &Verifier, file: &Path, outcome: &Result<Outcome, String>, required: usize) {
+fn report_text(
+    verifier: &Verifier,
+    file: &Path,
+    outcome: &Result<Outcome, String>,
+    required: usize,
+    at: SystemTime,
+) {
     match outcome {
         Err(e) => println!("{}: cannot verify: {e}", file.display()),
         Ok(o) => {
@@ -144,7 +157,7 @@ fn report_text(verifier: &Verifier, file: &Path, outcome: &Result<Outcome, Strin
             for r in &o.reports {
                 match &r.verdict {
                     Verdict::Good { cert, key } => {
-                        println!("  good signature by {} (key {key})", user_of(verifier, cert))
+                        println!("  good signature by {} (key {key})", user_of(verifier, cert, at))
                     }
                     Verdict::Bad { key, reason } => println!("  BAD signature by key {key}: {reason}"),
                     Verdict::UnknownKey { issuer } => {
@@ -183,13 +196,14 @@ fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
     if args.each {
         let mut worst = EXIT_OK;
         for f in &args.files {
-            let o = verify_one(&verifier, f, None);
+            let at = SystemTime::now();
+            let o = verify_one(&verifier, f, None, at);
             let code = o.as_ref().map_or(EXIT_ERROR, |o| exit_of(o.status(args.signatures)));
             worst = worst.max(code);
             if args.json {
-                println!("{}", report_json(&verifier, f, &o, args.signatures));
+                println!("{}", report_json(&verifier, f, &o, args.signatures, at));
             } else {
-                report_text(&verifier, f, &o, args.signatures);
+                report_text(&verifier, f, &o, args.signatures, at);
             }
         }
         return worst;
@@ -199,11 +213,12 @@ fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
         return EXIT_ERROR;
     }
     let sig = &args.files[0];
-    let o = verify_one(&verifier, sig, args.files.get(1).map(PathBuf::as_path));
+    let at = SystemTime::now();
+    let o = verify_one(&verifier, sig, args.files.get(1).map(PathBuf::as_path), at);
     if args.json {
-        println!("{}", report_json(&verifier, sig, &o, args.signatures));
+        println!("{}", report_json(&verifier, sig, &o, args.signatures, at));
     } else {
-        report_text(&verifier, sig, &o, args.signatures);
+        report_text(&verifier, sig, &o, args.signatures, at);
     }
     let code = o.as_ref().map_or(EXIT_ERROR, |o| exit_of(o.status(args.signatures)));
     if code == EXIT_OK {
@@ -253,7 +268,16 @@ fn key_line(k: &KeyInfo) -> String {
         Ok(()) => "valid".to_string(),
         Err(e) => format!("not valid: {e}"),
     };
-    format!("{} v{} {alg}, created {} — {validity}", k.fingerprint, k.key.version, k.key.created)
+    let expiry = match k.expires_after.filter(|&e| e != 0) {
+        Some(e) => format!(", expires {}", utc(u64::from(k.key.created) + u64::from(e))),
+        None => String::new(),
+    };
+    format!(
+        "{} v{} {alg}, created {}{expiry} — {validity}",
+        k.fingerprint,
+        k.key.version,
+        utc(u64::from(k.key.created))
+    )
 }
 
 /// `umd pgp keys`.
@@ -262,10 +286,7 @@ pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
     for f in files {
         let result = read(f)
             .and_then(|d| Verifier::new(&[d], Policy::new()).map_err(|e| format!("{}: {e}", f.display())))
-            .and_then(|v| {
-                let certs = v.certificates().map_err(|e| format!("{}: {e}", f.display()))?;
-                Ok(certs.into_iter().cloned().collect::<Vec<Cert>>())
-            });
+            .and_then(|v| v.certificates(SystemTime::now()).map_err(|e| format!("{}: {e}", f.display())));
         match result {
             Err(e) => {
                 eprintln!("umd: pgp keys: {e}");

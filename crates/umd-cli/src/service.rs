@@ -807,11 +807,12 @@ fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
             umd_pgp::policy::Policy::new(),
         )
         .map_err(|e| format!("{}: {e}", files[0].display()))?;
-        let local_call = |_: &mut (), _: usize| match verifier.verify_cleartext(&document) {
-            Ok(o) if o.status(1) == umd_pgp::verify::Status::Verified => Ok(()),
-            Ok(_) => Err(format!("{}: not verified", files[1].display())),
-            Err(e) => Err(e.to_string()),
-        };
+        let local_call =
+            |_: &mut (), _: usize| match verifier.verify_cleartext(&document, std::time::SystemTime::now()) {
+                Ok(o) if o.status(1) == umd_pgp::verify::Status::Verified => Ok(()),
+                Ok(_) => Err(format!("{}: not verified", files[1].display())),
+                Err(e) => Err(e.to_string()),
+            };
         let remote_call = |c: &mut Client, _: usize| {
             let req = VerifyRequest {
                 keyrings: vec![keyring.clone()],

@@ -39,6 +39,8 @@
 //! assert_eq!(line.encode(), b"[GNUPG:] GOODSIG EC74C5DBDAA1ACCE Evil%0A[GNUPG:] GOODSIG 100%25\n");
 //! ```
 
+use std::time::SystemTime;
+
 use base64::Engine;
 use umd_pgp_wire::{Field, Sig};
 
@@ -46,7 +48,7 @@ use crate::armor::{self, ArmorError};
 use crate::cert::{Cert, CertError, KeyInfo};
 use crate::crypto::{self, Curve, Fingerprint, HashAlgo, KeyKind, SigHasher};
 use crate::packet::{self, tag, CheckedBody};
-use crate::policy::{issuer_hints, Policy, Rejection, SigClass, SigFacts};
+use crate::policy::{issuer_hints, secs, utc, Policy, Rejection, SigClass, SigFacts};
 use crate::verifier::Verifier;
 use crate::verify::{self, Data, SigReport, Status, Verdict};
 
@@ -375,13 +377,6 @@ fn civil(days: i64) -> (i64, u32, u32) {
 fn date(t: u32) -> String {
     let (y, m, d) = civil(i64::from(t) / 86_400);
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// A time as RFC 3339 (UTC), for messages.
-pub fn rfc3339(t: u64) -> String {
-    let (y, m, d) = civil((t / 86_400) as i64);
-    let s = t % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 // ---------------------------------------------------------------------------
@@ -813,10 +808,11 @@ fn not_a_signature(input: &[u8], armored: bool, stream: &[u8]) -> Option<(Vec<Li
 }
 
 impl Verifier {
-    /// gpgv's check of `input`: umd's verdicts, reported as gpgv reports them.
-    /// Never fails: an input that cannot be checked is a report with exit 2
-    /// and the lines gpgv would write (`NODATA`, …).
-    pub fn gpgv(&self, input: Input<'_>, options: &Options) -> Report {
+    /// gpgv's check of `input` at the reference time `at` (gpgv's "now"; the
+    /// CLI reads the clock once per run): umd's verdicts, reported as gpgv
+    /// reports them. Never fails: an input that cannot be checked is a
+    /// report with exit 2 and the lines gpgv would write (`NODATA`, …).
+    pub fn gpgv(&self, input: Input<'_>, options: &Options, at: SystemTime) -> Report {
         let mut report = Report::new();
         let (stream, detached, text) = match input {
             Input::Detached { signature, data } => {
@@ -872,16 +868,16 @@ impl Verifier {
                 return report.fail(Exit::Error, format!("the signature packets cannot be read: {e}"));
             }
         };
-        let signers = match self.signers(&packets) {
+        let signers = match self.signers(&packets, at) {
             Ok(s) => s,
             Err(e) => return report.fail(Exit::Error, format!("keyring: {e}")),
         };
-        let reports = verify::verify(&signers, &packets, data, &self.policy);
+        let reports = verify::verify(&signers, &packets, data, &self.policy, at);
         let sigs = packets.iter().filter_map(|p| match &p.fields {
             CheckedBody::Signature(s) => Some(s),
             _ => None,
         });
-        let check = Check { signers: &signers, policy: &self.policy, options, data };
+        let check = Check { signers: &signers, policy: &self.policy, options, data, at };
         let mut asserted = true;
         let mut umd_bad = false;
         for (sig, r) in sigs.zip(&reports) {
@@ -929,10 +925,13 @@ enum Class {
 }
 
 struct Check<'a> {
+    /// The signers' certificates, as of `at`.
     signers: &'a [Cert],
     policy: &'a Policy,
     options: &'a Options,
     data: Data<'a>,
+    /// The reference time every time-dependent line is judged at.
+    at: SystemTime,
 }
 
 fn algo_label(algo: u8) -> &'static str {
@@ -955,7 +954,7 @@ impl Check<'_> {
         let key_id = named_key_id(sig);
         let signer = signer_user_id(sig);
         report.lines.push(Line::NewSig { signer: signer.clone() });
-        report.messages.push(format!("Signature made {}", rfc3339(u64::from(created))));
+        report.messages.push(format!("Signature made {}", utc(u64::from(created))));
         let named = hashed_issuer_fpr(sig).map_or_else(|| hex(&key_id), |f| hex(&f));
         report.messages.push(format!("               using {} key {named}", algo_label(sig.pk_algo)));
         if let Some(s) = &signer {
@@ -1029,7 +1028,7 @@ impl Check<'_> {
         let primary = cert.primary.fingerprint.clone();
         let considered = Line::KeyConsidered { primary: primary.clone() };
         report.lines.push(considered.clone());
-        let key_expired = expiry_passed(key, self.policy);
+        let key_expired = expiry_passed(key, self.at);
         let user_id = primary_user_id(cert);
         let uid_text = String::from_utf8_lossy(user_id.as_deref().unwrap_or(b"[?]")).into_owned();
         let signed = |kind| Line::Signed { kind, key_id, user_id: user_id.clone() };
@@ -1053,6 +1052,11 @@ impl Check<'_> {
                 Flow::Stop
             }
             Class::Valid { kind, why } => {
+                // A key alive at `at` but expired by the signature's date
+                // gets the KEYEXPIRED line gpg writes before an EXPKEYSIG.
+                let key_expired = key_expired.or_else(|| {
+                    (kind == Signed::ExpiredKey).then(|| signed_after_expiry(key, &facts)).flatten()
+                });
                 if let Some(at) = key_expired {
                     report.lines.push(Line::KeyExpired { at });
                 }
@@ -1140,7 +1144,8 @@ impl Check<'_> {
             }
         };
         let key_created = key.key.created;
-        let times = self.policy.check_times(facts, key_created, None);
+        // The key's own expiry is judged below (EXPKEYSIG), not here.
+        let times = self.policy.check_times(facts, key_created, None, self.at);
         if let Err(
             r @ (Rejection::SignatureInFuture { .. }
             | Rejection::SignatureBeforeKey { .. }
@@ -1183,6 +1188,12 @@ impl Check<'_> {
         if revoked {
             return Class::Valid { kind: Signed::RevokedKey, why: Some(reason.to_string()) };
         }
+        // Dated (within the clock skew) at or after the key's expiry: gpgv,
+        // which accepts any future date, would say GOODSIG while the key
+        // lives; umd refuses it as a signature by an expired key.
+        if signed_after_expiry(key, facts).is_some() {
+            return Class::Valid { kind: Signed::ExpiredKey, why: Some(reason.to_string()) };
+        }
         // A refusal this mapping does not name: never a GOODSIG.
         unusable(rc::GENERAL, reason.to_string())
     }
@@ -1193,18 +1204,29 @@ impl Check<'_> {
         let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
         match (self.data, sig.sig_type) {
             (Data::Detached(d), 0x01) => h.data(&verify::crlf(d)),
-            (Data::Detached(d), _) | (Data::Canonical(d), _) => h.data(d),
+            (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => h.data(d),
         }
         crypto::verify(&key.key, sig, &h.finish()).map_err(|e| e.to_string())
     }
 }
 
-/// When the key's own expiry has passed (gpg prints `KEYEXPIRED` for it).
-fn expiry_passed(key: &KeyInfo, policy: &Policy) -> Option<u64> {
+/// The key's own expiry time, if it has one.
+fn expiry(key: &KeyInfo) -> Option<u64> {
     let e = key.expires_after.filter(|&e| e != 0)?;
-    let at = u64::from(key.key.created) + u64::from(e);
-    let now = policy.now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    (at <= now).then_some(at)
+    Some(u64::from(key.key.created) + u64::from(e))
+}
+
+/// The key's expiry, if it has passed at `at` (gpg prints `KEYEXPIRED` for it).
+fn expiry_passed(key: &KeyInfo, at: SystemTime) -> Option<u64> {
+    expiry(key).filter(|&e| e <= secs(at))
+}
+
+/// The key's expiry, if the signature is dated at or after it: a signature
+/// from the future (within the clock skew) by a key that expires before that
+/// date ([`Rejection::SignedAfterKeyExpiry`]).
+fn signed_after_expiry(key: &KeyInfo, facts: &SigFacts) -> Option<u64> {
+    let created = u64::from(facts.created?);
+    expiry(key).filter(|&e| created >= e)
 }
 
 /// The user ID gpgv names: the first valid one, else the first one.
@@ -1380,6 +1402,5 @@ mod tests {
     fn dates_are_utc() {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(1_796_409_422), "2026-12-04");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

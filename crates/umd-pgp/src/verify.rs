@@ -4,7 +4,10 @@
 //! the candidate keys by the signature's issuer subpackets (hints only — the
 //! verification is what proves the signer), and verifies with its own crypto and
 //! policy. Signatures by keys outside the keyring are reported and ignored, as
-//! apt and sqv do.
+//! apt and sqv do. The reference time `at` comes from the caller: the keyring's
+//! certificates were evaluated at it too ([`crate::cert::CheckedCert::at`]).
+
+use std::time::SystemTime;
 
 use crate::cert::{Cert, KeyInfo};
 use crate::crypto::{self, Fingerprint, SigHasher};
@@ -55,6 +58,10 @@ pub enum Data<'a> {
     /// The canonical text of a cleartext document (already CR LF, trailing
     /// whitespace removed, no final line ending).
     Canonical(&'a [u8]),
+    /// Binary data that only a binary signature (type 0x00) may sign: a
+    /// text-mode signature (0x01) is not applicable to it. RPM header
+    /// signatures: rpm hashes the header's bytes as they are.
+    Binary(&'a [u8]),
 }
 
 fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert, &'a KeyInfo)> {
@@ -85,12 +92,14 @@ pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Verifies every signature packet in `signatures` over `data` against `keyring`.
+/// Verifies every signature packet in `signatures` over `data` against
+/// `keyring` (certificates as of `at`), at the reference time `at`.
 pub fn verify(
     keyring: &[Cert],
     signatures: &[Checked<'_>],
     data: Data<'_>,
     policy: &Policy,
+    at: SystemTime,
 ) -> Vec<SigReport> {
     let mut text_cache: Option<Vec<u8>> = None;
     // Hashers that have taken in the data (and nothing after), for each form
@@ -109,6 +118,11 @@ pub fn verify(
                     "signature type {:#04x} is not a document signature",
                     sig.sig_type
                 ))
+            } else if matches!(data, Data::Binary(_)) && sig.sig_type != 0x00 {
+                Verdict::NotApplicable(format!(
+                    "signature type {:#04x} (text mode) over binary data: only binary signatures (0x00) apply",
+                    sig.sig_type
+                ))
             } else {
                 let found = candidates(keyring, sig);
                 if found.is_empty() {
@@ -122,7 +136,7 @@ pub fn verify(
                 } else {
                     let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
                         (Data::Detached(d), 0x01) => (true, text_cache.get_or_insert_with(|| crlf(d))),
-                        (Data::Detached(d), _) | (Data::Canonical(d), _) => (false, d),
+                        (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => (false, d),
                     };
                     let digest = digest_of(sig, crlf_form, bytes, &mut hashed);
                     // The first candidate that verifies wins; otherwise report the
@@ -130,7 +144,7 @@ pub fn verify(
                     let mut first_failure = None;
                     let mut good = None;
                     for (cert, key) in &found {
-                        match check(key, sig, &digest, policy) {
+                        match check(key, sig, &digest, policy, at) {
                             Ok(()) => {
                                 good = Some(Verdict::Good {
                                     cert: cert.primary.fingerprint.clone(),
@@ -178,6 +192,7 @@ fn check(
     sig: &umd_pgp_wire::Sig,
     digest: &Result<Vec<u8>, String>,
     policy: &Policy,
+    at: SystemTime,
 ) -> Result<(), String> {
     if let Err(e) = &key.validity {
         return Err(format!("key {} is not valid: {e}", key.fingerprint));
@@ -187,7 +202,7 @@ fn check(
     }
     let kind = key.kind.clone()?;
     policy
-        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document)
+        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document, at)
         .map_err(|r| r.to_string())?;
     crypto::verify(&key.key, sig, digest.as_ref()?).map_err(|e| e.to_string())
 }

@@ -12,7 +12,7 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sha2::Digest as _;
@@ -423,7 +423,15 @@ impl PackageVerifier {
     }
 
     /// Verifies the header signatures found in `sigs` (the signature header of a
-    /// package, or the database header itself) over `main`'s signed region.
+    /// package, or the database header itself) over `main`'s signed region,
+    /// at the manager's clock.
+    ///
+    /// As rpm reads it, a header signature tag holds exactly one OpenPGP
+    /// signature packet, binary (never armored), and a binary signature (type
+    /// 0x00) over the header's bytes: rpm hashes them as they are. Anything
+    /// else in the tag — armor, several packets, a text-mode signature (0x01,
+    /// whose line-ending conversion would hash other bytes) — is a bad
+    /// signature, never one more way to be verified.
     fn trust(&self, sigs: &CheckedHeader<'_>, main: &CheckedHeader<'_>) -> Trust {
         let blobs: Vec<&[u8]> = [tag::RSAHEADER, tag::DSAHEADER]
             .iter()
@@ -436,9 +444,13 @@ impl PackageVerifier {
             return Trust::Unsigned;
         }
         let signed = main.signed_bytes();
+        let at = SystemTime::now();
         let (mut good, mut unknown) = (None, None);
         for blob in blobs {
-            let outcome = match self.pgp.verify_detached(blob, &signed) {
+            if let Err(reason) = one_binary_signature_packet(blob) {
+                return Trust::BadSignature { reason };
+            }
+            let outcome = match self.pgp.verify_binary(blob, &signed, at) {
                 Ok(o) => o,
                 Err(e) => return Trust::BadSignature { reason: format!("unreadable signature: {e}") },
             };
@@ -461,6 +473,23 @@ impl PackageVerifier {
             (None, Some(issuer)) => Trust::UnknownKey { issuer },
             (None, None) => Trust::BadSignature { reason: "no verdict".into() },
         }
+    }
+}
+
+/// Whether a header signature tag holds exactly one binary OpenPGP signature
+/// packet (by the manager's own framing walk), and if not, why.
+fn one_binary_signature_packet(blob: &[u8]) -> Result<(), String> {
+    if umd_pgp::armor::is_armored(blob) {
+        return Err("armored signature in a header signature tag (rpm reads one binary packet)".into());
+    }
+    let frames = umd_pgp::packet::frames(blob).map_err(|e| format!("unreadable signature: {e}"))?;
+    match frames.as_slice() {
+        [f] if f.header.tag == umd_pgp::packet::tag::SIGNATURE => Ok(()),
+        [f] => Err(format!("a packet of tag {} in a header signature tag, not a signature", f.header.tag)),
+        fs => Err(format!(
+            "{} packets in a header signature tag (rpm reads exactly one signature packet)",
+            fs.len()
+        )),
     }
 }
 

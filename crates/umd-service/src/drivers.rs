@@ -1,6 +1,11 @@
 //! The drivers the service hosts, built from the configuration: `sample` and
 //! `pgp` (OpenPGP verification, with a small cache of checked keyrings).
 //!
+//! The cache keeps only what holds at any time (checked certificates and the
+//! results of their signatures' cryptographic checks); each verification
+//! takes the service's clock at that moment, so a keyring cached for days
+//! gives the verdict a fresh `umd verify` gives.
+//!
 //! Each driver loads on its first request (through its provider, as in-process)
 //! and can be loaded and unloaded by `umd ctl`. A reload that changes a driver's
 //! pool size or deadline builds a new driver and swaps it in; the old one is
@@ -9,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use umd::{Driver, Program};
 use umd_pgp::cleartext;
@@ -159,13 +164,15 @@ impl PgpHost {
             Err(VerifyError::Describe(DescribeError::Driver(d))) => return Err(driver_error(&d)),
             Err(e) => return Ok(cannot(format!("loading the keyring: {e}"))),
         };
+        // The reference time is this request's: nothing about time is cached.
+        let at = SystemTime::now();
         let outcome = match &req.data {
-            Some(d) => verifier.verify_detached(&req.signature, d),
-            None if cleartext::is_cleartext(&req.signature) => verifier.verify_cleartext(&req.signature),
+            Some(d) => verifier.verify_detached(&req.signature, d, at),
+            None if cleartext::is_cleartext(&req.signature) => verifier.verify_cleartext(&req.signature, at),
             None => return Ok(cannot("not a cleartext document, and no data given".into())),
         };
         match outcome {
-            Ok(o) => Ok(reply(&verifier, o, req.required as usize)),
+            Ok(o) => Ok(reply(&verifier, o, req.required as usize, at)),
             Err(e) => fail(e),
         }
     }
@@ -175,7 +182,7 @@ impl PgpHost {
     }
 }
 
-fn reply(verifier: &Verifier, o: Outcome, required: usize) -> VerifyReply {
+fn reply(verifier: &Verifier, o: Outcome, required: usize, at: SystemTime) -> VerifyReply {
     let status = match o.status(required) {
         Status::Verified => VerifyStatus::Verified,
         Status::Bad => VerifyStatus::Bad,
@@ -189,8 +196,8 @@ fn reply(verifier: &Verifier, o: Outcome, required: usize) -> VerifyReply {
                 cert: cert.to_string(),
                 key: key.to_string(),
                 user_id: verifier
-                    .certificate(cert)
-                    .and_then(|c| c.user_ids.iter().find(|u| u.validity.is_ok()))
+                    .certificate(cert, at)
+                    .and_then(|c| c.user_ids.into_iter().find(|u| u.validity.is_ok()))
                     .map(|u| String::from_utf8_lossy(&u.value).into_owned())
                     .unwrap_or_else(|| "(no valid user ID)".into()),
             },

@@ -59,6 +59,8 @@ NoNewPrivileges=yes
 
 # File system: read-only everywhere; the socket comes from umd.socket.
 ProtectSystem=strict
+# Except /var/lib/umd: the hosted guard's state (--guard-state) lives there.
+StateDirectory=umd
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
