@@ -103,6 +103,10 @@ enum Expect {
     Refused { rc: u32, why: &'static str },
     /// `BADSIG` where gpgv says `GOODSIG`; exit 1.
     Bad { why: &'static str },
+    /// gpgv's lines for a good signature, with `KEYEXPIRED <expired>` before
+    /// `SIG_ID` and `EXPKEYSIG` for `GOODSIG` (what gpgv writes for a key
+    /// expired at `expired`); exit 1.
+    ExpiredKey { expired: u64, why: &'static str },
 }
 
 struct Case {
@@ -210,6 +214,18 @@ fn check(home: &Path, cases: &[Case]) {
                         failures.push(format!("{}: gpgv does not accept it: stale case ({why})", c.name));
                         (theirs.lines.clone(), 1, *why)
                     }
+                }
+            }
+            Expect::ExpiredKey { expired, why } => {
+                if !theirs.lines.iter().any(|l| l.starts_with("[GNUPG:] GOODSIG ")) || theirs.lines.len() < 3
+                {
+                    failures.push(format!("{}: gpgv does not accept it: stale case ({why})", c.name));
+                    (theirs.lines.clone(), 1, *why)
+                } else {
+                    let mut l: Vec<String> =
+                        theirs.lines.iter().map(|l| l.replacen("] GOODSIG ", "] EXPKEYSIG ", 1)).collect();
+                    l.insert(2, format!("[GNUPG:] KEYEXPIRED {expired}"));
+                    (l, 1, *why)
                 }
             }
             Expect::Refused { rc, why } => {
@@ -474,7 +490,10 @@ fn status_lines_and_exit_statuses_match_gpgv() {
         "signature made tomorrow",
         &all,
         &[&f("future.sig"), &data],
-        Expect::Refused { rc: 39, why: "umd refuses signatures from the future (ERRSIG 39, time conflict)" },
+        Expect::Refused {
+            rc: 39,
+            why: "umd refuses signatures more than 30 minutes in the future (ERRSIG 39, time conflict)",
+        },
     ));
 
     // User IDs cannot add status lines: gpg escapes them, umd too.
@@ -563,6 +582,81 @@ fn status_lines_and_exit_statuses_match_gpgv() {
         }
     }
     check(&home, &cases);
+}
+
+/// A detached signature by `cert`'s primary key over `data`, dated `created`.
+fn sign_at(cert: &openpgp::Cert, data: &[u8], created: SystemTime) -> Vec<u8> {
+    let mut kp = cert.primary_key().key().clone().parts_into_secret().unwrap().into_keypair().unwrap();
+    let sig = SignatureBuilder::new(SignatureType::Binary)
+        .set_signature_creation_time(created)
+        .unwrap()
+        .sign_message(&mut kp, data)
+        .unwrap();
+    Packet::from(sig).to_vec().unwrap()
+}
+
+/// Signatures dated after the run's clock: gpgv accepts any; umd accepts
+/// them within its 30-minute clock skew (as Sequoia), refuses them later,
+/// and refuses one dated after its key's expiry even while the key lives —
+/// as `EXPKEYSIG` (gpgv says `GOODSIG`: it does not compare the two).
+#[test]
+fn signatures_from_the_near_future_are_judged_with_the_clock_skew() {
+    if !tools("gpgv clock skew") {
+        return;
+    }
+    let dir = public_dir("gpgv-skew");
+    let f = |n: &str| dir.path().join(n);
+    let home = f("home");
+    std::fs::create_dir(&home).unwrap();
+    let data = write(&f("data"), TEXT);
+    let now = SystemTime::now();
+    let min = |m: u64| std::time::Duration::from_secs(60 * m);
+    let day = min(24 * 60);
+    let cert = |uid: &str, created: SystemTime, validity: Option<std::time::Duration>| {
+        CertBuilder::new()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .set_creation_time(created)
+            .set_validity_period(validity)
+            .add_userid(uid)
+            .generate()
+            .unwrap()
+            .0
+    };
+    let live = cert("Lives <lives@example.org>", now - day, None);
+    // Made a day less ten minutes ago, valid for a day: expires in ten minutes.
+    let made = now - day + min(10);
+    let expiring = cert("Expiring <expiring@example.org>", made, Some(day));
+    let expired_at = made.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + day.as_secs();
+    let (lk, ek) = (f("live.gpg"), f("expiring.gpg"));
+    write(&lk, &live.to_vec().unwrap());
+    write(&ek, &expiring.to_vec().unwrap());
+    let sig = |name: &str, c: &openpgp::Cert, at: SystemTime| write(&f(name), &sign_at(c, TEXT, at));
+    let (soon, later) = (sig("soon.sig", &live, now + min(10)), sig("later.sig", &live, now + min(120)));
+    let before = sig("before-expiry.sig", &expiring, now + min(5));
+    let after = sig("after-expiry.sig", &expiring, now + min(20));
+    check(
+        &home,
+        &[
+            case("signed 10 minutes from now: within the skew", &[&lk], &[&soon, &data], Expect::Same),
+            case(
+                "signed 2 hours from now",
+                &[&lk],
+                &[&later, &data],
+                Expect::Refused { rc: 39, why: "beyond the 30-minute clock skew (time conflict)" },
+            ),
+            case("signed 5 minutes from now, key expires in 10", &[&ek], &[&before, &data], Expect::Same),
+            case(
+                "signed 20 minutes from now, key expires in 10",
+                &[&ek],
+                &[&after, &data],
+                Expect::ExpiredKey {
+                    expired: expired_at,
+                    why: "umd refuses a signature dated after its key's expiry, even within the skew",
+                },
+            ),
+        ],
+    );
 }
 
 /// A key flagged for certification only, and one with no key flags at all

@@ -25,10 +25,15 @@
 //! RIPEMD-160, SHA2-224) as `ERRSIG … 5`, exactly what `gpgv --weak-digest`
 //! prints; a refused key (RSA under 2048 bits, DSA, unsupported curves) as
 //! `ERRSIG … 4`, what gpg prints for a key outside its compliance mode; a
-//! signature from the future or older than its key as `ERRSIG … 39` (time
-//! conflict, what gpgv says without `--ignore-time-conflict`). A signature by
-//! an expired or revoked key gets gpgv's `EXPKEYSIG`/`REVKEYSIG` lines, and
-//! the exit status 1 where gpgv exits 0. gpgv's `--weak-digest` is a
+//! signature more than the clock skew (30 minutes) in the future, or older
+//! than its key, as `ERRSIG … 39` (time conflict, what gpgv says without
+//! `--ignore-time-conflict`). A signature by an expired or revoked key gets
+//! gpgv's `EXPKEYSIG`/`REVKEYSIG` lines, and the exit status 1 where gpgv
+//! exits 0; so does one dated (within the skew) after its key's expiry,
+//! which gpgv accepts while the key lives. Every time is judged at the
+//! reference time the caller gives ([`Verifier::gpgv`]), never at a clock
+//! read here. A cleartext signature whose hash the `Hash:` header does not
+//! announce is gpgv's `ERRSIG … 1` ("signature digest conflict"). gpgv's `--weak-digest` is a
 //! tighter [`Policy`] (fewer [`Policy::hashes`]), given to the [`Verifier`]:
 //! it then applies to certificates' self-signatures too, as in gpgv.
 //!
@@ -46,6 +51,7 @@ use umd_pgp_wire::{Field, Sig};
 
 use crate::armor::{self, ArmorError};
 use crate::cert::{Cert, CertError, KeyInfo};
+use crate::cleartext::Cleartext;
 use crate::crypto::{self, Curve, Fingerprint, HashAlgo, KeyKind, SigHasher};
 use crate::packet::{self, tag, CheckedBody};
 use crate::policy::{issuer_hints, secs, utc, Policy, Rejection, SigClass, SigFacts};
@@ -730,8 +736,9 @@ pub struct Report {
     /// umd's own verdict on each signature packet (empty if none was reached).
     pub reports: Vec<SigReport>,
     /// A cleartext document's text, present only if umd verified it (at least
-    /// one good signature from a keyring key and none bad) and no
-    /// `--assert-pubkey-algo` failed: what `--output` may write.
+    /// one good signature from a keyring key, none bad, every signature's
+    /// hash announced by a `Hash:` header) and no `--assert-pubkey-algo`
+    /// failed: what `--output` may write.
     pub text: Option<Vec<u8>>,
 }
 
@@ -814,7 +821,7 @@ impl Verifier {
     /// report with exit 2 and the lines gpgv would write (`NODATA`, …).
     pub fn gpgv(&self, input: Input<'_>, options: &Options, at: SystemTime) -> Report {
         let mut report = Report::new();
-        let (stream, detached, text) = match input {
+        let (stream, detached, cleartext) = match input {
             Input::Detached { signature, data } => {
                 let armored = armor::is_armored(signature);
                 let stream = match armor::binary(signature) {
@@ -853,12 +860,13 @@ impl Verifier {
                     report.lines.extend(lines);
                     return report.fail(Exit::Error, why);
                 }
-                (c.signatures, None, Some((c.text, c.signed)))
+                let stream = c.signatures.clone();
+                (stream, None, Some(c))
             }
         };
-        let data = match (detached, &text) {
+        let data = match (detached, &cleartext) {
             (Some(d), _) => Data::Detached(d),
-            (None, Some((_, signed))) => Data::Canonical(signed),
+            (None, Some(c)) => Data::Canonical(&c.signed),
             (None, None) => Data::Canonical(&[]),
         };
         let packets = match self.driver().describe(&stream) {
@@ -873,11 +881,15 @@ impl Verifier {
             Err(e) => return report.fail(Exit::Error, format!("keyring: {e}")),
         };
         let reports = verify::verify(&signers, &packets, data, &self.policy, at);
-        let sigs = packets.iter().filter_map(|p| match &p.fields {
-            CheckedBody::Signature(s) => Some(s),
-            _ => None,
-        });
-        let check = Check { signers: &signers, policy: &self.policy, options, data, at };
+        let sigs = sigs_of(&packets);
+        let check = Check {
+            signers: &signers,
+            policy: &self.policy,
+            options,
+            data,
+            cleartext: cleartext.as_ref(),
+            at,
+        };
         let mut asserted = true;
         let mut umd_bad = false;
         for (sig, r) in sigs.zip(&reports) {
@@ -895,8 +907,12 @@ impl Verifier {
         if umd_bad || (report.exit == Exit::Good && !asserted) {
             report.exit = Exit::Bad;
         }
-        if verify::status(&reports, 1) == Status::Verified && asserted {
-            report.text = text.map(|(t, _)| t);
+        // A cleartext document whose `Hash:` header does not announce every
+        // signature's hash is refused whole, as `umd verify` refuses it (the
+        // lines above say which signature, as gpgv says it).
+        let announced = cleartext.as_ref().is_none_or(|c| c.check_hash_headers(sigs_of(&packets)).is_ok());
+        if verify::status(&reports, 1) == Status::Verified && asserted && announced {
+            report.text = cleartext.map(|c| c.text);
         }
         report.reports = reports;
         report
@@ -924,12 +940,22 @@ enum Class {
     Valid { kind: Signed, why: Option<String> },
 }
 
+/// The signatures among checked packets.
+fn sigs_of<'a>(packets: &'a [packet::Checked<'_>]) -> impl Iterator<Item = &'a Sig> {
+    packets.iter().filter_map(|p| match &p.fields {
+        CheckedBody::Signature(s) => Some(s),
+        _ => None,
+    })
+}
+
 struct Check<'a> {
     /// The signers' certificates, as of `at`.
     signers: &'a [Cert],
     policy: &'a Policy,
     options: &'a Options,
     data: Data<'a>,
+    /// A cleartext document's framing (its `Hash:` headers).
+    cleartext: Option<&'a Cleartext>,
     /// The reference time every time-dependent line is judged at.
     at: SystemTime,
 }
@@ -987,6 +1013,13 @@ impl Check<'_> {
         }
         if !GPG_SIGNING_ALGOS.contains(&sig.pk_algo) {
             return cannot(report, rc::PUBKEY_ALGO, None);
+        }
+        // A cleartext signature whose hash the `Hash:` header does not
+        // announce: gpg hashed the text only with the announced algorithms
+        // ("signature digest conflict"), before it looks for the key.
+        if let Some(Err(e)) = self.cleartext.map(|c| c.check_hash_headers([sig])) {
+            report.messages.push("WARNING: signature digest conflict in message".into());
+            return cannot(report, rc::GENERAL, Some(e.to_string()));
         }
         let (cert, key, class) = match verdict {
             Verdict::UnknownKey { .. } => return cannot(report, rc::NO_PUBKEY, None),
