@@ -657,6 +657,17 @@ fn signatures_from_the_near_future_are_judged_with_the_clock_skew() {
             ),
         ],
     );
+    // The reasons name their times as RFC 3339 UTC, never as epoch seconds.
+    for (keyring, sig, reason) in [(&lk, &later, "is in the future"), (&ek, &after, "after its key expired")]
+    {
+        let r = run(&mut umd_gpgv(
+            &home,
+            &[OsString::from("--keyring"), keyring.into(), sig.into(), data.clone().into()],
+        ));
+        let line = r.stderr.lines().find(|l| l.contains(reason)).unwrap_or_else(|| panic!("{}", r.stderr));
+        let digits = line.split(|c: char| !c.is_ascii_digit()).map(str::len).max().unwrap_or(0);
+        assert!(line.contains("T") && line.contains("Z") && digits <= 4 && !line.contains("Some("), "{line}");
+    }
 }
 
 /// A key flagged for certification only, and one with no key flags at all
