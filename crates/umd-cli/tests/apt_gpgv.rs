@@ -184,8 +184,21 @@ fn repos(root: &Path) -> (Vec<Repo>, Gpg) {
         "signature made tomorrow",
         &ed_k,
         false,
-        Some("umd refuses signatures from the future (ERRSIG 39); gpgv accepts them"),
+        Some("umd refuses signatures more than 30 minutes in the future (ERRSIG 39); gpgv accepts them"),
         &|d| sign(&gpg, d, &[&ed], &["--faked-system-time", &tomorrow], true, false),
+    );
+    add(
+        "no blank line after BEGIN PGP SIGNATURE",
+        &ed_k,
+        false,
+        Some("umd refuses armor without the blank line after its header lines (NODATA); gpgv warns \"invalid armor header\" and checks the signature"),
+        &|d| {
+            sign(&gpg, d, &[&ed], &[], true, false);
+            let text = std::fs::read_to_string(d.join("InRelease")).unwrap();
+            let (from, to) = ("-----BEGIN PGP SIGNATURE-----\n\n", "-----BEGIN PGP SIGNATURE-----\n");
+            assert!(text.contains(from));
+            std::fs::write(d.join("InRelease"), text.replacen(from, to, 1)).unwrap();
+        },
     );
     add("garbage InRelease", &ed_k, false, None, &|d| {
         std::fs::write(d.join("InRelease"), "garbage\n").unwrap()
@@ -208,7 +221,13 @@ fn repos(root: &Path) -> (Vec<Repo>, Gpg) {
         differs: None,
     });
     for r in &mut out {
-        if matches!(r.name, "RSA-1024 key" | "SHA2-224 signature" | "signature made tomorrow") {
+        if matches!(
+            r.name,
+            "RSA-1024 key"
+                | "SHA2-224 signature"
+                | "signature made tomorrow"
+                | "no blank line after BEGIN PGP SIGNATURE"
+        ) {
             r.gpgv_accepts = true;
         }
     }
