@@ -16,7 +16,7 @@
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -230,6 +230,17 @@ impl Process {
         self.child.id()
     }
 
+    /// The handler's pidfd: readable once the process has exited.
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.child.pidfd.as_fd()
+    }
+
+    /// A shared handle on the pidfd, to signal the process from another thread
+    /// (a signal through a pidfd never hits a recycled pid).
+    pub(crate) fn pidfd_handle(&self) -> Arc<OwnedFd> {
+        self.child.pidfd.clone()
+    }
+
     /// Returns how the process ended if it has, without blocking.
     pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
         if self.fate.is_none() {
@@ -247,9 +258,7 @@ impl Process {
         if let Some(f) = self.try_fate() {
             return f;
         }
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_micros(200));
+        if !grace.is_zero() && self.child.wait_exit(grace) {
             if let Some(f) = self.try_fate() {
                 return f;
             }
@@ -504,7 +513,9 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
 /// valid) until we reap it.
 pub(crate) struct RawChild {
     pid: libc::pid_t,
-    pidfd: OwnedFd,
+    /// Shared with the driver's registry of handlers, which signals through it
+    /// (`Driver::kill_handlers`).
+    pidfd: Arc<OwnedFd>,
     reaped: bool,
 }
 
@@ -551,7 +562,7 @@ impl RawChild {
             unsafe { libc::_exit(127) }
         }
         // SAFETY: the kernel wrote a fresh pidfd we now own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd) });
         Ok(RawChild { pid: pid as libc::pid_t, pidfd, reaped: false })
     }
 
@@ -560,7 +571,26 @@ impl RawChild {
     }
 
     fn kill(&self) {
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        let _ = rustix::process::pidfd_send_signal(&*self.pidfd, rustix::process::Signal::KILL);
+    }
+
+    /// Waits up to `timeout` for the process to exit (its pidfd turns readable,
+    /// poll(2)); true if it has. Does not reap it.
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let ts = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [rustix::event::PollFd::new(&*self.pidfd, rustix::event::PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(n) => return n > 0,
+                Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     fn wait_flags(&mut self, flags: libc::c_int) -> Option<std::process::ExitStatus> {
