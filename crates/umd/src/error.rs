@@ -124,12 +124,14 @@ pub enum Error {
     },
     /// A freshly started handler failed its start (start-up handshake, confinement
     /// check or `post_start`) and was killed.
-    #[error("driver {driver}: handler failed its start check: {reason}")]
+    #[error("driver {driver}: handler failed its start check: {reason} ({fate})")]
     PostStart {
         /// Driver name.
         driver: String,
         /// What went wrong.
         reason: String,
+        /// What became of the handler.
+        fate: HandlerFate,
     },
     /// The request does not fit the driver's wire format (caller error; no handler
     /// was involved).

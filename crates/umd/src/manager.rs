@@ -713,7 +713,7 @@ impl Driver {
         let pid = handler.process.pid();
         self.forget_pid(pid);
         tracing::warn!(driver = %self.name(), pid, %fate, "handler start failed: {reason}");
-        Error::PostStart { driver: self.name().into(), reason: format!("{reason} ({fate})") }
+        Error::PostStart { driver: self.name().into(), reason, fate }
     }
 
     fn count_fate(&self, fate: &HandlerFate) {
@@ -896,27 +896,48 @@ impl Driver {
 
     /// Takes a pool slot and makes sure a live handler fills it: an idle one
     /// that passes the idle check (else it is reaped and a fresh one started in
-    /// its slot), or a new one.
+    /// its slot), or a new one. A start (or on-demand load) whose new handler
+    /// was killed during its start by a signal the manager did not send (an
+    /// external SIGKILL, a crash) is tried once more: the request has not been
+    /// sent, so this is safe for any driver. A handler that exits by itself
+    /// during its start is not tried again: that is the program's own answer.
     fn ready_handler(&self) -> Result<Handler, Error> {
-        let lease = self.acquire()?;
-        let handler = match lease.handler {
-            Some(h) => match h.check_idle() {
-                Ok(()) => h,
-                Err(why) => {
-                    // Restart in place: the slot stays ours.
-                    let mut h = h;
-                    self.inner.counters.handler_failures.fetch_add(1, Relaxed);
-                    let fate = h.process.shut_down(EXIT_GRACE, why);
-                    self.count_fate(&fate);
-                    self.forget_pid(h.process.pid());
-                    tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; starting a fresh one");
-                    drop(h);
-                    self.start_in_slot(&lease.program, lease.generation, true)?
+        let mut tried_again = false;
+        loop {
+            // An on-demand load starts the first handler inside `acquire`.
+            let lease = match self.acquire() {
+                Err(Error::PostStart { fate: ref fate @ HandlerFate::Signaled(_), .. }) if !tried_again => {
+                    tried_again = true;
+                    tracing::info!(driver = %self.name(), %fate, "the first handler was killed during its start; loading again");
+                    continue;
                 }
-            },
-            None => self.start_in_slot(&lease.program, lease.generation, lease.restart)?,
-        };
-        Ok(handler)
+                other => other?,
+            };
+            let started = match lease.handler {
+                Some(h) => match h.check_idle() {
+                    Ok(()) => return Ok(h),
+                    Err(why) => {
+                        // Restart in place: the slot stays ours.
+                        let mut h = h;
+                        self.inner.counters.handler_failures.fetch_add(1, Relaxed);
+                        let fate = h.process.shut_down(EXIT_GRACE, why);
+                        self.count_fate(&fate);
+                        self.forget_pid(h.process.pid());
+                        tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; starting a fresh one");
+                        drop(h);
+                        self.start_in_slot(&lease.program, lease.generation, true)
+                    }
+                },
+                None => self.start_in_slot(&lease.program, lease.generation, lease.restart),
+            };
+            match started {
+                Err(Error::PostStart { fate: ref fate @ HandlerFate::Signaled(_), .. }) if !tried_again => {
+                    tried_again = true;
+                    tracing::info!(driver = %self.name(), %fate, "a new handler was killed during its start; starting another");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends `request` bytes and returns a copy of the reply.

@@ -340,3 +340,27 @@ fn the_sample_driver_gives_up_after_one_retry_when_every_handler_dies() {
     let st = s.driver().stats();
     assert_eq!((st.requests, st.failures, st.retries, st.restarts), (1, 1, 1, 1), "{st:?}");
 }
+
+#[test]
+fn a_fresh_handler_killed_during_its_start_is_replaced_by_another_before_the_request() {
+    // Not idempotent: the request has not been sent when a start fails.
+    let (driver, _) = hostile_driver("start-killed", &["slow", "300"], TIMEOUT);
+    let first = the_handler(&driver, &|| request(&driver, 0));
+    kill_and_wait(first, "start-killed");
+    std::thread::scope(|s| {
+        let t = s.spawn(|| request(&driver, 4096));
+        // The replacement is registered when spawned, then spends 300 ms in its
+        // post_start exchange: kill it there.
+        let mut second = None;
+        assert!(wait_until(Duration::from_secs(10), || {
+            second = driver.handler_pids().into_iter().find(|&p| p != first);
+            second.is_some()
+        }));
+        let second = second.unwrap();
+        assert!(wait_until(Duration::from_secs(10), || proc_io(second, "rchar").is_some_and(|r| r > 0)));
+        assert!(kill_handler(second, "start-killed"));
+        t.join().unwrap().expect("a third handler serves the request");
+    });
+    let s = driver.stats();
+    assert_eq!((s.failures, s.post_start_failures, s.starts, s.restarts), (0, 1, 3, 2), "{s:?}");
+}
