@@ -27,6 +27,10 @@ pub enum DescribeError {
     /// The stream is larger than [`MAX_STREAM`].
     #[error("packet stream of {0} bytes exceeds the {MAX_STREAM}-byte limit")]
     TooLarge(usize),
+    /// The stream is empty: nothing to describe (no handler was asked, so an
+    /// empty input never counts as a handler failure).
+    #[error("no OpenPGP packets: the input is empty")]
+    Empty,
     /// The driver failed: handler error, crash, deadline, or a description that
     /// did not check out (a lying or broken handler, then shut down).
     #[error(transparent)]
@@ -130,6 +134,9 @@ impl PgpDriver {
     pub fn describe<'a>(&self, stream: &'a [u8]) -> Result<Vec<Checked<'a>>, DescribeError> {
         if stream.len() > MAX_STREAM {
             return Err(DescribeError::TooLarge(stream.len()));
+        }
+        if stream.is_empty() {
+            return Err(DescribeError::Empty);
         }
         let mut req = Vec::with_capacity(stream.len() + 1);
         req.push(Command::Describe as u8);

@@ -159,7 +159,8 @@ impl SampleDriver {
                 }
                 .map_err(|e| match source {
                     HandlerSource::Embedded => format!("embedded sample handler: {e}"),
-                    HandlerSource::Path(p) => format!("handler {}: {e}", p.display()),
+                    // The loader's error names the file.
+                    HandlerSource::Path(_) => format!("handler program {e}"),
                 })
             })
             .post_start(|s| {

@@ -178,7 +178,7 @@ pub enum Error {
     },
     /// The handler answered with an error frame (framed mode): it is alive and
     /// keeps serving.
-    #[error("driver {driver}: request {request}: handler reported: {message}")]
+    #[error("driver {driver}: request {request}: the handler refused the input: {message}")]
     Handler {
         /// Driver name.
         driver: String,

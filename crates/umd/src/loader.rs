@@ -92,17 +92,29 @@ impl Program {
 
     /// Reads a program file once into a sealed memfd (for handlers written in other
     /// languages, [`ProgramKind::External`]). The file is never executed in place.
+    /// Every error names the file.
+    ///
+    /// ```
+    /// let e = umd::Program::from_path(std::path::Path::new("/nonexistent/handler")).unwrap_err();
+    /// assert_eq!(e.to_string(), "/nonexistent/handler: No such file or directory (os error 2)");
+    /// let e = umd::Program::from_path(std::path::Path::new("/etc/hostname")).unwrap_err();
+    /// assert!(e.to_string().starts_with("/etc/hostname is not an ELF executable"));
+    /// ```
     pub fn from_path(path: &Path) -> io::Result<Program> {
-        let file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len();
         if len > MAX_PROGRAM_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program"),
+                format!(
+                    "{}: {len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program",
+                    path.display()
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(len as usize);
-        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes)?;
+        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes).map_err(named)?;
         let name = path.display().to_string();
         Program::from_blob(&name, &bytes)
     }
@@ -151,7 +163,10 @@ fn check_executable(name: &str, blob: &[u8]) -> io::Result<()> {
         ));
     }
     if !blob.starts_with(b"\x7fELF") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not an ELF executable")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is not an ELF executable (a handler is a compiled, statically linked program)"),
+        ));
     }
     Ok(())
 }

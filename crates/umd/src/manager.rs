@@ -81,7 +81,7 @@ impl Session<'_> {
             }
             Err(CallError::Chan(e) | CallError::Send(e)) => Err(e.to_string()),
             Err(CallError::BadRequest(r)) => Err(format!("bad request: {r}")),
-            Err(CallError::Handler(m)) => Err(format!("handler reported: {m}")),
+            Err(CallError::Handler(m)) => Err(format!("the handler refused the input: {m}")),
         }
     }
 

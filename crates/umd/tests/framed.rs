@@ -251,7 +251,10 @@ fn error_frame_is_reported_and_the_handler_keeps_serving() {
     match driver.send_recv(b"bad input") {
         Err(e @ Error::Handler { .. }) => {
             assert!(e.is_verdict());
-            assert!(e.to_string().contains("handler reported: cannot parse this request"), "{e}");
+            assert!(
+                e.to_string().contains("the handler refused the input: cannot parse this request"),
+                "{e}"
+            );
         }
         other => panic!("expected the handler's error, got {other:?}"),
     }
