@@ -52,7 +52,8 @@ pub use umd_wire::memfd::SealedMemfd;
 pub use umd_wire::sample as wire_sample;
 pub use umd_wire::{Limits, RawSizes};
 
-/// The README's library example, compiled and run as a doctest.
+/// The README's Rust blocks, compiled as doctests (its Library example is a
+/// whole crate: `scripts/readme-example` builds and runs it).
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

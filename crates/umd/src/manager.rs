@@ -273,7 +273,7 @@ fn pipe_size_for(len: usize) -> Option<usize> {
 ///
 /// let driver = Driver::builder("echo")
 ///     .framed(FramedConfig::default())
-///     .provider(|_name| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+///     .provider(|_driver| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
 ///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo".into()) }))
 ///     .build();
 /// assert_eq!(driver.send_recv(b"hello").unwrap(), b"hello");

@@ -403,11 +403,19 @@ fn bytes_written_outside_a_reply_get_the_handler_replaced() {
     // reply, the exchange fails on trailing bytes; if it arrives after, the
     // manager finds it before the next request. Either way the handler is
     // replaced and its words are never taken as the answer to another request.
+    let written_before = proc_io(pid, "wchar").expect("the handler's write count");
     let failed = match attack(&driver, "reply-then-scribble") {
         Ok(reply) => {
             assert!(reply.is_empty() || reply == "scribbled", "{reply:?}");
-            // Give the extra bytes time to arrive, as a real scribbler would have had.
-            std::thread::sleep(Duration::from_millis(50));
+            // Wait until the handler has written all of it (the 8-byte frame
+            // header out of turn, then its 17-byte reply frame), so the extra
+            // bytes lie between this request and the next however slow the
+            // machine (a fixed sleep raced with a descheduled handler).
+            let all = written_before + 8 + 8 + "scribbled".len() as u64;
+            assert!(
+                wait_until(Duration::from_secs(10), || proc_io(pid, "wchar").is_some_and(|w| w >= all)),
+                "the handler never finished writing"
+            );
             0
         }
         Err(Error::Channel {
