@@ -18,8 +18,10 @@
 //!   SHA-256 pass over the same bytes (the least any integrity check costs).
 //!
 //! The packages are built with `scripts/rpm-corpus` (Debian's rpm tools) into
-//! the temporary directory, once (reused by later runs): 40 RSA-3072-signed
-//! packages of 20 files each.
+//! the temporary directory, once (reused by later runs and by concurrent
+//! processes; published whole by a rename): 40 RSA-3072-signed packages of 20
+//! files each. What a run writes (rpmkeys' database, the list) goes to a
+//! directory of its own.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -40,34 +42,61 @@ pub const LIST_DIGESTS: usize = 1_000_000;
 pub const LIST_PACKAGES: usize = 10_000;
 
 struct Corpus {
+    /// The packages and keys: shared by every process, never written once
+    /// published.
     dir: PathBuf,
     rpms: Vec<PathBuf>,
+    /// This process's own files: rpmkeys' database, the list and its key.
+    work: PathBuf,
     rpmkeys_db: PathBuf,
+}
+
+/// The shared corpus directory. Other processes (another test binary, another
+/// checkout's test suite on the same machine) use it at the same time, so it is
+/// only ever published whole, by a rename, and never written or removed after.
+fn shared_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("umd-bench-rpm-corpus-{PACKAGES}-v2"))
 }
 
 fn corpus() -> Result<&'static Corpus, BenchError> {
     static C: OnceLock<Result<Corpus, String>> = OnceLock::new();
     let c = C.get_or_init(|| {
-        // One corpus for every run (building it takes ~15 s): reused when a
-        // previous run finished it (the marker is written last).
-        let dir = std::env::temp_dir().join(format!("umd-bench-rpm-corpus-{PACKAGES}"));
-        let marker = dir.join("complete");
-        if !marker.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        // One corpus for every run (building it takes ~15 s): built in a
+        // private directory, then renamed into place. Losing the race to
+        // another process that published first is fine: theirs is used.
+        let dir = shared_dir();
+        if !dir.join("complete").exists() {
+            let private =
+                std::env::temp_dir().join(format!("umd-bench-rpm-corpus-build-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&private);
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
             let out = Command::new(&script)
-                .arg(&dir)
+                .arg(&private)
                 .arg(PACKAGES.to_string())
                 .stdin(Stdio::null())
                 .output()
                 .map_err(|e| format!("running {}: {e}", script.display()))?;
             if !out.status.success() {
-                return Err(format!("rpm-corpus: {}", String::from_utf8_lossy(&out.stderr)));
+                let _ = std::fs::remove_dir_all(&private);
+                return Err(format!(
+                    "rpm-corpus exited with {}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            std::fs::write(private.join("complete"), b"").map_err(|e| e.to_string())?;
+            if std::fs::rename(&private, &dir).is_err() {
+                // Published meanwhile by another process (rename refuses a
+                // non-empty target).
+                let _ = std::fs::remove_dir_all(&private);
+            }
+            if !dir.join("complete").exists() {
+                return Err(format!("{} is not a complete corpus", dir.display()));
             }
         }
         let rpms = (1..=PACKAGES).map(|i| dir.join(format!("rpms/bench-{i}.rpm"))).collect();
-        let rpmkeys_db = dir.join("rpmkeys-db");
-        let _ = std::fs::remove_dir_all(&rpmkeys_db);
+        let work = work_dir()?;
+        let rpmkeys_db = work.join("rpmkeys-db");
         std::fs::create_dir_all(&rpmkeys_db).map_err(|e| e.to_string())?;
         for k in ["rsa.asc", "ed.asc"] {
             let ok = Command::new("rpmkeys")
@@ -83,10 +112,29 @@ fn corpus() -> Result<&'static Corpus, BenchError> {
                 return Err("rpmkeys --import failed".into());
             }
         }
-        std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
-        Ok(Corpus { dir, rpms, rpmkeys_db })
+        Ok(Corpus { dir, rpms, work, rpmkeys_db })
     });
     c.as_ref().map_err(|e| BenchError::BadReply { what: "building the RPM corpus", detail: e.clone() })
+}
+
+/// A directory of this process's own, after removing those of processes that
+/// are gone.
+fn work_dir() -> Result<PathBuf, String> {
+    const PREFIX: &str = "umd-bench-rpm-work-";
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(PREFIX).and_then(|p| p.parse::<u32>().ok()) else { continue };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let work = tmp.join(format!("{PREFIX}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    Ok(work)
 }
 
 fn run_ok(what: &'static str, cmd: &mut Command) -> Result<(), BenchError> {
@@ -119,9 +167,9 @@ impl Headers {
                     .args(["digests", "build", "--keyring"])
                     .arg(c.dir.join("keys/keyring.asc"))
                     .arg("--output")
-                    .arg(c.dir.join("bench.list"))
+                    .arg(c.work.join("bench.list"))
                     .arg("--signing-key")
-                    .arg(c.dir.join("bench.key"))
+                    .arg(c.work.join("bench.key"))
                     .arg("--rpm")
                     .args(&c.rpms)
                     .stdout(Stdio::null()),
