@@ -14,7 +14,10 @@
 //! ```
 //!
 //! * [`Driver`] — the manager: `load`, `unload`, [`Driver::call`] /
-//!   [`Driver::send_recv`], `post_start`, provider, pool, [`Stats`].
+//!   [`Driver::send_recv`], `post_start`, provider, pool, [`Stats`]; recovery
+//!   (a dead idle handler replaced before the request, one retry for
+//!   [`idempotent`](DriverBuilder::idempotent) drivers, [`Error::retryable`],
+//!   [`Error::delivered`], [`Driver::kill_handlers`]).
 //! * [`Program`] and [`loader::spawn`] — the loader.
 //! * [`handler`] — the manager's side of one running handler (the exchange).
 //!
