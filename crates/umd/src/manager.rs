@@ -104,7 +104,7 @@ pub struct DriverConfig {
     pub start_timeout: Duration,
     /// Most handlers running at once.
     pub pool_size: usize,
-    /// Arguments passed to the handler after argv[0].
+    /// Arguments passed to the handler after `argv[0]`.
     pub args: Vec<String>,
     /// How handlers are confined.
     pub policy: Policy,
@@ -150,7 +150,7 @@ impl DriverBuilder {
         self
     }
 
-    /// Arguments given to each handler after argv[0].
+    /// Arguments given to each handler after `argv[0]`.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.config.args = args.into_iter().map(Into::into).collect();
         self
