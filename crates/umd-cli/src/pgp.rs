@@ -68,19 +68,35 @@ pub(crate) fn read_keyrings(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// A verifier error about one of the keyrings, named by its path (the library
-/// knows them by position).
-fn keyring_error(paths: &[PathBuf], e: VerifyError) -> String {
-    let name = |i: usize| paths.get(i).map_or_else(|| format!("#{i}"), |p| p.display().to_string());
+/// knows them by position, and an armor error by nothing at all).
+fn keyring_error(paths: &[PathBuf], data: &[Vec<u8>], e: VerifyError) -> String {
+    let name = |i: usize| paths.get(i).map_or_else(|| format!("#{}", i + 1), |p| p.display().to_string());
     match e {
         VerifyError::Framing { index, source } => format!("keyring {}: {source}", name(index)),
         VerifyError::Keyring { index, source } => format!("keyring {}: {source}", name(index)),
+        VerifyError::Armor(a) => match data.iter().position(|k| umd_pgp::armor::binary(k).is_err()) {
+            Some(i) => format!("keyring {}: armor: {a}", name(i)),
+            None => format!("loading the keyrings: armor: {a}"),
+        },
         other => format!("loading the keyrings: {other}"),
     }
 }
 
 fn load(keyrings: &[PathBuf], driver: PgpDriver) -> Result<Verifier, String> {
     let data = read_keyrings(keyrings)?;
-    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| keyring_error(keyrings, e))
+    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| keyring_error(keyrings, &data, e))
+}
+
+/// Loads each keyring's framing here, as the service will (no handler is
+/// started: the manager reads the framing itself), so that a broken keyring is
+/// named by its path before its bytes are sent: the service knows keyrings
+/// only by position.
+pub(crate) fn check_keyrings_framing(paths: &[PathBuf], data: &[Vec<u8>]) -> Result<(), String> {
+    for (p, k) in paths.iter().zip(data) {
+        let one = std::slice::from_ref(k);
+        Verifier::new(one, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(p), one, e))?;
+    }
+    Ok(())
 }
 
 /// One verification's input: the signature (or cleartext document) and the
@@ -350,7 +366,7 @@ pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
     for f in files {
         let result = read_keyrings(std::slice::from_ref(f))
             .and_then(|d| {
-                Verifier::new(&d, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(f), e))
+                Verifier::new(&d, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(f), &d, e))
             })
             .and_then(|v| {
                 let certs = v.certificates().map_err(|e| format!("{}: {e}", f.display()))?;

@@ -565,7 +565,9 @@ fn verify_one(
 
 /// `umd verify` through the service.
 pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
-    let keyrings = match crate::pgp::read_keyrings(&args.keyrings) {
+    let keyrings = match crate::pgp::read_keyrings(&args.keyrings)
+        .and_then(|k| crate::pgp::check_keyrings_framing(&args.keyrings, &k).map(|()| k))
+    {
         Ok(k) => k,
         Err(e) => {
             eprintln!("umd: verify: {e}");

@@ -25,6 +25,28 @@ fn file(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// `bytes` as an armored public key block (line length and checksum as gpg
+/// writes them).
+fn armor_keyring(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = String::from("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    let crc = umd_pgp::armor::crc24(bytes).to_be_bytes();
+    out.push('=');
+    out.push_str(&base64::engine::general_purpose::STANDARD.encode(&crc[1..]));
+    out.push_str("\n-----END PGP PUBLIC KEY BLOCK-----\n");
+    out.into_bytes()
+}
+
+/// The checksum line of an armored block.
+fn crc_line(text: &str) -> String {
+    text.lines().find(|l| l.starts_with('=') && l.len() == 5).expect("a checksum line").to_string()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -156,12 +178,17 @@ fn keyring_cases(socket: Option<&Path>) {
         let (c, out, err) = run(socket, &["verify", "--keyring", &k, &inrelease]);
         assert_eq!((c, out.as_str(), err.as_str()), (2, "", line.as_str()), "keyring {k}");
     }
+    // Framing and armor errors found deeper in: still the path, not "keyring 0".
+    let armored = file("armored.asc", &armor_keyring(&debian[..4000]));
+    let text = std::fs::read_to_string(&armored).unwrap();
+    let bad_crc = file("bad-crc.asc", text.replace(&crc_line(&text), "=AAAA").as_bytes());
+    for k in [&truncated, &bad_crc] {
+        let (c, out, err) = run(socket, &["verify", "--keyring", s(k), &inrelease]);
+        assert_eq!((c, out.as_str()), (2, ""), "{err}");
+        assert!(err.starts_with(&format!("umd: verify: keyring {}: ", s(k))), "{err}");
+        assert!(!err.contains("keyring 0") && !err.contains("keyring #"), "{err}");
+    }
     if socket.is_none() {
-        // Framing errors found deeper in: still the path, not "keyring 0".
-        let (c, _, err) = run(None, &["verify", "--keyring", s(&truncated), &inrelease]);
-        assert_eq!(c, 2);
-        assert!(err.starts_with(&format!("umd: verify: keyring {}: ", s(&truncated))), "{err}");
-        assert!(!err.contains("keyring 0"), "{err}");
         let (c, _, err) = run(None, &["pgp", "keys", s(&passwd)]);
         assert_eq!(
             (c, err.as_str()),
