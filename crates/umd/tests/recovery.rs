@@ -298,9 +298,11 @@ fn sample_call(s: &SampleDriver) -> Result<(), Error> {
 
 /// The hostile handler as a file, for `HandlerSource::Path`.
 fn hostile_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("umd-recovery-hostile-{}", std::process::id()));
-    if !path.exists() {
-        let tmp = path.with_extension("tmp");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("umd-recovery-hostile-handler");
+    // Rewritten when the blob changed (a rebuilt handler); written under a
+    // private name and renamed, so concurrent tests never read half a program.
+    if std::fs::read(&path).ok().as_deref() != Some(umd_blobs::HOSTILE_HANDLER) {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         std::fs::write(&tmp, umd_blobs::HOSTILE_HANDLER).expect("writing the hostile handler");
         std::fs::rename(&tmp, &path).expect("renaming the hostile handler");
     }
