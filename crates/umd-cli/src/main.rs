@@ -123,7 +123,8 @@ enum SampleCommand {
         /// Unload the driver after every N requests (0 = never).
         #[arg(long, default_value_t = 50, value_name = "N")]
         unload_every: usize,
-        /// Seed of the random offsets (default: fixed, so runs are repeatable).
+        /// Seed of the random offsets [default: 7695716 (0x756d64, "umd"): fixed, so
+        /// runs are repeatable].
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
         #[command(flatten)]

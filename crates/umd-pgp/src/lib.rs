@@ -15,7 +15,10 @@
 //!   revocations the manager verified;
 //! * [`verify`], [`verifier`] — document signatures against a keyring;
 //! * [`driver`] — the `pgp` driver and its one request, *describe*;
-//! * [`gpgv`] — the same verdicts as gpgv's status lines, for apt.
+//! * [`gpgv`] — the same verdicts as gpgv's status lines, for apt;
+//! * [`sniff`] — a first look at a file a user gave as a signature or keyring,
+//!   so that text, an empty file or swapped arguments get a message, not a
+//!   parser's complaint.
 #![deny(missing_docs)]
 
 pub mod armor;
@@ -26,5 +29,6 @@ pub mod driver;
 pub mod gpgv;
 pub mod packet;
 pub mod policy;
+pub mod sniff;
 pub mod verifier;
 pub mod verify;
