@@ -8,10 +8,13 @@
 //! `AT_EMPTY_PATH`: no writable path on disk is ever involved, and what runs is
 //! exactly what was sealed.
 //!
-//! Starting a handler ([`spawn`]) is `clone3` (a fork that can enter a new PID
-//! namespace and returns a pidfd) + child set-up + `execveat`. The child
-//! set-up runs between fork and exec in `child_main`, the one place where
-//! confinement steps (sandbox) are applied.
+//! Starting a handler ([`spawn`]) is a clone that returns a pidfd + child set-up
+//! + `execveat`. The clone is `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does:
+//! the child runs in the manager's address space, on a stack of its own, until
+//! its exec, so no page table is copied (a fork's cost grows with the manager's
+//! memory). Policies that make a user namespace use a fork-style `clone3`
+//! instead. The child set-up runs between clone and exec in `child_main`, the
+//! one place where confinement steps (sandbox) are applied.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -376,16 +379,24 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     // the write end (close-on-exec), which the parent reads as end of file.
     let (report_r, report_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
-    let fds = ChildFds {
-        stdin: their_in.as_raw_fd(),
-        stdout: their_out.as_raw_fd(),
-        stderr: err_w.as_raw_fd(),
-        report: report_w.as_raw_fd(),
+    let args = ChildArgs {
+        fds: ChildFds {
+            stdin: their_in.as_raw_fd(),
+            stdout: their_out.as_raw_fd(),
+            stderr: err_w.as_raw_fd(),
+            report: report_w.as_raw_fd(),
+        },
+        memfd,
+        exec: &exec,
+        sandbox: sandbox.as_ref(),
+        shared_vm: None,
     };
-    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), || child_main(&fds, memfd, &exec, sandbox))?;
+    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
     drop((their_in, their_out, err_w, report_w));
 
-    // Wait for the exec (or the child's report of why it failed).
+    // Wait for the exec (or the child's report of why it failed). After a
+    // `CLONE_VFORK` start the child has exec'd or exited already: this read does
+    // not block.
     let mut report = [0u8; 5];
     let mut got = 0;
     while got < report.len() {
@@ -402,6 +413,7 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
         let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
         let stage = match report[0] {
             STAGE_STDIO => "wiring fds 0-2",
+            STAGE_SIGNALS => "resetting signals",
             STAGE_CONFINE => "confinement",
             _ => "execveat",
         };
@@ -427,14 +439,56 @@ struct ChildFds {
     report: i32,
 }
 
+/// Everything the child needs, built before the clone: the child neither
+/// allocates nor takes a lock.
+struct ChildArgs<'a> {
+    fds: ChildFds,
+    memfd: i32,
+    exec: &'a ExecArgs,
+    sandbox: &'a Prepared,
+    /// Set by [`RawChild::spawn`] when the child shares the manager's memory
+    /// (`CLONE_VM`): what the child must undo or avoid for the manager's sake.
+    shared_vm: Option<SharedVm>,
+}
+
+/// What a child that shares the manager's address space must know.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedVm {
+    /// The manager's `PR_GET_DUMPABLE` (0 or 1). The dumpable flag belongs to the
+    /// address space, and the kernel resets it when the child changes its uid: the
+    /// child puts the manager's value back.
+    pub(crate) dumpable: libc::c_int,
+}
+
 const STAGE_STDIO: u8 = 1;
 const STAGE_CONFINE: u8 = 2;
 const STAGE_EXEC: u8 = 3;
+const STAGE_SIGNALS: u8 = 4;
 
-/// Runs in the child between `clone3` and `execveat`. Only async-signal-safe system
-/// calls on pre-built data are allowed here (the parent has other threads: no
-/// allocation, no locks, no libc state that a fork would have reset).
-fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> ! {
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 both
+/// have `sa_restorer`): used instead of libc's `sigaction`, which refuses glibc's
+/// internal signals — whose handlers must not run in the child either.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Highest signal number on Linux (`_NSIG - 1`).
+const MAX_SIGNAL: libc::c_int = 64;
+
+/// Runs in the child between the clone and `execveat`. Only async-signal-safe
+/// system calls on pre-built data are allowed here: the parent has other threads
+/// (no allocation, no locks, no libc state that a fork would have reset), and
+/// after a `CLONE_VM` start the child runs on a small stack of its own in the
+/// manager's memory (nothing may be written there but the child's own stack).
+///
+/// A failure is reported on the report pipe as a stage and an errno, then the
+/// child exits with status 127.
+fn child_main(args: &ChildArgs<'_>) -> ! {
+    let fds = &args.fds;
     let fail = |stage: u8| -> ! {
         // SAFETY: errno read, a write to our own pipe, and _exit: all async-signal-safe.
         unsafe {
@@ -447,17 +501,43 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
     };
     // SAFETY: plain system calls on integers and on memory owned by the caller.
     unsafe {
-        // Signals: nothing blocked, SIGPIPE back to its default (the manager may
-        // ignore it; a handler writing to a vanished manager should just die).
-        let empty: libc::sigset_t = std::mem::zeroed();
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut::<libc::sigset_t>(),
-            8,
-        );
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // Signals. The parent blocked every signal before the clone, so none can
+        // arrive before this point. No handler of the manager may ever run here
+        // (after a CLONE_VM start it would run on the manager's memory): every
+        // caught signal goes back to its default, ignored ones stay ignored (as
+        // across any exec) except SIGPIPE, which goes back to its default too (the
+        // manager ignores it; a handler writing to a vanished manager should just
+        // die). Then nothing is blocked.
+        for sig in 1..=MAX_SIGNAL {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+            if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8)
+                < 0
+            {
+                fail(STAGE_SIGNALS);
+            }
+            if old.handler != libc::SIG_DFL && (old.handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
+                let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+                if libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                ) < 0
+                {
+                    fail(STAGE_SIGNALS);
+                }
+            }
+        }
+        let empty: u64 = 0;
+        if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, std::ptr::null_mut::<u64>(), 8)
+            < 0
+        {
+            fail(STAGE_SIGNALS);
+        }
         // A source already numbered 0-2 (the manager ran with a standard fd
         // closed) is first moved above 2, so no dup2 below overwrites another
         // source, and none is a dup2 onto itself (which keeps close-on-exec).
@@ -480,7 +560,7 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
         // pipe and the memfd must stay open until the exec itself).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
-    if sandbox.apply_in_child().is_err() {
+    if args.sandbox.apply_in_child(args.shared_vm).is_err() {
         fail(STAGE_CONFINE);
     }
     let empty: &CStr = c"";
@@ -489,10 +569,10 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            memfd,
+            args.memfd,
             empty.as_ptr(),
-            exec.argv.as_ptr(),
-            exec.envp.as_ptr(),
+            args.exec.argv.as_ptr(),
+            args.exec.envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
     }
@@ -525,34 +605,185 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Stack of a child that shares the manager's memory. The child runs the
+/// confinement steps only (no allocation, no recursion); 128 KiB is several
+/// times what a debug build uses. Below it, one inaccessible guard page: an
+/// overflow kills the child instead of writing into the manager's memory.
+const CHILD_STACK: usize = 128 << 10;
+const GUARD: usize = 4096;
+
+/// A private stack mapping, unmapped on drop.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        let len = CHILD_STACK + GUARD;
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping made above; stacks grow down.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer: the top of the mapping (page-aligned, so
+    /// aligned as every ABI wants).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped; the child that used it has
+        // exec'd or exited (CLONE_VFORK).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Every signal blocked in the calling thread until dropped, then the old mask
+/// back. Raw `rt_sigprocmask`: glibc's `pthread_sigmask` would leave its two
+/// internal signals unblocked.
+struct AllSignalsBlocked {
+    old: u64,
+}
+
+impl AllSignalsBlocked {
+    fn new() -> io::Result<AllSignalsBlocked> {
+        let all: u64 = !0;
+        let mut old: u64 = 0;
+        // SAFETY: both pointers refer to 8-byte sigsets on our stack.
+        let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all, &mut old, 8) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(AllSignalsBlocked { old })
+    }
+}
+
+impl Drop for AllSignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved by `new`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.old,
+                std::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+    }
+}
+
+/// The entry point of a child started with `CLONE_VM` (glibc's `clone` calls it
+/// on the child's stack).
+extern "C" fn vm_child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `spawn_shared_vm` passed; the parent is
+    // suspended (CLONE_VFORK) until this child execs or exits, so it stays alive
+    // and unchanged.
+    let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    child_main(args)
+}
+
 impl RawChild {
-    /// `clone3` with `CLONE_PIDFD` and `flags` (new namespaces): like `fork`, but
-    /// the child can start in a new PID namespace, and we get its pidfd. The child
-    /// runs `child`, which should end in an exec or `_exit`.
-    fn spawn(flags: u64, child: impl FnOnce()) -> io::Result<RawChild> {
+    /// Starts a child that runs `child_main(args)`, which ends in an exec or
+    /// `_exit`; returns it held by pid and pidfd. `flags` are namespaces the
+    /// child must be created in.
+    ///
+    /// With `shared_vm` (see [`Prepared::shares_address_space`] for when) the
+    /// child is a `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: it runs
+    /// in the manager's address space on a stack of its own while the calling
+    /// thread waits, so no page table is copied and nothing is copied on write
+    /// afterwards — the cost of a fork grows with the manager's memory, this does
+    /// not. Otherwise a fork-style `clone3`.
+    ///
+    /// Either way every signal is blocked in the calling thread across the clone,
+    /// so no signal handler of the manager runs in the child before `child_main`
+    /// has put every disposition back to its default.
+    fn spawn(flags: u64, shared_vm: bool, mut args: ChildArgs<'_>) -> io::Result<RawChild> {
+        let _blocked = AllSignalsBlocked::new()?;
+        // SAFETY: PR_GET_DUMPABLE takes no pointer.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        // The child can put back 0 or 1 (`PR_SET_DUMPABLE`), not 2 (a set-uid
+        // manager under `suid_dumpable = 2`): such a manager forks.
+        let (pid, pidfd) = if shared_vm && (dumpable == 0 || dumpable == 1) {
+            args.shared_vm = Some(SharedVm { dumpable });
+            Self::clone_shared_vm(flags, &args)?
+        } else {
+            Self::clone_forked(flags, &args)?
+        };
+        // SAFETY: the kernel wrote a fresh pidfd we now own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        Ok(RawChild { pid, pidfd, reaped: false })
+    }
+
+    /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: returns once the child has
+    /// exec'd or exited.
+    fn clone_shared_vm(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+        let stack = ChildStack::new()?;
+        let flags = i32::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut pidfd: libc::c_int = -1;
-        let args = CloneArgs {
+        // SAFETY: the child runs `vm_child_entry` on `stack`, which stays mapped
+        // until the child has exec'd or exited (CLONE_VFORK suspends this thread
+        // until then); it reads `args` and writes only its own stack and the
+        // kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
+        // returned through the parent-tid argument.
+        let pid = unsafe {
+            libc::clone(
+                vm_child_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD | flags,
+                args as *const ChildArgs<'_> as *mut libc::c_void,
+                &mut pidfd as *mut libc::c_int,
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((pid, pidfd))
+    }
+
+    /// `clone3` with `CLONE_PIDFD`: like `fork`, but the child can start in a new
+    /// PID namespace, and we get its pidfd.
+    fn clone_forked(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+        let mut pidfd: libc::c_int = -1;
+        let clone_args = CloneArgs {
             flags: libc::CLONE_PIDFD as u64 | flags,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
         // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
-        // space (as with fork) and runs only `child`, which never returns.
+        // space (as with fork) and runs only `child_main`, which never returns.
         let pid = unsafe {
-            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+            libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
         };
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            child();
-            // SAFETY: `child` does not return; should it, end the child here.
-            unsafe { libc::_exit(127) }
+            child_main(args);
         }
-        // SAFETY: the kernel wrote a fresh pidfd we now own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        Ok(RawChild { pid: pid as libc::pid_t, pidfd, reaped: false })
+        Ok((pid as libc::pid_t, pidfd))
     }
 
     fn id(&self) -> u32 {
@@ -648,6 +879,22 @@ mod tests {
         assert!(e.to_string().contains("script"), "{e}");
         let e = Program::from_blob("x", b"hello").unwrap_err();
         assert!(e.to_string().contains("not an ELF"), "{e}");
+    }
+
+    #[test]
+    fn handlers_share_the_address_space_unless_a_user_namespace_is_made() {
+        use crate::sandbox::{Namespaces, Policy};
+        let prepared = |p: Policy| p.prepare(true, false).expect("policy prepares");
+        assert!(prepared(Policy::default()).shares_address_space(), "the default policy: CLONE_VM");
+        assert!(prepared(Policy::unconfined()).shares_address_space());
+        let user = Policy {
+            namespaces: Namespaces { user: true, ipc: true, ..Namespaces::default() },
+            ..Policy::default()
+        };
+        assert!(
+            !prepared(user).shares_address_space(),
+            "unshare(CLONE_NEWUSER) needs a private address space"
+        );
     }
 
     #[test]
