@@ -8,8 +8,8 @@
 //! `AT_EMPTY_PATH`: no writable path on disk is ever involved, and what runs is
 //! exactly what was sealed.
 //!
-//! Starting a handler ([`spawn`]) is a clone that returns a pidfd + child set-up
-//! + `execveat`. The clone is `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does:
+//! Starting a handler ([`spawn`]) is a clone that returns a pidfd, the child's
+//! set-up, then `execveat`. The clone is `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does:
 //! the child runs in the manager's address space, on a stack of its own, until
 //! its exec, so no page table is copied (a fork's cost grows with the manager's
 //! memory). Policies that make a user namespace use a fork-style `clone3`
