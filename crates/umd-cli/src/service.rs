@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use umd_service::client::{Client, ClientError};
+use umd_service::client::{Client, ClientError, Keyrings};
 use umd_service::config::DEFAULT_CONFIG;
 use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyRequest, VerifyStatus};
 use umd_service::server::{Listen, ServeOptions, Server, DEFAULT_SOCKET};
@@ -525,10 +525,11 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
 /// opens a path a client names.
 fn verify_one(
     c: &mut Client,
-    keyrings: &[Vec<u8>],
+    keyrings: &Keyrings,
     required: usize,
     sig: &Path,
     data: Option<&Path>,
+    want_text: bool,
 ) -> Result<Result<VerifyReply, String>, ClientError> {
     let signature = match read(sig) {
         Ok(s) => s,
@@ -551,13 +552,10 @@ fn verify_one(
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
-    let req = VerifyRequest {
-        keyrings: keyrings.to_vec(),
-        signature,
-        data,
-        required: u32::try_from(required).unwrap_or(u32::MAX),
-    };
-    match c.verify(req) {
+    // The keyrings travel once; later requests (and later runs, by the same
+    // user) name them by their handle.
+    match c.verify_keyrings(keyrings, signature, data, u32::try_from(required).unwrap_or(u32::MAX), want_text)
+    {
         Ok(v) => Ok(Ok(v)),
         Err(ClientError::Service(e)) if e.kind == ErrorKind::BadRequest || e.kind == ErrorKind::TooLarge => {
             Ok(Err(e.message))
@@ -569,7 +567,7 @@ fn verify_one(
 /// `umd verify` through the service.
 pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
     let keyrings = match args.keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>() {
-        Ok(k) => k,
+        Ok(k) => Keyrings::new(k),
         Err(e) => {
             eprintln!("umd: verify: {e}");
             return EXIT_ERROR;
@@ -590,7 +588,8 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
     };
     let mut worst = EXIT_OK;
     for (sig, data) in jobs {
-        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data) {
+        let want_text = args.output.is_some() && !args.each;
+        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data, want_text) {
             Ok(r) => r,
             Err(e) => return failed("verify", &e),
         };

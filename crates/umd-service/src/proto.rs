@@ -188,6 +188,75 @@ pub enum Request {
     Verify(VerifyRequest),
     /// A control operation (root and the admin group only).
     Ctl(CtlRequest),
+    /// Verify OpenPGP signatures against a keyring the service keeps for the
+    /// peer's uid, named by its [`KeyringHandle`], or sent along to be kept.
+    VerifyRef(VerifyRefRequest),
+}
+
+/// A keyring's name in [`Request::VerifyRef`]: SHA-256 of its bytes as
+/// [`KeyringHandle::of`] frames them. Both sides compute it; the service never
+/// takes a client's word for which bytes a handle stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyringHandle(pub [u8; 32]);
+
+impl KeyringHandle {
+    /// The handle of `keyrings`: SHA-256 over `"umd keyring handle v1"`, the
+    /// keyring count (u32 LE), then each keyring's length (u64 LE) and bytes.
+    ///
+    /// ```
+    /// use umd_service::proto::KeyringHandle;
+    /// let a = KeyringHandle::of(&[b"ab".to_vec(), b"c".to_vec()]);
+    /// assert_ne!(a, KeyringHandle::of(&[b"a".to_vec(), b"bc".to_vec()]));
+    /// assert_eq!(a.to_string().len(), 64);
+    /// ```
+    pub fn of(keyrings: &[Vec<u8>]) -> KeyringHandle {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"umd keyring handle v1");
+        h.update((keyrings.len() as u32).to_le_bytes());
+        for k in keyrings {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k);
+        }
+        KeyringHandle(h.finalize().into())
+    }
+}
+
+impl std::fmt::Display for KeyringHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Which keyring a [`VerifyRefRequest`] is checked against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyringRef {
+    /// A keyring the service holds for this uid. Unknown (never sent, evicted,
+    /// the service restarted): an [`ErrorKind::UnknownKeyring`] error, and the
+    /// client sends the keyrings themselves.
+    Handle(KeyringHandle),
+    /// The keyrings (binary or armored); the service keeps them for this uid
+    /// under their handle, within its per-uid limits.
+    Keyrings(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+}
+
+/// An OpenPGP verification against a keyring the service keeps. As
+/// [`VerifyRequest`] otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRefRequest {
+    /// The keyring.
+    pub keyring: KeyringRef,
+    /// A detached signature, or a cleartext-signed document when `data` is `None`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// The signed data of a detached signature.
+    #[serde(with = "serde_bytes")]
+    pub data: Option<Vec<u8>>,
+    /// Good signatures needed for [`VerifyStatus::Verified`].
+    pub required: u32,
+    /// Send a verified cleartext document's text back ([`VerifyReply::text`]);
+    /// without it the reply carries the verdicts only.
+    pub want_text: bool,
 }
 
 /// An OpenPGP verification. Files travel by content: the service never opens a
@@ -278,6 +347,9 @@ pub enum ErrorKind {
     Verdict,
     /// The driver failed (handler crashed, missed its deadline, could not start).
     Driver,
+    /// A [`KeyringRef::Handle`] the service does not hold for this uid: send the
+    /// keyrings again. (Only ever the answer to a [`Request::VerifyRef`].)
+    UnknownKeyring,
 }
 
 /// Verdict on a verification.
@@ -482,6 +554,30 @@ mod tests {
         let r = Request::Verify(v);
         let f = encode(Kind::Request, &r).unwrap();
         assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
+    }
+
+    #[test]
+    fn keyring_references_encode_as_docs_protocol_md_says() {
+        let h = KeyringHandle([7; 32]);
+        let r = Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Handle(h),
+            signature: vec![1, 2],
+            data: None,
+            required: 1,
+            want_text: false,
+        });
+        let f = encode(Kind::Request, &r).unwrap();
+        // Variant 3, KeyringRef 0, 32 raw bytes, signature, no data, required, want_text.
+        let mut want = vec![3, 0];
+        want.extend_from_slice(&[7; 32]);
+        want.extend_from_slice(&[2, 1, 2, 0, 1, 0]);
+        assert_eq!(&f[HEADER_LEN..], &want[..]);
+        assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
+        let e = Response::Error(ServiceError { kind: ErrorKind::UnknownKeyring, message: "x".into() });
+        assert_eq!(&encode(Kind::Response, &e).unwrap()[HEADER_LEN..], &[6, 7, 1, b'x']);
+        // A handle names the keyrings' framing, not only their concatenation.
+        assert_ne!(KeyringHandle::of(&[b"ab".to_vec()]), KeyringHandle::of(&[b"a".to_vec(), b"b".to_vec()]));
+        assert_eq!(KeyringHandle::of(&[]), KeyringHandle::of(&[]));
     }
 
     #[test]
