@@ -554,8 +554,8 @@ fn verify_one(
     };
     // The keyrings travel once; later requests (and later runs, by the same
     // user) name them by their handle.
-    match c.verify_keyrings(keyrings, signature, data, u32::try_from(required).unwrap_or(u32::MAX), want_text)
-    {
+    let required = u32::try_from(required).unwrap_or(u32::MAX);
+    match c.verify_keyrings(keyrings, &signature, data.as_deref(), required, want_text) {
         Ok(v) => Ok(Ok(v)),
         Err(ClientError::Service(e)) if e.kind == ErrorKind::BadRequest || e.kind == ErrorKind::TooLarge => {
             Ok(Err(e.message))

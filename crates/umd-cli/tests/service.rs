@@ -704,10 +704,10 @@ fn a_keyring_travels_once_then_is_named_by_its_handle() {
         other => panic!("expected UnknownKeyring, got {other:?}"),
     }
     // The client library then sends the keyrings; the text only when asked.
-    let v = c.verify_keyrings(&keyrings, doc.clone(), None, 1, false).unwrap();
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, false).unwrap();
     assert_eq!(v.status, VerifyStatus::Verified, "{v:?}");
     assert!(v.text.is_none(), "no text unless asked");
-    let v = c.verify_keyrings(&keyrings, doc.clone(), None, 1, true).unwrap();
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, true).unwrap();
     let split = umd_pgp::cleartext::split(&doc).unwrap();
     assert_eq!(v.text.as_deref(), Some(&split.text[..]), "the verified text when asked");
     // Held for this uid: another connection names it by its handle alone.
@@ -795,7 +795,7 @@ fn against_a_service_without_keyring_handles_the_client_sends_the_keyrings_every
     let mut c = Client::connect(&path).unwrap();
     let keyrings = Keyrings::new(vec![b"k".to_vec()]);
     for _ in 0..2 {
-        let v = c.verify_keyrings(&keyrings, b"doc".to_vec(), None, 1, false).unwrap();
+        let v = c.verify_keyrings(&keyrings, b"doc", None, 1, false).unwrap();
         assert_eq!(v.status, VerifyStatus::Verified);
     }
     assert_eq!(old.join().unwrap(), vec![1, 1], "both verifications carried the keyrings");

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::{
-    self, CtlRequest, DriverName, ErrorKind, FrameError, Header, KeyringHandle, KeyringRef, Kind, Request,
-    Response, ServiceError, ServiceStats, ServiceStatus, VerifyRefRequest, VerifyReply, VerifyRequest,
-    HEADER_LEN, MAX_RESPONSE,
+    self, CtlRequest, DriverName, ErrorKind, FrameError, Header, KeyringHandle, Kind, Request, Response,
+    ServiceError, ServiceStats, ServiceStatus, VerifyReply, VerifyRequest, HEADER_LEN, MAX_RESPONSE,
 };
 
 /// How long a client waits for an answer by default.
@@ -178,51 +177,39 @@ impl Client {
     pub fn verify_keyrings(
         &mut self,
         keyrings: &Keyrings,
-        signature: Vec<u8>,
-        data: Option<Vec<u8>>,
+        signature: &[u8],
+        data: Option<&[u8]>,
         required: u32,
         want_text: bool,
     ) -> Result<VerifyReply, ClientError> {
-        if self.legacy_verify {
-            return self.verify(VerifyRequest {
+        let legacy = |c: &mut Client| {
+            c.verify(VerifyRequest {
                 keyrings: keyrings.keyrings.clone(),
-                signature,
-                data,
+                signature: signature.to_vec(),
+                data: data.map(<[u8]>::to_vec),
                 required,
-            });
-        }
-        let mut req = VerifyRefRequest {
-            keyring: KeyringRef::Handle(keyrings.handle),
-            signature,
-            data,
-            required,
-            want_text,
+            })
         };
-        let mut sent_keyrings = false;
+        if self.legacy_verify {
+            return legacy(self);
+        }
+        let mut handle = Some(keyrings.handle);
         loop {
-            let request = Request::VerifyRef(req);
-            let answer = self.call(&request);
-            let Request::VerifyRef(r) = request else { unreachable!("built just above") };
-            req = r;
-            match answer? {
+            let frame =
+                proto::encode_verify_ref(&keyrings.keyrings, handle, signature, data, required, want_text)?;
+            self.stream.write_all(&frame)?;
+            match self.read_response()? {
                 Response::Verify(v) => return Ok(v),
-                Response::Error(e) if e.kind == ErrorKind::UnknownKeyring && !sent_keyrings => {
-                    req.keyring = KeyringRef::Keyrings(keyrings.keyrings.clone());
-                    sent_keyrings = true;
+                Response::Error(e) if e.kind == ErrorKind::UnknownKeyring && handle.is_some() => {
+                    handle = None
                 }
                 // A service that does not know the request refuses its frame and
                 // closes the connection: reconnect and send the keyrings along.
-                Response::Error(e) if e.kind == ErrorKind::BadRequest && !sent_keyrings => {
+                Response::Error(e) if e.kind == ErrorKind::BadRequest && handle.is_some() => {
                     let mut fresh = Client::connect(&self.path)?;
                     fresh.set_timeout(self.timeout)?;
                     *self = Client { legacy_verify: true, ..fresh };
-                    let VerifyRefRequest { signature, data, required, .. } = req;
-                    return self.verify(VerifyRequest {
-                        keyrings: keyrings.keyrings.clone(),
-                        signature,
-                        data,
-                        required,
-                    });
+                    return legacy(self);
                 }
                 Response::Error(e) => return Err(ClientError::Service(e)),
                 _ => return Err(ClientError::Unexpected("something else than a verification")),

@@ -106,6 +106,57 @@ impl Header {
     }
 }
 
+/// [`Request::VerifyRef`] with borrowed bytes: what a client encodes without
+/// copying its document first. Same fields, same order, same encoding.
+#[derive(Serialize)]
+struct VerifyRefBorrowed<'a> {
+    keyring: KeyringRefBorrowed<'a>,
+    #[serde(with = "serde_bytes")]
+    signature: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    data: Option<&'a [u8]>,
+    required: u32,
+    want_text: bool,
+}
+
+/// [`KeyringRef`], borrowed; the variants in the same order.
+#[derive(Serialize)]
+enum KeyringRefBorrowed<'a> {
+    Handle(KeyringHandle),
+    Keyrings(#[serde(serialize_with = "keyrings_borrowed")] &'a [Vec<u8>]),
+}
+
+fn keyrings_borrowed<S: serde::Serializer>(v: &&[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    byte_strings::serialize(v, s)
+}
+
+/// The frame of a [`Request::VerifyRef`] against `keyrings` (by `handle` when
+/// given, else the keyrings themselves), encoded from borrowed bytes: the same
+/// bytes as [`encode`] of the owned request.
+pub fn encode_verify_ref(
+    keyrings: &[Vec<u8>],
+    handle: Option<KeyringHandle>,
+    signature: &[u8],
+    data: Option<&[u8]>,
+    required: u32,
+    want_text: bool,
+) -> Result<Vec<u8>, FrameError> {
+    let keyring = match handle {
+        Some(h) => KeyringRefBorrowed::Handle(h),
+        None => KeyringRefBorrowed::Keyrings(keyrings),
+    };
+    let body = VerifyRefBorrowed { keyring, signature, data, required, want_text };
+    // The enum tag of `Request::VerifyRef` (variant 3: one varint byte), then the
+    // request as postcard writes it.
+    let mut out = vec![0u8; HEADER_LEN];
+    out.push(3);
+    let mut out = postcard::to_extend(&body, out).map_err(|e| FrameError::Body(e.to_string()))?;
+    let len = out.len() - HEADER_LEN;
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge { len, limit: u32::MAX as usize })?;
+    out[..HEADER_LEN].copy_from_slice(&Header::bytes(Kind::Request, len32));
+    Ok(out)
+}
+
 /// Encodes a whole frame (header and body).
 pub fn encode<T: Serialize>(kind: Kind, msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; HEADER_LEN];
@@ -573,6 +624,21 @@ mod tests {
         want.extend_from_slice(&[2, 1, 2, 0, 1, 0]);
         assert_eq!(&f[HEADER_LEN..], &want[..]);
         assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
+        assert_eq!(
+            encode_verify_ref(&[], Some(h), &[1, 2], None, 1, false).unwrap(),
+            f,
+            "borrowed, the same"
+        );
+        let owned = Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Keyrings(vec![vec![9; 3], vec![]]),
+            signature: vec![5; 300],
+            data: Some(vec![6; 2]),
+            required: 2,
+            want_text: true,
+        });
+        let borrowed =
+            encode_verify_ref(&[vec![9; 3], vec![]], None, &[5; 300], Some(&[6; 2]), 2, true).unwrap();
+        assert_eq!(borrowed, encode(Kind::Request, &owned).unwrap());
         let e = Response::Error(ServiceError { kind: ErrorKind::UnknownKeyring, message: "x".into() });
         assert_eq!(&encode(Kind::Response, &e).unwrap()[HEADER_LEN..], &[6, 7, 1, b'x']);
         // A handle names the keyrings' framing, not only their concatenation.
