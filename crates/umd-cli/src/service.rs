@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use umd_service::client::{Client, ClientError, Keyrings};
 use umd_service::config::DEFAULT_CONFIG;
-use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyRequest, VerifyStatus};
+use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyStatus};
 use umd_service::server::{Listen, ServeOptions, Server, DEFAULT_SOCKET};
 
 use crate::pgp::VerifyArgs;
@@ -624,8 +624,9 @@ pub struct BenchServiceArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pool_size: usize,
     /// Also measure verifications of DOCUMENT (cleartext-signed) against KEYRING:
-    /// in-process with the keyring checked once, through the service sending
-    /// both each time (the service keeps the keyrings it has checked).
+    /// in-process with the keyring checked once, through the service with the
+    /// keyring sent once and named by its handle afterwards (the document is
+    /// sent, described and verified every time).
     #[arg(long, num_args = 2, value_names = ["KEYRING", "DOCUMENT"])]
     verify: Option<Vec<PathBuf>>,
     /// Verifications per client per round.
@@ -811,14 +812,11 @@ fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
             Ok(_) => Err(format!("{}: not verified", files[1].display())),
             Err(e) => Err(e.to_string()),
         };
+        let keyrings = Keyrings::new(vec![keyring.clone()]);
         let remote_call = |c: &mut Client, _: usize| {
-            let req = VerifyRequest {
-                keyrings: vec![keyring.clone()],
-                signature: document.clone(),
-                data: None,
-                required: 1,
-            };
-            match c.verify(req) {
+            // The keyring by its handle (sent on a connection's first request
+            // when the service does not hold it); the verdict, not the text back.
+            match c.verify_keyrings(&keyrings, &document, None, 1, false) {
                 Ok(v) if v.status == VerifyStatus::Verified => Ok(()),
                 Ok(v) => Err(format!("{}: {:?} {:?}", files[1].display(), v.status, v.error)),
                 Err(e) => Err(e.to_string()),
