@@ -234,13 +234,16 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let verifier =
         PackageVerifier::with_workers(&keyrings, jobs).map_err(|e| format!("loading the keyring: {e}"))?;
     std::thread::scope(|scope| {
-        // Both handlers start (sealed memfds, confined spawns, probes) on other
-        // threads while this one reads the signing key and lists or reads the
-        // inputs; a failure to start shows again, and is reported, at the first
+        // Both handlers start (sealed memfds, confined spawns, probes) while
+        // another thread reads the signing key and lists or reads the inputs: the
+        // rpm handler, needed first, on this (main) thread, which starts it
+        // without a hop to the loader's spawner thread, the pgp handler on a
+        // third. A failure to start shows again, and is reported, at the first
         // request.
-        scope.spawn(|| verifier.rpm_driver().driver().ensure_loaded());
+        let building = scope.spawn(|| build_with(a, &verifier, jobs));
         scope.spawn(|| verifier.pgp_verifier().driver().start());
-        build_with(a, &verifier, jobs)
+        let _ = verifier.rpm_driver().driver().ensure_loaded();
+        building.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
 

@@ -328,16 +328,31 @@ impl ExecArgs {
 
 /// Starts one handler process from `program`, confined as `sandbox` says.
 ///
-/// When the policy asks for a parent-death signal the fork happens on a dedicated,
-/// never-exiting thread: `PR_SET_PDEATHSIG` fires when the *thread* that forked the
-/// child exits, and callers' threads come and go.
+/// When the policy asks for a parent-death signal the clone happens on a thread
+/// that lives as long as the process: `PR_SET_PDEATHSIG` fires when the *thread*
+/// that started the child exits, and callers' threads come and go. The main
+/// thread lives as long as the process (a Rust program ends when `main` returns),
+/// so it starts its handlers itself; any other thread hands the start to the
+/// dedicated `umd-spawner` thread (two thread wake-ups). That thread is started
+/// with the first confined start, from whichever thread, so the process's threads
+/// do not depend on which thread started a handler first. (A C program whose main
+/// thread calls `pthread_exit` while others go on would see handlers started
+/// from it killed: start them from another thread there.)
 pub fn spawn(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
-    if sandbox.policy().parent_death_signal {
-        let (program, spec, sandbox) = (program.clone(), spec.clone(), sandbox.clone());
-        spawner::run(move || spawn_here(&program, &spec, &sandbox))
-    } else {
-        spawn_here(program, spec, sandbox)
+    if !sandbox.policy().parent_death_signal {
+        return spawn_here(program, spec, sandbox);
     }
+    if on_main_thread() {
+        spawner::ensure_running()?;
+        return spawn_here(program, spec, sandbox);
+    }
+    let (program, spec, sandbox) = (program.clone(), spec.clone(), sandbox.clone());
+    spawner::run(move || spawn_here(&program, &spec, &sandbox))
+}
+
+/// Whether the calling thread is the process's main thread (its tid is the pid).
+fn on_main_thread() -> bool {
+    rustix::thread::gettid() == rustix::process::getpid()
 }
 
 fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
@@ -847,6 +862,11 @@ mod spawner {
         let _ = JOBS.set(Mutex::new(tx));
         let tx = JOBS.get().ok_or_else(|| io::Error::other("spawner thread missing"))?;
         Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Starts the spawner thread if it is not running yet.
+    pub fn ensure_running() -> io::Result<()> {
+        jobs().map(drop)
     }
 
     /// Runs `f` on the spawner thread and returns its result.
