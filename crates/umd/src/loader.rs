@@ -837,47 +837,136 @@ impl RawChild {
     }
 }
 
-/// The thread every confined handler is forked from (see [`spawn`]).
+/// Drains a handler's stderr on the loader thread (see [`crate::log`]).
+pub(crate) fn watch_stderr(stream: crate::log::Stream) -> io::Result<()> {
+    spawner::watch(stream)
+}
+
+/// The loader thread: every confined handler started from a thread other than
+/// the main one is started here (see [`spawn`]), and every handler's stderr is
+/// drained here. One thread, alive as long as the process, waiting in
+/// `epoll_wait(2)` on an eventfd (a start to run) and on the stderr pipes.
 mod spawner {
+    use std::collections::{HashMap, VecDeque};
     use std::io;
-    use std::sync::mpsc::{sync_channel, Sender, SyncSender};
-    use std::sync::{Mutex, OnceLock};
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+    use rustix::buffer::spare_capacity;
+    use rustix::event::{epoll, eventfd, EventfdFlags};
+
+    use crate::log::Stream;
 
     type Job = Box<dyn FnOnce() + Send>;
 
-    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    /// The epoll token of the eventfd; streams get the tokens after it.
+    const WAKE: u64 = 0;
 
-    fn jobs() -> io::Result<Sender<Job>> {
-        if let Some(tx) = JOBS.get() {
-            return Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    struct Loader {
+        epoll: OwnedFd,
+        wake: OwnedFd,
+        jobs: Mutex<VecDeque<Job>>,
+        streams: Mutex<HashMap<u64, Stream>>,
+        next_token: AtomicU64,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    static LOADER: OnceLock<Arc<Loader>> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+
+    fn loader() -> io::Result<Arc<Loader>> {
+        if let Some(l) = LOADER.get() {
+            return Ok(l.clone());
         }
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new().name("umd-spawner".into()).spawn(move || {
-            // Lives as long as the process: handlers forked here get SIGKILL only
-            // when the manager process itself goes away.
-            while let Ok(job) = rx.recv() {
-                job();
+        let _one = lock(&STARTING);
+        if let Some(l) = LOADER.get() {
+            return Ok(l.clone());
+        }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)?;
+        let l = Arc::new(Loader {
+            epoll,
+            wake,
+            jobs: Mutex::new(VecDeque::new()),
+            streams: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(WAKE + 1),
+        });
+        let mine = l.clone();
+        // Lives as long as the process: handlers started here get SIGKILL only
+        // when the manager process itself goes away.
+        std::thread::Builder::new().name("umd-spawner".into()).spawn(move || run_loop(&mine))?;
+        let _ = LOADER.set(l.clone());
+        Ok(l)
+    }
+
+    fn run_loop(l: &Loader) {
+        let mut events = Vec::with_capacity(32);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            events.clear();
+            match epoll::wait(&l.epoll, spare_capacity(&mut events), None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    tracing::error!("the loader thread cannot wait for events: {e}");
+                    return;
+                }
             }
-        })?;
-        let _ = JOBS.set(Mutex::new(tx));
-        let tx = JOBS.get().ok_or_else(|| io::Error::other("spawner thread missing"))?;
-        Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            for ev in events.drain(..) {
+                let token = ev.data.u64();
+                if token == WAKE {
+                    let mut count = [0u8; 8];
+                    let _ = rustix::io::read(&l.wake, &mut count);
+                    loop {
+                        let Some(job) = lock(&l.jobs).pop_front() else { break };
+                        job();
+                    }
+                    continue;
+                }
+                let mut streams = lock(&l.streams);
+                let open = match streams.get_mut(&token) {
+                    Some(s) => s.drain(&mut buf),
+                    None => continue,
+                };
+                if !open {
+                    if let Some(s) = streams.remove(&token) {
+                        let _ = epoll::delete(&l.epoll, s.fd());
+                    }
+                }
+            }
+        }
     }
 
-    /// Starts the spawner thread if it is not running yet.
+    /// Starts the loader thread if it is not running yet.
     pub fn ensure_running() -> io::Result<()> {
-        jobs().map(drop)
+        loader().map(drop)
     }
 
-    /// Runs `f` on the spawner thread and returns its result.
+    /// Drains `stream` on the loader thread until its end.
+    pub fn watch(stream: Stream) -> io::Result<()> {
+        let l = loader()?;
+        let token = l.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut streams = lock(&l.streams);
+        // In the table before epoll can report it.
+        epoll::add(&l.epoll, stream.fd(), epoll::EventData::new_u64(token), epoll::EventFlags::IN)?;
+        streams.insert(token, stream);
+        Ok(())
+    }
+
+    /// Runs `f` on the loader thread and returns its result.
     pub fn run<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        let l = loader()?;
         let (done_tx, done_rx): (SyncSender<io::Result<T>>, _) = sync_channel(1);
-        jobs()?
-            .send(Box::new(move || {
-                let _ = done_tx.send(f());
-            }))
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
-        done_rx.recv().map_err(|_| io::Error::other("spawner thread dropped the job"))?
+        lock(&l.jobs).push_back(Box::new(move || {
+            let _ = done_tx.send(f());
+        }));
+        rustix::io::write(&l.wake, &1u64.to_ne_bytes())?;
+        done_rx.recv().map_err(|_| io::Error::other("the loader thread dropped the job"))?
     }
 }
 
