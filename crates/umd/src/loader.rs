@@ -867,7 +867,8 @@ mod spawner {
     struct Loader {
         epoll: OwnedFd,
         wake: OwnedFd,
-        jobs: Mutex<VecDeque<Job>>,
+        /// Starts to run; `None` once the thread is gone (no job may wait there).
+        jobs: Mutex<Option<VecDeque<Job>>>,
         streams: Mutex<HashMap<u64, Stream>>,
         next_token: AtomicU64,
     }
@@ -893,7 +894,7 @@ mod spawner {
         let l = Arc::new(Loader {
             epoll,
             wake,
-            jobs: Mutex::new(VecDeque::new()),
+            jobs: Mutex::new(Some(VecDeque::new())),
             streams: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(WAKE + 1),
         });
@@ -914,6 +915,9 @@ mod spawner {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
                     tracing::error!("the loader thread cannot wait for events: {e}");
+                    // Waiting starts fail now (their result channels close), and
+                    // later ones fail at once.
+                    lock(&l.jobs).take();
                     return;
                 }
             }
@@ -923,8 +927,10 @@ mod spawner {
                     let mut count = [0u8; 8];
                     let _ = rustix::io::read(&l.wake, &mut count);
                     loop {
-                        let Some(job) = lock(&l.jobs).pop_front() else { break };
-                        job();
+                        let Some(job) = lock(&l.jobs).as_mut().and_then(VecDeque::pop_front) else { break };
+                        // A panicking start fails its caller (its result channel
+                        // closes), not the thread every other start needs.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                     continue;
                 }
@@ -962,9 +968,11 @@ mod spawner {
     pub fn run<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
         let l = loader()?;
         let (done_tx, done_rx): (SyncSender<io::Result<T>>, _) = sync_channel(1);
-        lock(&l.jobs).push_back(Box::new(move || {
-            let _ = done_tx.send(f());
-        }));
+        lock(&l.jobs).as_mut().ok_or_else(|| io::Error::other("the loader thread is gone"))?.push_back(
+            Box::new(move || {
+                let _ = done_tx.send(f());
+            }),
+        );
         rustix::io::write(&l.wake, &1u64.to_ne_bytes())?;
         done_rx.recv().map_err(|_| io::Error::other("the loader thread dropped the job"))?
     }
