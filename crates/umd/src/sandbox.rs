@@ -3,7 +3,7 @@
 //! A handler parses hostile input, so it is treated as compromised: it may compute
 //! and reply on its channel, nothing else. [`Policy`] says how, strict by default;
 //! [`Policy::prepare`] turns it into a [`Prepared`] set of pre-built values (so the
-//! child needs no allocation between `fork` and `exec`); [`Prepared::apply_in_child`]
+//! child needs no allocation between the clone and `exec`); [`Prepared::apply_in_child`]
 //! runs in the child; [`verify`] checks from `/proc` that a started handler is
 //! confined as the policy says before it gets its first request.
 //!
@@ -68,7 +68,7 @@ pub struct Namespaces {
     /// UTS namespace (host name).
     pub uts: bool,
     /// PID namespace: the handler is process 1 of its own namespace and sees no
-    /// other process. Set up by `clone3` at the fork (a PID namespace applies to
+    /// other process. Set up by the clone (a PID namespace applies to
     /// children, so it cannot be entered later).
     pub pid: bool,
 }
@@ -267,7 +267,7 @@ pub struct Prepared {
     pub(crate) policy: Arc<Policy>,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     ids: Option<(u32, u32)>,
-    /// Namespaces made by `clone3` at the fork.
+    /// Namespaces made by the clone itself.
     spawn_flags: u64,
     /// Namespaces made by `unshare` in the child.
     clone_flags: libc::c_int,
@@ -479,7 +479,7 @@ impl Prepared {
         &self.policy
     }
 
-    /// `clone3` flags the loader forks with (namespaces that must exist at the fork).
+    /// Clone flags the loader starts the child with (namespaces that must exist from the start).
     pub(crate) fn clone_flags_for_spawn(&self) -> u64 {
         self.spawn_flags
     }
