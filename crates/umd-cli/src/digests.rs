@@ -303,6 +303,21 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
         a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 16);
     let verifier =
         PackageVerifier::with_workers(&keyrings, jobs).map_err(|e| format!("loading the keyring: {e}"))?;
+    std::thread::scope(|scope| {
+        // Both handlers start (sealed memfds, confined spawns, probes) while
+        // another thread reads the signing key and lists or reads the inputs: the
+        // rpm handler, needed first, on this (main) thread, which starts it
+        // without a hop to the loader's spawner thread, the pgp handler on a
+        // third. A failure to start shows again, and is reported, at the first
+        // request.
+        let building = scope.spawn(|| build_with(a, &verifier, jobs));
+        scope.spawn(|| verifier.pgp_verifier().driver().start());
+        let _ = verifier.rpm_driver().driver().ensure_loaded();
+        building.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<u8, String> {
     let (key, created) = signing_key(&a.signing_key)?;
     if created && !a.json {
         eprintln!(
@@ -350,7 +365,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     std::thread::scope(|scope| {
         for _ in 0..workers.min(inputs.len()) {
             let tx = tx.clone();
-            let (next, inputs, verifier) = (&next, &inputs, &verifier);
+            let (next, inputs) = (&next, &inputs);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(input) = inputs.get(i) else { break };

@@ -281,11 +281,14 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn verify(args: &VerifyArgs) -> u8 {
     let driver = PgpDriver::new(HANDLER_TIMEOUT);
     std::thread::scope(|scope| {
-        // The handler starts (sealed memfd, confined spawn, probe) on the other
-        // CPU while this thread reads the keyrings and the input and frames them;
-        // a failure to start shows again, and is reported, at the first request.
-        scope.spawn(|| driver.start());
-        verify_with(args, driver.clone())
+        // The handler starts (sealed memfd, confined spawn, probe) on this, the
+        // main thread — which starts it directly, without a hop to the loader's
+        // spawner thread — while another thread reads the keyrings and the input
+        // and frames them, then waits for the handler at its first request. A
+        // failure to start shows again, and is reported, at that request.
+        let verifying = scope.spawn(|| verify_with(args, driver.clone()));
+        let _ = driver.start();
+        verifying.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
 

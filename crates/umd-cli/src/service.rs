@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use umd_service::client::{Client, ClientError};
+use umd_service::client::{Client, ClientError, Keyrings};
 use umd_service::config::DEFAULT_CONFIG;
-use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyRequest, VerifyStatus};
+use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyStatus};
 use umd_service::server::{Listen, ServeOptions, Server, DEFAULT_SOCKET};
 
 use crate::pgp::VerifyArgs;
@@ -539,22 +539,20 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool, required
 /// opens a path a client names.
 fn verify_one(
     c: &mut Client,
-    keyrings: &[Vec<u8>],
+    keyrings: &Keyrings,
     required: usize,
     sig: &Path,
     data: Option<&Path>,
+    want_text: bool,
 ) -> Result<Result<VerifyReply, String>, ClientError> {
     let (signature, data) = match crate::pgp::read_inputs(sig, data) {
         Ok(i) => (i.signature, i.data),
         Err(e) => return Ok(Err(e)),
     };
-    let req = VerifyRequest {
-        keyrings: keyrings.to_vec(),
-        signature,
-        data,
-        required: u32::try_from(required).unwrap_or(u32::MAX),
-    };
-    match c.verify(req) {
+    // The keyrings travel once; later requests (and later runs, by the same
+    // user) name them by their handle.
+    let required = u32::try_from(required).unwrap_or(u32::MAX);
+    match c.verify_keyrings(keyrings, &signature, data.as_deref(), required, want_text) {
         Ok(v) => Ok(Ok(v)),
         Err(ClientError::Service(e)) if e.kind == ErrorKind::BadRequest || e.kind == ErrorKind::TooLarge => {
             Ok(Err(e.message))
@@ -568,7 +566,7 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
     let keyrings = match crate::pgp::read_keyrings(&args.keyrings)
         .and_then(|k| crate::pgp::check_keyrings_framing(&args.keyrings, &k).map(|()| k))
     {
-        Ok(k) => k,
+        Ok(k) => Keyrings::new(k),
         Err(e) => {
             eprintln!("umd: verify: {e}");
             return EXIT_ERROR;
@@ -589,7 +587,8 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
     };
     let mut worst = EXIT_OK;
     for (sig, data) in jobs {
-        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data) {
+        let want_text = args.output.is_some() && !args.each;
+        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data, want_text) {
             Ok(r) => r,
             Err(e) => return failed("verify", &e),
         };
@@ -624,8 +623,9 @@ pub struct BenchServiceArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pool_size: usize,
     /// Also measure verifications of DOCUMENT (cleartext-signed) against KEYRING:
-    /// in-process with the keyring checked once, through the service sending
-    /// both each time (the service keeps the keyrings it has checked).
+    /// in-process with the keyring checked once, through the service with the
+    /// keyring sent once and named by its handle afterwards (the document is
+    /// sent, described and verified every time).
     #[arg(long, num_args = 2, value_names = ["KEYRING", "DOCUMENT"])]
     verify: Option<Vec<PathBuf>>,
     /// Verifications per client per round.
@@ -812,14 +812,11 @@ fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
                 Ok(_) => Err(format!("{}: not verified", files[1].display())),
                 Err(e) => Err(e.to_string()),
             };
+        let keyrings = Keyrings::new(vec![keyring.clone()]);
         let remote_call = |c: &mut Client, _: usize| {
-            let req = VerifyRequest {
-                keyrings: vec![keyring.clone()],
-                signature: document.clone(),
-                data: None,
-                required: 1,
-            };
-            match c.verify(req) {
+            // The keyring by its handle (sent on a connection's first request
+            // when the service does not hold it); the verdict, not the text back.
+            match c.verify_keyrings(&keyrings, &document, None, 1, false) {
                 Ok(v) if v.status == VerifyStatus::Verified => Ok(()),
                 Ok(v) => Err(format!("{}: {:?} {:?}", files[1].display(), v.status, v.error)),
                 Err(e) => Err(e.to_string()),

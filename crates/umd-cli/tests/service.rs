@@ -695,3 +695,129 @@ fn a_request_in_flight_at_sigterm_is_answered() {
     let log = svc.log_text();
     assert!(log.contains("request in flight at shutdown answered"), "{log}");
 }
+
+#[test]
+fn a_keyring_travels_once_then_is_named_by_its_handle() {
+    use umd_service::client::Keyrings;
+    use umd_service::proto::{KeyringRef, VerifyRefRequest, VerifyStatus};
+    let svc = Service::start("handle", OPEN);
+    let keyring = std::fs::read(fixture("debian-archive-keyring.gpg")).unwrap();
+    let doc = std::fs::read(fixture("bookworm-security_InRelease")).unwrap();
+    let keyrings = Keyrings::new(vec![keyring]);
+    let by_handle = |signature: &[u8]| {
+        Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Handle(keyrings.handle()),
+            signature: signature.to_vec(),
+            data: None,
+            required: 1,
+            want_text: false,
+        })
+    };
+    // Never sent: a clear error naming the handle, and the connection goes on.
+    let mut c = svc.client();
+    match c.call(&by_handle(&doc)).unwrap() {
+        Response::Error(e) => {
+            assert_eq!(e.kind, ErrorKind::UnknownKeyring);
+            assert!(e.message.contains(&keyrings.handle().to_string()), "{}", e.message);
+            assert!(e.message.contains("send it again"), "{}", e.message);
+        }
+        other => panic!("expected UnknownKeyring, got {other:?}"),
+    }
+    // The client library then sends the keyrings; the text only when asked.
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, false).unwrap();
+    assert_eq!(v.status, VerifyStatus::Verified, "{v:?}");
+    assert!(v.text.is_none(), "no text unless asked");
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, true).unwrap();
+    let split = umd_pgp::cleartext::split(&doc).unwrap();
+    assert_eq!(v.text.as_deref(), Some(&split.text[..]), "the verified text when asked");
+    // Held for this uid: another connection names it by its handle alone.
+    let mut d = svc.client();
+    match d.call(&by_handle(&doc)).unwrap() {
+        Response::Verify(v) => assert_eq!(v.status, VerifyStatus::Verified, "{v:?}"),
+        other => panic!("expected a verification, got {other:?}"),
+    }
+    // Every request is still verified: a tampered document named with the same
+    // handle is a bad signature.
+    let mut tampered = doc.clone();
+    let i = tampered.windows(6).position(|w| w == b"Suite:").unwrap();
+    tampered[i + 7] ^= 1;
+    match d.call(&by_handle(&tampered)).unwrap() {
+        Response::Verify(v) => assert_eq!(v.status, VerifyStatus::Bad, "{v:?}"),
+        other => panic!("expected a verification, got {other:?}"),
+    }
+    // The CLI through the service names it too, and prints what it printed.
+    let o = svc.umd(&[
+        "verify",
+        "--keyring",
+        &fixture("debian-archive-keyring.gpg"),
+        &fixture("bookworm-security_InRelease"),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+#[test]
+fn against_a_service_without_keyring_handles_the_client_sends_the_keyrings_every_time() {
+    use std::os::unix::net::UnixListener;
+    use umd_service::client::{Client, Keyrings};
+    use umd_service::proto::{ServiceError, VerifyReply, VerifyStatus};
+    // An older service: it cannot decode the new request, answers BadRequest
+    // and closes; on the next connection it gets the keyrings along.
+    let dir = svc::private_dir("legacy");
+    let path = dir.join("old.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let old = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut header = [0u8; proto::HEADER_LEN];
+            s.read_exact(&mut header).unwrap();
+            let h = proto::Header::parse(&header, Kind::Request, 1 << 24).unwrap();
+            let mut body = vec![0u8; h.len];
+            s.read_exact(&mut body).unwrap();
+            let (answer, close) = match proto::decode::<Request>(&body) {
+                Ok(Request::Verify(v)) => {
+                    seen.push(v.keyrings.len());
+                    let r = VerifyReply {
+                        status: VerifyStatus::Verified,
+                        error: None,
+                        signatures: vec![],
+                        text: None,
+                    };
+                    (Response::Verify(r), false)
+                }
+                _ => {
+                    let e = ServiceError {
+                        kind: ErrorKind::BadRequest,
+                        message: "malformed frame body: x".into(),
+                    };
+                    (Response::Error(e), true)
+                }
+            };
+            s.write_all(&proto::encode(Kind::Response, &answer).unwrap()).unwrap();
+            if close {
+                continue;
+            }
+            // The same connection carries the next (legacy) request.
+            let mut header = [0u8; proto::HEADER_LEN];
+            s.read_exact(&mut header).unwrap();
+            let h = proto::Header::parse(&header, Kind::Request, 1 << 24).unwrap();
+            let mut body = vec![0u8; h.len];
+            s.read_exact(&mut body).unwrap();
+            assert!(matches!(proto::decode::<Request>(&body), Ok(Request::Verify(_))), "legacy from then on");
+            seen.push(1);
+            let r =
+                VerifyReply { status: VerifyStatus::Verified, error: None, signatures: vec![], text: None };
+            s.write_all(&proto::encode(Kind::Response, &Response::Verify(r)).unwrap()).unwrap();
+            break;
+        }
+        seen
+    });
+    let mut c = Client::connect(&path).unwrap();
+    let keyrings = Keyrings::new(vec![b"k".to_vec()]);
+    for _ in 0..2 {
+        let v = c.verify_keyrings(&keyrings, b"doc", None, 1, false).unwrap();
+        assert_eq!(v.status, VerifyStatus::Verified);
+    }
+    assert_eq!(old.join().unwrap(), vec![1, 1], "both verifications carried the keyrings");
+    let _ = std::fs::remove_dir_all(dir);
+}

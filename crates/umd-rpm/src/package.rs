@@ -369,6 +369,12 @@ impl PackageVerifier {
         &self.rpm
     }
 
+    /// The OpenPGP verifier of the header signatures (its driver, to start or
+    /// unload it).
+    pub fn pgp_verifier(&self) -> &Verifier {
+        &self.pgp
+    }
+
     /// Judges a package file (all of its bytes).
     pub fn package(&self, file: &[u8]) -> Result<Report, Error> {
         let input = &file[..file.len().min(MAX_INPUT)];
