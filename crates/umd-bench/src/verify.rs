@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 use crate::pin::Pin;
 use crate::{BenchError, BoxedWorkload, Workload};
 
-const KEYRING: &[u8] = include_bytes!("../../umd-pgp/tests/fixtures/debian-archive-keyring.gpg");
-const INRELEASE: &[u8] = include_bytes!("../../umd-pgp/tests/fixtures/bookworm_InRelease");
+/// Debian's archive keyring (fixture).
+pub const KEYRING: &[u8] = include_bytes!("../../umd-pgp/tests/fixtures/debian-archive-keyring.gpg");
+/// bookworm's `InRelease` (fixture): 151 KB, three signatures.
+pub const INRELEASE: &[u8] = include_bytes!("../../umd-pgp/tests/fixtures/bookworm_InRelease");
 
 /// Files of the `--each` rows.
 pub const EACH_FILES: usize = 40;

@@ -18,7 +18,8 @@ use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
     echo64-pinned, echo64-unpinned, sample128k-pinned, sample128k-unpinned,\n  \
     payload16m, cold-start, cold-unconfined, cold-ns-*, verify-vs-sqv, verify-vs-gpgv,\n  \
     verify-each, rpm-build-vs-checksig, rpm-warm-vs-checksig, digest-lookup, digest-open,\n  \
-    guard-exec-cached, guard-exec-usercache, guard-exec-uncached, guard-open-perm (root), selftest\n\n\
+    guard-exec-cached, guard-exec-usercache, guard-exec-uncached, guard-open-perm (root),\n  \
+    serve-sample, serve-verify, selftest\n\n\
     Ratios: 'time' is our time / the baseline's (lower is better); 'tput' is our\n\
     throughput / the baseline's (higher is better). Figures are medians over rounds;\n\
     '±' is half the spread between the fastest and slowest round.")]

@@ -10,8 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use umd_digest_list::fapolicyd::{LeftOut, TrustFile};
 use umd_digest_list::{Builder, DigestList, ListError, Mark, SigningKey, VerifyingKey};
-use umd_rpm::package::{PackageVerifier, Rejection, Report};
+use umd_rpm::package::{FileDigest, PackageVerifier, Rejection, Report};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
 
@@ -68,6 +69,13 @@ pub struct BuildArgs {
     /// Packages verified at once (default: one per CPU).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Also write fapolicyd's trust file (`trust = file`): `PATH SIZE SHA256`
+    /// for each regular file of the verified packages, from their signed
+    /// headers. Files of unverified packages, with MD5/SHA-1 (or other
+    /// non-SHA-256) digests, without a size, or whose path fapolicyd cannot
+    /// read back are left out and counted.
+    #[arg(long, value_name = "FILE")]
+    fapolicyd_trust: Option<PathBuf>,
 }
 
 /// Options of `umd digests lookup`.
@@ -223,6 +231,68 @@ struct Tally {
     digests: usize,
 }
 
+/// fapolicyd's trust file being built, and the regular files left out of it.
+#[derive(Default)]
+struct Trust {
+    file: TrustFile,
+    /// Files of packages not verified (unsigned, unknown key, bad signature,
+    /// payload mismatch — listed marked or not).
+    unverified: usize,
+    /// Files of packages whose file digests are MD5 or SHA-1.
+    weak_digests: usize,
+    /// Files of verified packages with SHA-384/512 digests: fapolicyd 1.1.7
+    /// compares SHA-256.
+    not_sha256: usize,
+    /// Files of verified packages whose header gives no size.
+    no_size: usize,
+    /// Files whose path fapolicyd cannot read back.
+    unrepresentable: usize,
+}
+
+impl Trust {
+    /// Files of verified packages that did not make it into the trust file.
+    fn incomplete(&self) -> usize {
+        self.not_sha256 + self.no_size + self.unrepresentable + self.file.conflicting()
+    }
+
+    fn summary(&self, path: &Path) -> serde_json::Value {
+        json!({"file": path.display().to_string(), "files": self.file.len(), "left_out": {
+            "unverified": self.unverified, "weak_digests": self.weak_digests, "not_sha256": self.not_sha256,
+            "no_size": self.no_size, "unrepresentable": self.unrepresentable,
+            "conflicting": self.file.conflicting()}})
+    }
+
+    /// Adds one package's regular files (or counts them out).
+    fn add(&mut self, label: &str, r: &Report, verified: bool, digests: &[FileDigest], malformed: usize) {
+        let files = digests.len() + malformed;
+        if matches!(r.rejection(), Some(Rejection::WeakFileDigests { .. })) {
+            self.weak_digests += files;
+            return;
+        }
+        if !verified {
+            self.unverified += files;
+            return;
+        }
+        self.unrepresentable += malformed;
+        if r.file_algo != umd_digest_list::ALGO_SHA256 {
+            self.not_sha256 += digests.len();
+            return;
+        }
+        for d in digests {
+            let (Some(size), Ok(sha256)) = (d.size, <[u8; 32]>::try_from(d.digest.as_slice())) else {
+                self.no_size += 1;
+                continue;
+            };
+            if let Err(e) = self.file.add(&d.path, size, sha256) {
+                if e != LeftOut::Conflicting {
+                    self.unrepresentable += 1;
+                }
+                tracing::warn!(package = label, path = %String::from_utf8_lossy(&d.path), "left out of the fapolicyd trust file: {e}");
+            }
+        }
+    }
+}
+
 fn build(a: &BuildArgs) -> Result<u8, String> {
     let keyrings = a
         .keyrings
@@ -233,6 +303,21 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
         a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 16);
     let verifier =
         PackageVerifier::with_workers(&keyrings, jobs).map_err(|e| format!("loading the keyring: {e}"))?;
+    std::thread::scope(|scope| {
+        // Both handlers start (sealed memfds, confined spawns, probes) while
+        // another thread reads the signing key and lists or reads the inputs: the
+        // rpm handler, needed first, on this (main) thread, which starts it
+        // without a hop to the loader's spawner thread, the pgp handler on a
+        // third. A failure to start shows again, and is reported, at the first
+        // request.
+        let building = scope.spawn(|| build_with(a, &verifier, jobs));
+        scope.spawn(|| verifier.pgp_verifier().driver().start());
+        let _ = verifier.rpm_driver().driver().ensure_loaded();
+        building.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<u8, String> {
     let (key, created) = signing_key(&a.signing_key)?;
     if created && !a.json {
         eprintln!(
@@ -270,6 +355,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     };
     let mut builder = Builder::new();
     let mut tally = Tally::default();
+    let mut trust = a.fapolicyd_trust.as_ref().map(|_| Trust::default());
     let mut records = Vec::new();
     // Workers verify concurrently (descriptions, signature crypto, payload
     // digests); this thread takes the results in input order, so the list and
@@ -281,7 +367,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     std::thread::scope(|scope| {
         for _ in 0..workers.min(inputs.len()) {
             let tx = tx.clone();
-            let (next, inputs, verifier) = (&next, &inputs, &verifier);
+            let (next, inputs) = (&next, &inputs);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(input) = inputs.get(i) else { break };
@@ -306,7 +392,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
             pending.insert(i, (label, result));
             while let Some((label, result)) = pending.remove(&want) {
                 want += 1;
-                match judge(&label, result, a.include_unverified, &mut builder, &mut tally) {
+                match judge(&label, result, a.include_unverified, &mut builder, &mut tally, trust.as_mut()) {
                     Ok((_, record)) if a.json => records.push(record),
                     Ok((line, _)) => bar.suspend(|| println!("{line}")),
                     Err(e) => {
@@ -339,11 +425,17 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let bytes = builder.finish(now, sequence, &key);
     write_atomic(&a.output, &bytes)?;
+    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+        write_atomic(path, &t.file.render())?;
+    }
 
-    let summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
+    let mut summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
         "rejected": tally.rejected, "errors": tally.errors, "digests": tally.digests,
         "list": a.output.display().to_string(), "bytes": bytes.len(), "sequence": sequence, "created": now,
         "signer": hex(key.verifying_key().as_bytes())});
+    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+        summary["fapolicyd"] = t.summary(path);
+    }
     if a.json {
         println!("{}", json!({"packages": records, "summary": summary}));
     } else {
@@ -359,8 +451,24 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
             a.output.display(),
             bytes.len()
         );
+        if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+            println!(
+                "fapolicyd trust file {}: {} files; left out: {} of unverified packages, {} with MD5/SHA-1 \
+                 digests, {} with other than SHA-256 digests, {} without a size, {} with a path fapolicyd \
+                 cannot read, {} listed by two packages with other contents",
+                path.display(),
+                t.file.len(),
+                t.unverified,
+                t.weak_digests,
+                t.not_sha256,
+                t.no_size,
+                t.unrepresentable,
+                t.file.conflicting()
+            );
+        }
     }
-    Ok(if tally.rejected + tally.errors + tally.marked == 0 { EXIT_OK } else { EXIT_VERDICT })
+    let incomplete = trust.as_ref().map_or(0, Trust::incomplete);
+    Ok(if tally.rejected + tally.errors + tally.marked + incomplete == 0 { EXIT_OK } else { EXIT_VERDICT })
 }
 
 /// One package's verdict: adds it to the list if it may be, returns the text
@@ -371,6 +479,7 @@ fn judge(
     include_unverified: bool,
     builder: &mut Builder,
     tally: &mut Tally,
+    trust: Option<&mut Trust>,
 ) -> Result<(String, serde_json::Value), String> {
     let r = match result {
         Ok(r) => r,
@@ -393,6 +502,9 @@ fn judge(
         Some(rej) if include_unverified && rej.may_include_marked() => Some(mark_of(rej)),
         Some(_) => None,
     };
+    if let Some(t) = trust {
+        t.add(label, &r, mark == Some(Mark::Verified), &digests, malformed);
+    }
     let verdict = match (mark, &rejection) {
         (Some(Mark::Verified), _) => "listed",
         (Some(_), _) => "listed-marked",
@@ -494,21 +606,9 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
     Ok(if all { EXIT_OK } else { EXIT_VERDICT })
 }
 
-/// Seconds since the epoch as a UTC date and time.
+/// Seconds since the epoch as RFC 3339 UTC, as every time in umd's messages.
 fn utc(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let s = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+    umd_pgp::policy::utc(secs).to_string()
 }
 
 fn show(a: &ShowArgs) -> Result<u8, String> {
@@ -531,7 +631,7 @@ fn show(a: &ShowArgs) -> Result<u8, String> {
     } else {
         println!("digest list {} (format version {})", a.list.display(), umd_digest_list::VERSION);
         println!("signature: good ({})", a.verify_key.display());
-        println!("created:   {} ({})", utc(list.created()), list.created());
+        println!("created:   {}", utc(list.created()));
         println!("sequence:  {}", list.sequence());
         println!("size:      {} bytes, {} digests", list.size(), list.len());
         for (algo, n) in &algos {
@@ -552,8 +652,8 @@ mod tests {
 
     #[test]
     fn dates_are_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

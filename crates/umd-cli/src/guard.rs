@@ -23,7 +23,10 @@ use crate::{EXIT_ERROR, EXIT_OK};
     Scope: ./program and ./script (the kernel opens a #! script for exec) are checked;\n\
     `sh script`, `python3 x.py` and libraries are plain opens, checked only with --open-perm.\n\
     If the guard dies the kernel allows every exec (fail-open): run it under systemd\n\
-    (dist/systemd/umd-guard.service restarts it).")]
+    (dist/systemd/umd-guard.service restarts it).\n\n\
+    Rollback: the last accepted list's sequence number is kept in --state; a list with a\n\
+    lower one is refused, at start too. A missing state file is a first run; an unreadable\n\
+    or corrupt one stops the guard (exit 2) until it is repaired or removed.")]
 pub struct GuardArgs {
     /// The signed digest list (`umd digests build`).
     #[arg(long, value_name = "LIST")]
@@ -81,6 +84,10 @@ pub struct GuardArgs {
     /// Create this file once the marks are in place (for scripts and tests).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// Where the sequence number of the last accepted list is kept (written
+    /// atomically); a list with a lower one is refused, across restarts.
+    #[arg(long, value_name = "FILE", default_value = umd_guard::state::DEFAULT_PATH)]
+    state: PathBuf,
     /// Test hook: deciders hang on files of this name.
     #[arg(long, value_name = "NAME", hide = true)]
     test_hang_on: Option<std::ffi::OsString>,
@@ -192,6 +199,7 @@ pub fn run(a: &GuardArgs) -> u8 {
     };
     cfg.deciders = a.deciders as usize;
     cfg.test_hang_on = a.test_hang_on.clone();
+    cfg.state = Some(a.state.clone());
     if a.json {
         cfg.sink = Some(Arc::new(|d: &Decision| {
             if let Ok(line) = serde_json::to_string(d) {
@@ -321,6 +329,10 @@ pub struct ServeGuardArgs {
     /// Allow a mark on the root mount or filesystem (see `umd guard --help`).
     #[arg(long, requires = "guard_digests")]
     guard_allow_root_mount: bool,
+    /// Where the guard keeps the sequence number of the last accepted list (a
+    /// lower one is refused, across restarts; see `umd guard --help`).
+    #[arg(long, value_name = "FILE", default_value = umd_guard::state::DEFAULT_PATH)]
+    guard_state: PathBuf,
 }
 
 /// `--guard-mode`.
@@ -356,6 +368,7 @@ impl ServiceGuard {
         };
         cfg.scope = if a.guard_filesystem { Scope::Filesystem } else { Scope::Mount };
         cfg.allow_root_mount = a.guard_allow_root_mount;
+        cfg.state = Some(a.guard_state.clone());
         let guard = Guard::start(cfg.clone()).map_err(|e| format!("guard: {e}"))?;
         tracing::info!(list = %list.display(), mounts = ?a.guard_mounts, ?mode, "exec guard started");
         let guard = Arc::new(std::sync::Mutex::new(Some(guard)));

@@ -1,15 +1,16 @@
 //! `umd verify` and `umd pgp keys`: OpenPGP through the sandboxed `pgp` driver.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use umd_pgp::cert::{Cert, KeyInfo};
 use umd_pgp::cleartext;
 use umd_pgp::driver::PgpDriver;
-use umd_pgp::policy::Policy;
-use umd_pgp::verifier::{Outcome, Verifier};
+use umd_pgp::policy::{utc, Policy};
+use umd_pgp::sniff::{self, InputError};
+use umd_pgp::verifier::{Outcome, Verifier, VerifyError};
 use umd_pgp::verify::{Status, Verdict};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
@@ -53,13 +54,122 @@ pub enum PgpCommand {
     },
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+/// Reads the keyrings named on the command line and gives each a first look
+/// (`sniff`): an error names the keyring by its path.
+pub(crate) fn read_keyrings(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display()))?;
+            sniff::check_keyring(&bytes).map_err(|e| format!("keyring {}: {e}", p.display()))?;
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// A verifier error about one of the keyrings, named by its path (the library
+/// knows them by position, and an armor error by nothing at all).
+fn keyring_error(paths: &[PathBuf], data: &[Vec<u8>], e: VerifyError) -> String {
+    let name = |i: usize| paths.get(i).map_or_else(|| format!("#{}", i + 1), |p| p.display().to_string());
+    match e {
+        VerifyError::Framing { index, source } => format!("keyring {}: {source}", name(index)),
+        VerifyError::Keyring { index, source } => format!("keyring {}: {source}", name(index)),
+        VerifyError::Armor(a) => match data.iter().position(|k| umd_pgp::armor::binary(k).is_err()) {
+            Some(i) => format!("keyring {}: armor: {a}", name(i)),
+            None => format!("loading the keyrings: armor: {a}"),
+        },
+        other => format!("loading the keyrings: {other}"),
+    }
 }
 
 fn load(keyrings: &[PathBuf], driver: PgpDriver) -> Result<Verifier, String> {
-    let data = keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>()?;
-    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| format!("loading the keyring: {e}"))
+    let data = read_keyrings(keyrings)?;
+    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| keyring_error(keyrings, &data, e))
+}
+
+/// Loads each keyring's framing here, as the service will (no handler is
+/// started: the manager reads the framing itself), so that a broken keyring is
+/// named by its path before its bytes are sent: the service knows keyrings
+/// only by position.
+pub(crate) fn check_keyrings_framing(paths: &[PathBuf], data: &[Vec<u8>]) -> Result<(), String> {
+    for (p, k) in paths.iter().zip(data) {
+        let one = std::slice::from_ref(k);
+        Verifier::new(one, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(p), one, e))?;
+    }
+    Ok(())
+}
+
+/// One verification's input: the signature (or cleartext document) and the
+/// signed data of a detached signature.
+pub(crate) struct Inputs {
+    pub signature: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+}
+
+/// What to do when SIGNATURE is not an OpenPGP signature.
+const SIGNATURE_HINT: &str =
+    "give a detached signature (binary or armored) and its DATA, or a cleartext-signed document";
+
+/// Reads SIGNATURE and DATA (or the data file a `.sig`/`.asc`/`.gpg` name
+/// points at) and gives them a first look: an input that cannot be what it is
+/// given as is refused here, with what it looks like and what to give instead,
+/// before any handler is asked. Errors are for the verdict line
+/// `SIGNATURE: cannot verify: ...`, which names the file.
+pub(crate) fn read_inputs(sig: &Path, data: Option<&Path>) -> Result<Inputs, String> {
+    let signature = std::fs::read(sig).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut data_bytes = match data {
+        Some(d) => Some(std::fs::read(d).map_err(|e| format!("cannot read DATA {}: {e}", d.display()))?),
+        None => None,
+    };
+    sniff::check_signature(&signature, data_bytes.as_deref()).map_err(|e| match e {
+        InputError::NotOpenPgp { .. } => format!("{e}; {SIGNATURE_HINT}"),
+        _ => e.to_string(),
+    })?;
+    if data_bytes.is_none() && !cleartext::is_cleartext(&signature) {
+        let Some(d) = data_path(sig) else {
+            return Err("a detached signature needs its DATA: give the signed file after it \
+                        (or name the signature FILE.sig, FILE.asc or FILE.gpg beside FILE)"
+                .into());
+        };
+        let bytes = std::fs::read(&d).map_err(|e| {
+            format!(
+                "cannot read {}, the data its name points at: {e}; give the signed file as DATA",
+                d.display()
+            )
+        })?;
+        data_bytes = Some(bytes);
+    }
+    Ok(Inputs { signature, data: data_bytes })
+}
+
+/// The verdict for the verdict line: `verified`, `bad`, `too few good
+/// signatures (N good signatures, M required)`, or `cannot verify: ...`.
+pub(crate) fn verdict_words(
+    status: Status,
+    good: usize,
+    bad: bool,
+    others: usize,
+    required: usize,
+) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match status {
+        Status::Verified => "verified".into(),
+        Status::Bad if bad => "bad".into(),
+        Status::Bad => {
+            format!("too few good signatures ({}, {required} required)", plural(good, "good signature"))
+        }
+        Status::CannotVerify if others == 0 => "cannot verify: no signature in it".into(),
+        Status::CannotVerify => format!(
+            "cannot verify: no good signature by a key in the keyring ({} by other keys or not usable)",
+            plural(others, "signature")
+        ),
+    }
+}
+
+fn outcome_words(o: &Outcome, required: usize) -> String {
+    let good = o.reports.iter().filter(|r| matches!(r.verdict, Verdict::Good { .. })).count();
+    let bad = o.reports.iter().any(|r| matches!(r.verdict, Verdict::Bad { .. }));
+    verdict_words(o.status(required), good, bad, o.reports.len() - good, required)
 }
 
 /// The data file of a detached signature: the path without its suffix.
@@ -68,29 +178,27 @@ pub(crate) fn data_path(sig: &Path) -> Option<PathBuf> {
     [".sig", ".asc", ".gpg"].iter().find_map(|suf| s.strip_suffix(suf)).map(PathBuf::from)
 }
 
-fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint) -> String {
+fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint, at: SystemTime) -> String {
     verifier
-        .certificate(cert)
-        .and_then(|c| c.user_ids.iter().find(|u| u.validity.is_ok()))
+        .certificate(cert, at)
+        .and_then(|c| c.user_ids.into_iter().find(|u| u.validity.is_ok()))
         .map(|u| String::from_utf8_lossy(&u.value).into_owned())
         .unwrap_or_else(|| "(no valid user ID)".into())
 }
 
-fn verify_one(verifier: &Verifier, sig: &Path, data: Option<&Path>) -> Result<Outcome, String> {
-    let sig_bytes = read(sig)?;
-    match data {
-        Some(d) => verifier.verify_detached(&sig_bytes, &read(d)?).map_err(|e| e.to_string()),
-        None if cleartext::is_cleartext(&sig_bytes) => {
-            verifier.verify_cleartext(&sig_bytes).map_err(|e| e.to_string())
-        }
-        None => match data_path(sig) {
-            Some(d) => verifier.verify_detached(&sig_bytes, &read(&d)?).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
-                sig.display()
-            )),
-        },
+/// Verifies one file at the reference time `at` (the clock when it is checked).
+fn verify_one(
+    verifier: &Verifier,
+    sig: &Path,
+    data: Option<&Path>,
+    at: SystemTime,
+) -> Result<Outcome, String> {
+    let inputs = read_inputs(sig, data)?;
+    match &inputs.data {
+        Some(d) => verifier.verify_detached(&inputs.signature, d, at),
+        None => verifier.verify_cleartext(&inputs.signature, at),
     }
+    .map_err(|e| e.to_string())
 }
 
 fn exit_of(status: Status) -> u8 {
@@ -114,6 +222,7 @@ fn report_json(
     file: &Path,
     outcome: &Result<Outcome, String>,
     required: usize,
+    at: SystemTime,
 ) -> serde_json::Value {
     match outcome {
         Err(e) => json!({"file": file.display().to_string(), "status": "cannot verify", "error": e}),
@@ -123,7 +232,7 @@ fn report_json(
                 .iter()
                 .map(|r| match &r.verdict {
                     Verdict::Good { cert, key } => json!({"verdict": "good", "cert": cert.to_string(),
-                        "key": key.to_string(), "user_id": user_of(verifier, cert)}),
+                        "key": key.to_string(), "user_id": user_of(verifier, cert, at)}),
                     Verdict::Bad { key, reason } => {
                         json!({"verdict": "bad", "key": key.to_string(), "reason": reason})
                     }
@@ -131,20 +240,28 @@ fn report_json(
                     Verdict::NotApplicable(why) => json!({"verdict": "ignored", "reason": why}),
                 })
                 .collect();
-            json!({"file": file.display().to_string(), "status": status_word(o.status(required)), "signatures": sigs})
+            let good = o.reports.iter().filter(|r| matches!(r.verdict, Verdict::Good { .. })).count();
+            json!({"file": file.display().to_string(), "status": status_word(o.status(required)),
+                "verdict": outcome_words(o, required), "good": good, "required": required, "signatures": sigs})
         }
     }
 }
 
-fn report_text(verifier: &Verifier, file: &Path, outcome: &Result<Outcome, String>, required: usize) {
+fn report_text(
+    verifier: &Verifier,
+    file: &Path,
+    outcome: &Result<Outcome, String>,
+    required: usize,
+    at: SystemTime,
+) {
     match outcome {
         Err(e) => println!("{}: cannot verify: {e}", file.display()),
         Ok(o) => {
-            println!("{}: {}", file.display(), status_word(o.status(required)));
+            println!("{}: {}", file.display(), outcome_words(o, required));
             for r in &o.reports {
                 match &r.verdict {
                     Verdict::Good { cert, key } => {
-                        println!("  good signature by {} (key {key})", user_of(verifier, cert))
+                        println!("  good signature by {} (key {key})", user_of(verifier, cert, at))
                     }
                     Verdict::Bad { key, reason } => println!("  BAD signature by key {key}: {reason}"),
                     Verdict::UnknownKey { issuer } => {
@@ -164,11 +281,14 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn verify(args: &VerifyArgs) -> u8 {
     let driver = PgpDriver::new(HANDLER_TIMEOUT);
     std::thread::scope(|scope| {
-        // The handler starts (sealed memfd, confined spawn, probe) on the other
-        // CPU while this thread reads the keyrings and the input and frames them;
-        // a failure to start shows again, and is reported, at the first request.
-        scope.spawn(|| driver.start());
-        verify_with(args, driver.clone())
+        // The handler starts (sealed memfd, confined spawn, probe) on this, the
+        // main thread — which starts it directly, without a hop to the loader's
+        // spawner thread — while another thread reads the keyrings and the input
+        // and frames them, then waits for the handler at its first request. A
+        // failure to start shows again, and is reported, at that request.
+        let verifying = scope.spawn(|| verify_with(args, driver.clone()));
+        let _ = driver.start();
+        verifying.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
 
@@ -183,13 +303,14 @@ fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
     if args.each {
         let mut worst = EXIT_OK;
         for f in &args.files {
-            let o = verify_one(&verifier, f, None);
+            let at = SystemTime::now();
+            let o = verify_one(&verifier, f, None, at);
             let code = o.as_ref().map_or(EXIT_ERROR, |o| exit_of(o.status(args.signatures)));
             worst = worst.max(code);
             if args.json {
-                println!("{}", report_json(&verifier, f, &o, args.signatures));
+                println!("{}", report_json(&verifier, f, &o, args.signatures, at));
             } else {
-                report_text(&verifier, f, &o, args.signatures);
+                report_text(&verifier, f, &o, args.signatures, at);
             }
         }
         return worst;
@@ -199,11 +320,12 @@ fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
         return EXIT_ERROR;
     }
     let sig = &args.files[0];
-    let o = verify_one(&verifier, sig, args.files.get(1).map(PathBuf::as_path));
+    let at = SystemTime::now();
+    let o = verify_one(&verifier, sig, args.files.get(1).map(PathBuf::as_path), at);
     if args.json {
-        println!("{}", report_json(&verifier, sig, &o, args.signatures));
+        println!("{}", report_json(&verifier, sig, &o, args.signatures, at));
     } else {
-        report_text(&verifier, sig, &o, args.signatures);
+        report_text(&verifier, sig, &o, args.signatures, at);
     }
     let code = o.as_ref().map_or(EXIT_ERROR, |o| exit_of(o.status(args.signatures)));
     if code == EXIT_OK {
@@ -253,19 +375,27 @@ fn key_line(k: &KeyInfo) -> String {
         Ok(()) => "valid".to_string(),
         Err(e) => format!("not valid: {e}"),
     };
-    format!("{} v{} {alg}, created {} — {validity}", k.fingerprint, k.key.version, k.key.created)
+    let expiry = match k.expires_after.filter(|&e| e != 0) {
+        Some(e) => format!(", expires {}", utc(u64::from(k.key.created) + u64::from(e))),
+        None => String::new(),
+    };
+    format!(
+        "{} v{} {alg}, created {}{expiry} — {validity}",
+        k.fingerprint,
+        k.key.version,
+        utc(u64::from(k.key.created))
+    )
 }
 
 /// `umd pgp keys`.
 pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
     let mut code = EXIT_OK;
     for f in files {
-        let result = read(f)
-            .and_then(|d| Verifier::new(&[d], Policy::new()).map_err(|e| format!("{}: {e}", f.display())))
-            .and_then(|v| {
-                let certs = v.certificates().map_err(|e| format!("{}: {e}", f.display()))?;
-                Ok(certs.into_iter().cloned().collect::<Vec<Cert>>())
-            });
+        let result = read_keyrings(std::slice::from_ref(f))
+            .and_then(|d| {
+                Verifier::new(&d, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(f), &d, e))
+            })
+            .and_then(|v| v.certificates(SystemTime::now()).map_err(|e| format!("{}: {e}", f.display())));
         match result {
             Err(e) => {
                 eprintln!("umd: pgp keys: {e}");

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use umd_service::client::{Client, ClientError};
+use umd_service::client::{Client, ClientError, Keyrings};
 use umd_service::config::DEFAULT_CONFIG;
-use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyRequest, VerifyStatus};
+use umd_service::proto::{DriverName, ErrorKind, SigVerdict, VerifyReply, VerifyStatus};
 use umd_service::server::{Listen, ServeOptions, Server, DEFAULT_SOCKET};
 
 use crate::pgp::VerifyArgs;
@@ -474,7 +474,19 @@ fn exit_of(s: VerifyStatus) -> u8 {
     }
 }
 
-fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
+/// The verdict words of a reply (see [`crate::pgp::verdict_words`]).
+fn reply_words(v: &VerifyReply, required: usize) -> String {
+    let status = match v.status {
+        VerifyStatus::Verified => umd_pgp::verify::Status::Verified,
+        VerifyStatus::Bad => umd_pgp::verify::Status::Bad,
+        VerifyStatus::CannotVerify => umd_pgp::verify::Status::CannotVerify,
+    };
+    let good = v.signatures.iter().filter(|s| matches!(s, SigVerdict::Good { .. })).count();
+    let bad = v.signatures.iter().any(|s| matches!(s, SigVerdict::Bad { .. }));
+    crate::pgp::verdict_words(status, good, bad, v.signatures.len() - good, required)
+}
+
+fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool, required: usize) {
     let name = file.display().to_string();
     match r {
         Err(e) if json_out => println!("{}", json!({"file": name, "status": "cannot verify", "error": e})),
@@ -494,7 +506,9 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
                     SigVerdict::Ignored { reason } => json!({"verdict": "ignored", "reason": reason}),
                 })
                 .collect();
-            let mut o = json!({"file": name, "status": status_word(v.status), "signatures": sigs});
+            let good = v.signatures.iter().filter(|s| matches!(s, SigVerdict::Good { .. })).count();
+            let mut o = json!({"file": name, "status": status_word(v.status), "verdict": reply_words(v, required),
+                "good": good, "required": required, "signatures": sigs});
             if let Some(e) = &v.error {
                 o["error"] = json!(e);
             }
@@ -503,7 +517,7 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
         Ok(v) => {
             match &v.error {
                 Some(e) => println!("{name}: cannot verify: {e}"),
-                None => println!("{name}: {}", status_word(v.status)),
+                None => println!("{name}: {}", reply_words(v, required)),
             }
             for s in &v.signatures {
                 match s {
@@ -525,39 +539,20 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
 /// opens a path a client names.
 fn verify_one(
     c: &mut Client,
-    keyrings: &[Vec<u8>],
+    keyrings: &Keyrings,
     required: usize,
     sig: &Path,
     data: Option<&Path>,
+    want_text: bool,
 ) -> Result<Result<VerifyReply, String>, ClientError> {
-    let signature = match read(sig) {
-        Ok(s) => s,
+    let (signature, data) = match crate::pgp::read_inputs(sig, data) {
+        Ok(i) => (i.signature, i.data),
         Err(e) => return Ok(Err(e)),
     };
-    let data_path = match data {
-        Some(d) => Some(d.to_path_buf()),
-        None if umd_pgp::cleartext::is_cleartext(&signature) => None,
-        None => match crate::pgp::data_path(sig) {
-            Some(d) => Some(d),
-            None => {
-                return Ok(Err(format!(
-                "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
-                sig.display()
-            )))
-            }
-        },
-    };
-    let data = match data_path.as_deref().map(read).transpose() {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
-    };
-    let req = VerifyRequest {
-        keyrings: keyrings.to_vec(),
-        signature,
-        data,
-        required: u32::try_from(required).unwrap_or(u32::MAX),
-    };
-    match c.verify(req) {
+    // The keyrings travel once; later requests (and later runs, by the same
+    // user) name them by their handle.
+    let required = u32::try_from(required).unwrap_or(u32::MAX);
+    match c.verify_keyrings(keyrings, &signature, data.as_deref(), required, want_text) {
         Ok(v) => Ok(Ok(v)),
         Err(ClientError::Service(e)) if e.kind == ErrorKind::BadRequest || e.kind == ErrorKind::TooLarge => {
             Ok(Err(e.message))
@@ -568,8 +563,10 @@ fn verify_one(
 
 /// `umd verify` through the service.
 pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
-    let keyrings = match args.keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>() {
-        Ok(k) => k,
+    let keyrings = match crate::pgp::read_keyrings(&args.keyrings)
+        .and_then(|k| crate::pgp::check_keyrings_framing(&args.keyrings, &k).map(|()| k))
+    {
+        Ok(k) => Keyrings::new(k),
         Err(e) => {
             eprintln!("umd: verify: {e}");
             return EXIT_ERROR;
@@ -590,11 +587,12 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
     };
     let mut worst = EXIT_OK;
     for (sig, data) in jobs {
-        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data) {
+        let want_text = args.output.is_some() && !args.each;
+        let r = match verify_one(&mut c, &keyrings, args.signatures, sig, data, want_text) {
             Ok(r) => r,
             Err(e) => return failed("verify", &e),
         };
-        report(sig, &r, args.json);
+        report(sig, &r, args.json, args.signatures);
         let code = r.as_ref().map_or(EXIT_ERROR, |v| exit_of(v.status));
         worst = worst.max(code);
         if code == EXIT_OK && !args.each {
@@ -625,8 +623,9 @@ pub struct BenchServiceArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pool_size: usize,
     /// Also measure verifications of DOCUMENT (cleartext-signed) against KEYRING:
-    /// in-process with the keyring checked once, through the service sending
-    /// both each time (the service keeps the keyrings it has checked).
+    /// in-process with the keyring checked once, through the service with the
+    /// keyring sent once and named by its handle afterwards (the document is
+    /// sent, described and verified every time).
     #[arg(long, num_args = 2, value_names = ["KEYRING", "DOCUMENT"])]
     verify: Option<Vec<PathBuf>>,
     /// Verifications per client per round.
@@ -807,19 +806,17 @@ fn bench_inner(args: &BenchServiceArgs) -> Result<(), String> {
             umd_pgp::policy::Policy::new(),
         )
         .map_err(|e| format!("{}: {e}", files[0].display()))?;
-        let local_call = |_: &mut (), _: usize| match verifier.verify_cleartext(&document) {
-            Ok(o) if o.status(1) == umd_pgp::verify::Status::Verified => Ok(()),
-            Ok(_) => Err(format!("{}: not verified", files[1].display())),
-            Err(e) => Err(e.to_string()),
-        };
-        let remote_call = |c: &mut Client, _: usize| {
-            let req = VerifyRequest {
-                keyrings: vec![keyring.clone()],
-                signature: document.clone(),
-                data: None,
-                required: 1,
+        let local_call =
+            |_: &mut (), _: usize| match verifier.verify_cleartext(&document, std::time::SystemTime::now()) {
+                Ok(o) if o.status(1) == umd_pgp::verify::Status::Verified => Ok(()),
+                Ok(_) => Err(format!("{}: not verified", files[1].display())),
+                Err(e) => Err(e.to_string()),
             };
-            match c.verify(req) {
+        let keyrings = Keyrings::new(vec![keyring.clone()]);
+        let remote_call = |c: &mut Client, _: usize| {
+            // The keyring by its handle (sent on a connection's first request
+            // when the service does not hold it); the verdict, not the text back.
+            match c.verify_keyrings(&keyrings, &document, None, 1, false) {
                 Ok(v) if v.status == VerifyStatus::Verified => Ok(()),
                 Ok(v) => Err(format!("{}: {:?} {:?}", files[1].display(), v.status, v.error)),
                 Err(e) => Err(e.to_string()),

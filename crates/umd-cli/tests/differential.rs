@@ -158,9 +158,9 @@ const UNUSABLE_KEY_GPGV: &str = "gpgv reports a signature by a keyring key that 
      (a subkey without back-signature: \"not cross-certified\"; a key not flagged for signing: \
      \"Wrong key usage\") as one it cannot check, exit 2; umd calls it bad, as Sequoia does: \
      the signature names a keyring key, and that key may not make it";
-const FUTURE_GPGV: &str = "gpgv (hence apt) accepts a signature created after the current \
-     time; umd refuses it (Policy::clock_skew is zero: umd checks signatures that already exist, \
-     so a creation time in the future is a wrong clock or a lie), as sqv, sq and Sequoia do";
+const FUTURE_GPGV: &str = "gpgv (hence apt) accepts a signature created any time after the \
+     current time; umd refuses one created more than Policy::clock_skew (30 minutes, Sequoia's \
+     tolerance) ahead of its clock: a day ahead is a wrong clock or a lie. sqv, sq and Sequoia agree";
 const SHA224: &str = "umd accepts SHA2-256, SHA2-384 and SHA2-512 only (Policy::hashes: no common \
      implementation uses SHA2-224 by default, and each accepted algorithm is attack surface); \
      the others accept SHA2-224";

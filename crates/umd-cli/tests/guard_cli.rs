@@ -145,7 +145,7 @@ run() { name=$1; shift; "$@" >/dev/null 2>"$D/err"; rc=$?; echo "RESULT $name $r
 start_guard() {
   rm -f "$D/ready"
   "$UMD" --log info guard --digests "$D/list" --verify-key "$D/key.pub" --mount "$M" --json \
-     --ready-file "$D/ready" "$@" >>"$D/decisions" 2>>"$D/guard.log" &
+     --state "$D/guard.state" --ready-file "$D/ready" "$@" >>"$D/decisions" 2>>"$D/guard.log" &
   G=$!
   i=0
   while [ ! -e "$D/ready" ]; do
@@ -563,7 +563,8 @@ fn root_mount_needs_the_explicit_flag() {
     // Inside the private namespace anyway: a bug here must not guard the machine.
     let r = lab.run(
         "",
-        r#""$UMD" guard --digests "$D/list" --verify-key "$D/key.pub" --mount / --enforce > /dev/null 2> "$D/err"
+        r#""$UMD" guard --digests "$D/list" --verify-key "$D/key.pub" --mount / --enforce --state "$D/guard.state" \
+  > /dev/null 2> "$D/err"
 echo "ROOT-EXIT $? $(tr '\n' ' ' < "$D/err")"
 "#,
     );
@@ -586,6 +587,8 @@ fn a_forged_list_is_refused_at_start() {
         "--mount",
         lab.dir.to_str().unwrap(),
         "--enforce",
+        "--state",
+        lab.dir.join("guard.state").to_str().unwrap(),
     ]);
     let (_, err) = common::text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -594,7 +597,8 @@ fn a_forged_list_is_refused_at_start() {
 
 #[test]
 fn guard_requires_audit_or_enforce() {
-    let o = common::umd(&["guard", "--digests", "x", "--mount", "/tmp"]);
+    let o =
+        common::umd(&["guard", "--digests", "x", "--mount", "/tmp", "--state", "/nonexistent/guard.state"]);
     assert_eq!(o.status.code(), Some(2));
     let _ = Path::new("x");
 }
@@ -657,7 +661,7 @@ fn the_service_hosts_the_guard_and_reloads_its_list_on_sighup() {
         "",
         r#"L="$D/guard.log"
 "$UMD" --log info --socket "$D/sock" serve --config "$D/umd.toml" --guard-digests "$D/list" \
-   --guard-verify-key "$D/key.pub" --guard-mount "$M" --guard-mode enforce 2>>"$L" &
+   --guard-verify-key "$D/key.pub" --guard-mount "$M" --guard-mode enforce --guard-state "$D/guard.state" 2>>"$L" &
 S=$!
 i=0
 until grep -q "umd service ready" "$L"; do
@@ -684,4 +688,135 @@ run unlisted_after_stop "$M/unlisted"
     assert!(r.out.contains("SERVE-EXIT 0"), "{}", r.dump());
     r.ran("unlisted_after_stop");
     assert!(r.log.contains("exec guard started") && r.log.contains("exec guard stopped"), "{}", r.dump());
+}
+
+/// Starts a guard on `$M` with the list `$D/$1` and stops it at once; prints
+/// `START-$1 <exit status> <stderr>`. For the rollback tests.
+const START_ONCE: &str = r#"start_once() {
+  cp "$D/$1" "$D/list"; rm -f "$D/ready"
+  "$UMD" --log info guard --digests "$D/list" --verify-key "$D/key.pub" --mount "$M" --enforce \
+     --state "$D/guard.state" --ready-file "$D/ready" 2>"$D/start-err" &
+  P=$!; i=0
+  while [ ! -e "$D/ready" ] && kill -0 $P 2>/dev/null && [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.01; done
+  kill -TERM $P 2>/dev/null; wait $P; echo "START-$1 $? $(tr '\n' ' ' < "$D/start-err")"
+  echo "STATE-$1 $(tr '\n' ' ' < "$D/guard.state" 2>/dev/null)"
+}
+"#;
+
+fn line<'a>(r: &'a Run, prefix: &str) -> &'a str {
+    r.out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line\n{}", r.dump()))
+}
+
+#[test]
+fn a_restarted_guard_refuses_an_older_validly_signed_list() {
+    if !available() {
+        return;
+    }
+    let lab = standard("rollback");
+    // v1 lists `unlisted` (a package a later list dropped); v2 and v3 do not.
+    lab.list("v1", 1, 1_700_000_000, &[&tiny(), SCRIPT, &tiny_other(1)]);
+    lab.list("v2", 2, 1_700_000_100, &[&tiny(), SCRIPT]);
+    lab.list("v3", 3, 1_700_000_200, &[&tiny(), SCRIPT]);
+    let r = lab.run("", &format!("{START_ONCE}start_once v2\nstart_once v2\nstart_once v1\nstart_once v3\n"));
+    // First run: no state file; v2 is accepted and recorded.
+    assert!(line(&r, "START-v2 ").starts_with("START-v2 0"), "{}", r.dump());
+    assert!(line(&r, "STATE-v2 ").contains("sequence 2"), "{}", r.dump());
+    assert_eq!(r.out.matches("START-v2 0").count(), 2, "the same list again: {}", r.dump());
+    // A restart with the older v1, validly signed: refused, exit 2, the
+    // record unchanged.
+    let v1 = line(&r, "START-v1 ");
+    assert!(v1.starts_with("START-v1 2"), "{}", r.dump());
+    assert!(v1.contains("sequence 1 is lower than 2") && v1.contains("guard.state"), "{v1}");
+    assert!(line(&r, "STATE-v1 ").contains("sequence 2"), "{}", r.dump());
+    // A newer one starts and is recorded.
+    assert!(line(&r, "START-v3 ").starts_with("START-v3 0"), "{}", r.dump());
+    assert!(line(&r, "STATE-v3 ").contains("sequence 3"), "{}", r.dump());
+}
+
+#[test]
+fn a_reload_records_the_new_list_so_a_restart_cannot_go_back_past_it() {
+    if !available() {
+        return;
+    }
+    let lab = standard("rollback-reload");
+    lab.list("v1", 1, 1_700_000_000, &[&tiny(), SCRIPT]);
+    lab.list("v2", 2, 1_700_000_100, &[&tiny(), SCRIPT]);
+    let r = lab.run(
+        "--enforce --reload-interval-ms 0",
+        &format!(
+            r#"cp "$D/v2" "$D/list.new"; mv "$D/list.new" "$D/list"; kill -HUP $G; lists 1
+echo "STATE-AFTER-RELOAD $(tr '\n' ' ' < "$D/guard.state")"
+kill -TERM $G; wait $G; G=
+{START_ONCE}start_once v1
+"#
+        ),
+    );
+    assert!(line(&r, "STATE-AFTER-RELOAD").contains("sequence 2"), "{}", r.dump());
+    assert!(line(&r, "START-v1 ").starts_with("START-v1 2"), "{}", r.dump());
+}
+
+#[test]
+fn a_corrupt_or_unreadable_state_file_stops_the_guard_and_is_never_reset() {
+    if !available() {
+        return;
+    }
+    let lab = standard("state-corrupt");
+    lab.list("v1", 1, 1_700_000_000, &[&tiny(), SCRIPT]);
+    let r = lab.run(
+        "",
+        &format!(
+            r#"{START_ONCE}printf 'umd-guard-state 1\nkey zz\n' > "$D/guard.state"
+start_once v1
+rm "$D/guard.state"; mkdir "$D/guard.state"
+start_once v1
+rmdir "$D/guard.state"
+start_once v1
+"#
+        ),
+    );
+    let starts: Vec<&str> = r.out.lines().filter(|l| l.starts_with("START-v1 ")).collect();
+    assert_eq!(starts.len(), 3, "{}", r.dump());
+    assert!(
+        starts[0].starts_with("START-v1 2") && starts[0].contains("guard.state is corrupt"),
+        "{}",
+        r.dump()
+    );
+    assert!(starts[1].starts_with("START-v1 2") && starts[1].contains("cannot read it"), "{}", r.dump());
+    // Removed by the administrator: a first run.
+    assert!(starts[2].starts_with("START-v1 0"), "{}", r.dump());
+    let states: Vec<&str> = r.out.lines().filter(|l| l.starts_with("STATE-v1")).collect();
+    assert_eq!(states[0], "STATE-v1 umd-guard-state 1 key zz ", "not reset: {}", r.dump());
+}
+
+#[test]
+fn the_service_hosted_guard_refuses_a_rollback_across_restarts() {
+    if !available() {
+        return;
+    }
+    let lab = standard("serve-rollback");
+    lab.list("v1", 1, 1_700_000_000, &[&tiny(), SCRIPT, &tiny_other(1)]);
+    lab.list("v2", 2, 1_700_000_100, &[&tiny(), SCRIPT]);
+    std::fs::write(lab.dir.join("umd.toml"), "admin_group = \"0\"\n").unwrap();
+    let r = lab.run(
+        "",
+        r#"L="$D/guard.log"
+serve() {
+  cp "$D/$1" "$D/list"; : > "$L"
+  "$UMD" --log info --socket "$D/sock" serve --config "$D/umd.toml" --guard-digests "$D/list" \
+     --guard-verify-key "$D/key.pub" --guard-mount "$M" --guard-mode enforce --guard-state "$D/guard.state" 2>>"$L" &
+  S=$!; i=0
+  until grep -q "umd service ready" "$L"; do
+    i=$((i+1)); [ $i -gt 2000 ] && break
+    kill -0 $S 2>/dev/null || break
+    sleep 0.01
+  done
+  kill -TERM $S 2>/dev/null; wait $S; echo "SERVE-$1 $? $(grep -o 'refusing to roll back' "$L")"
+}
+serve v2
+serve v1
+"#,
+    );
+    assert!(line(&r, "SERVE-v2 ").starts_with("SERVE-v2 0"), "{}", r.dump());
+    let v1 = line(&r, "SERVE-v1 ");
+    assert!(v1.starts_with("SERVE-v1 2") && v1.contains("refusing to roll back"), "{}", r.dump());
 }

@@ -56,3 +56,29 @@ fn a_missing_keyring_is_an_error_not_a_verdict() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/keyring.gpg"));
 }
+
+#[test]
+fn pgp_keys_prints_times_as_rfc3339_utc() {
+    let keyring = format!("{FIXTURES}/debian-archive-keyring.gpg");
+    let o = umd().args(["pgp", "keys", &keyring]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    // "created 2023-01-21T21:49:07Z, expires 2031-01-19T21:49:07Z — valid"
+    let is_rfc3339 = |w: &str| {
+        let b = w.trim_end_matches(',').as_bytes();
+        b.len() == 20
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            })
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let after = |label: &str| words.windows(2).filter(|w| w[0] == label).map(|w| w[1]).collect::<Vec<_>>();
+    let created = after("created");
+    assert!(created.len() >= 9 && created.iter().all(|w| is_rfc3339(w)), "{text}");
+    let expires = after("expires");
+    assert!(!expires.is_empty() && expires.iter().all(|w| is_rfc3339(w)), "{text}");
+}

@@ -329,7 +329,13 @@ fn hostile_clients_get_clear_errors_and_do_not_disturb_others() {
     let stats = c.stats().unwrap();
     assert!(stats.bad_frames >= 4, "{stats:?}");
     assert!(stats.timeouts >= 10, "{stats:?}");
-    assert_eq!(c.status().unwrap().connections, 1, "every hostile connection is gone");
+    // A closed connection leaves the table when its thread ends, a moment after
+    // the close a client sees.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.status().unwrap().connections != 1 {
+        assert!(Instant::now() < deadline, "hostile connections never left: {:?}", c.status().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -359,9 +365,20 @@ fn per_uid_limits_refuse_the_greedy_with_busy() {
     assert_eq!(e.kind, ErrorKind::Busy);
     assert!(e.message.contains("too many connections"), "{e:?}");
     drop(held);
-    std::thread::sleep(Duration::from_millis(100));
-    let mut c = svc.client();
-    c.sample(0).unwrap();
+    // The four leave the table when their threads notice the close: until then
+    // a new connection may still be refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        let mut c = svc.client();
+        // Refused: a busy error, or the closed connection it leaves behind.
+        match c.sample(0) {
+            Ok(_) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the closed connections never left: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
     assert!(c.stats().unwrap().refused >= 1);
 }
 
@@ -544,7 +561,7 @@ fn a_greedy_user_cannot_starve_another() {
     let config = "[drivers.sample]\neveryone = true\npool_size = 2\n[drivers.pgp]\neveryone = true\n\
                   [limits]\nmax_in_flight_per_uid = 1\nmax_request_bytes = 1048576\n\
                   request_memory_per_uid = 2097152\nrequest_memory_bytes = 4194304\n\
-                  queue_timeout_ms = 30000\nframe_timeout_ms = 20000\n";
+                  queue_timeout_ms = 90000\nframe_timeout_ms = 60000\n";
     let svc = Service::start("greedy", config);
     let stallers: Vec<_> = (0..4)
         .map(|_| {
@@ -574,7 +591,10 @@ fn a_greedy_user_cannot_starve_another() {
     // Root's memory share (2 MiB) is taken by two of its stallers; the other two
     // wait for root's share, not the service's. Another user is unaffected, in
     // memory and in handlers. (With request_memory_per_uid equal to the whole
-    // budget, the other user's verification waits ~20 s: measured.)
+    // budget, the other user's verification waits for the stallers' frame
+    // deadline: ~20 s measured with a 20 s deadline. The deadline is 60 s here
+    // and the bound 30 s, so that a loaded machine cannot blur "served" and
+    // "waited for the stallers".)
     let t = Instant::now();
     let o = as_user(
         &svc,
@@ -594,7 +614,7 @@ fn a_greedy_user_cannot_starve_another() {
     let served: u64 = greedy.into_iter().map(|g| g.join().unwrap()).sum();
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("100 passed"), "{:?}", text(&o));
-    assert!(other < Duration::from_secs(10), "the other user waited {other:?} while the greedy one ran");
+    assert!(other < Duration::from_secs(30), "the other user waited {other:?} while the greedy one ran");
     assert!(served > 100, "the greedy user was served too ({served})");
     drop(stallers);
 }
@@ -674,4 +694,130 @@ fn a_request_in_flight_at_sigterm_is_answered() {
     eprintln!("in-flight verification answered {took:?} after it was sent (SIGTERM after 5 ms)");
     let log = svc.log_text();
     assert!(log.contains("request in flight at shutdown answered"), "{log}");
+}
+
+#[test]
+fn a_keyring_travels_once_then_is_named_by_its_handle() {
+    use umd_service::client::Keyrings;
+    use umd_service::proto::{KeyringRef, VerifyRefRequest, VerifyStatus};
+    let svc = Service::start("handle", OPEN);
+    let keyring = std::fs::read(fixture("debian-archive-keyring.gpg")).unwrap();
+    let doc = std::fs::read(fixture("bookworm-security_InRelease")).unwrap();
+    let keyrings = Keyrings::new(vec![keyring]);
+    let by_handle = |signature: &[u8]| {
+        Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Handle(keyrings.handle()),
+            signature: signature.to_vec(),
+            data: None,
+            required: 1,
+            want_text: false,
+        })
+    };
+    // Never sent: a clear error naming the handle, and the connection goes on.
+    let mut c = svc.client();
+    match c.call(&by_handle(&doc)).unwrap() {
+        Response::Error(e) => {
+            assert_eq!(e.kind, ErrorKind::UnknownKeyring);
+            assert!(e.message.contains(&keyrings.handle().to_string()), "{}", e.message);
+            assert!(e.message.contains("send it again"), "{}", e.message);
+        }
+        other => panic!("expected UnknownKeyring, got {other:?}"),
+    }
+    // The client library then sends the keyrings; the text only when asked.
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, false).unwrap();
+    assert_eq!(v.status, VerifyStatus::Verified, "{v:?}");
+    assert!(v.text.is_none(), "no text unless asked");
+    let v = c.verify_keyrings(&keyrings, &doc, None, 1, true).unwrap();
+    let split = umd_pgp::cleartext::split(&doc).unwrap();
+    assert_eq!(v.text.as_deref(), Some(&split.text[..]), "the verified text when asked");
+    // Held for this uid: another connection names it by its handle alone.
+    let mut d = svc.client();
+    match d.call(&by_handle(&doc)).unwrap() {
+        Response::Verify(v) => assert_eq!(v.status, VerifyStatus::Verified, "{v:?}"),
+        other => panic!("expected a verification, got {other:?}"),
+    }
+    // Every request is still verified: a tampered document named with the same
+    // handle is a bad signature.
+    let mut tampered = doc.clone();
+    let i = tampered.windows(6).position(|w| w == b"Suite:").unwrap();
+    tampered[i + 7] ^= 1;
+    match d.call(&by_handle(&tampered)).unwrap() {
+        Response::Verify(v) => assert_eq!(v.status, VerifyStatus::Bad, "{v:?}"),
+        other => panic!("expected a verification, got {other:?}"),
+    }
+    // The CLI through the service names it too, and prints what it printed.
+    let o = svc.umd(&[
+        "verify",
+        "--keyring",
+        &fixture("debian-archive-keyring.gpg"),
+        &fixture("bookworm-security_InRelease"),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+#[test]
+fn against_a_service_without_keyring_handles_the_client_sends_the_keyrings_every_time() {
+    use std::os::unix::net::UnixListener;
+    use umd_service::client::{Client, Keyrings};
+    use umd_service::proto::{ServiceError, VerifyReply, VerifyStatus};
+    // An older service: it cannot decode the new request, answers BadRequest
+    // and closes; on the next connection it gets the keyrings along.
+    let dir = svc::private_dir("legacy");
+    let path = dir.join("old.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let old = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut header = [0u8; proto::HEADER_LEN];
+            s.read_exact(&mut header).unwrap();
+            let h = proto::Header::parse(&header, Kind::Request, 1 << 24).unwrap();
+            let mut body = vec![0u8; h.len];
+            s.read_exact(&mut body).unwrap();
+            let (answer, close) = match proto::decode::<Request>(&body) {
+                Ok(Request::Verify(v)) => {
+                    seen.push(v.keyrings.len());
+                    let r = VerifyReply {
+                        status: VerifyStatus::Verified,
+                        error: None,
+                        signatures: vec![],
+                        text: None,
+                    };
+                    (Response::Verify(r), false)
+                }
+                _ => {
+                    let e = ServiceError {
+                        kind: ErrorKind::BadRequest,
+                        message: "malformed frame body: x".into(),
+                    };
+                    (Response::Error(e), true)
+                }
+            };
+            s.write_all(&proto::encode(Kind::Response, &answer).unwrap()).unwrap();
+            if close {
+                continue;
+            }
+            // The same connection carries the next (legacy) request.
+            let mut header = [0u8; proto::HEADER_LEN];
+            s.read_exact(&mut header).unwrap();
+            let h = proto::Header::parse(&header, Kind::Request, 1 << 24).unwrap();
+            let mut body = vec![0u8; h.len];
+            s.read_exact(&mut body).unwrap();
+            assert!(matches!(proto::decode::<Request>(&body), Ok(Request::Verify(_))), "legacy from then on");
+            seen.push(1);
+            let r =
+                VerifyReply { status: VerifyStatus::Verified, error: None, signatures: vec![], text: None };
+            s.write_all(&proto::encode(Kind::Response, &Response::Verify(r)).unwrap()).unwrap();
+            break;
+        }
+        seen
+    });
+    let mut c = Client::connect(&path).unwrap();
+    let keyrings = Keyrings::new(vec![b"k".to_vec()]);
+    for _ in 0..2 {
+        let v = c.verify_keyrings(&keyrings, b"doc", None, 1, false).unwrap();
+        assert_eq!(v.status, VerifyStatus::Verified);
+    }
+    assert_eq!(old.join().unwrap(), vec![1, 1], "both verifications carried the keyrings");
+    let _ = std::fs::remove_dir_all(dir);
 }

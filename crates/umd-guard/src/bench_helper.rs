@@ -113,6 +113,9 @@ fn setup(cfg: &HelperConfig) -> Result<(Setup, PathBuf, PathBuf), String> {
         .arg(dir.join("key.pub"))
         .arg("--mount")
         .arg(&s.mounts[0])
+        // Its own state file: never the machine's.
+        .arg("--state")
+        .arg(dir.join("guard.state"))
         .args(["--enforce", "--reload-interval-ms", "0", "--ready-file"])
         .arg(&ready)
         .args(&cfg.guard_args)

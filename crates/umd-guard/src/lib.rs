@@ -35,6 +35,12 @@
 //! time (a writable-mapping store moves them too) — every exec still makes the
 //! round trip. See the workspace README for measurements and the choice.
 //!
+//! # Rollback
+//!
+//! A reload swaps in only a list with a larger sequence number; across
+//! restarts the guard remembers the last list it accepted in a state file
+//! ([`state`], [`GuardConfig::state`]) and refuses to start with an older one.
+//!
 //! # Fail-open
 //!
 //! If the guard's process dies, the kernel destroys the group and allows every
@@ -73,9 +79,11 @@ use umd_digest_list::{DigestList, ListError, Mark, VerifyingKey};
 pub mod bench_helper;
 pub mod fanotify;
 pub mod hash;
+pub mod state;
 
 use fanotify::{Group, MarkScope};
 use hash::{FileStamp, HashError};
+use state::StateError;
 
 pub use fanotify::MarkScope as Scope;
 
@@ -216,6 +224,12 @@ pub struct GuardConfig {
     /// Test hook: a decider that is given a file of this name hangs (until the
     /// guard stops), so the watchdog must answer.
     pub test_hang_on: Option<OsString>,
+    /// Where the last accepted list is recorded ([`state`]): a list with a
+    /// lower sequence number is refused at start and on reload, across
+    /// restarts. `None` (the library's default) keeps no record, so only
+    /// reloads are protected; `umd guard` always keeps one
+    /// ([`state::DEFAULT_PATH`] unless `--state`).
+    pub state: Option<PathBuf>,
 }
 
 impl GuardConfig {
@@ -240,6 +254,7 @@ impl GuardConfig {
             exclude_pids: Vec::new(),
             sink: None,
             test_hang_on: None,
+            state: None,
         }
     }
 
@@ -294,8 +309,9 @@ pub enum GuardError {
     },
     /// The list is not newer than the one in use.
     #[error(
-        "digest list {path}: sequence {new} (created {new_created}) does not supersede the current \
-         list's {current} (created {current_created}); keeping the current list"
+        "digest list {path}: sequence {new} (created {}) does not supersede the current list's {current} \
+         (created {}); keeping the current list",
+        utc(*.new_created), utc(*.current_created)
     )]
     ListNotNewer {
         /// The list.
@@ -312,6 +328,24 @@ pub enum GuardError {
     /// A thread could not be started.
     #[error("starting the {0} thread: {1}")]
     Thread(&'static str, #[source] std::io::Error),
+    /// The state file could not be read, is corrupt, or could not be written.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// The list is older than the last one accepted (a rollback).
+    #[error(
+        "digest list {path}: sequence {sequence} is lower than {recorded}, the last list accepted (recorded in \
+         {state}); refusing to roll back"
+    )]
+    Rollback {
+        /// The list.
+        path: PathBuf,
+        /// Its sequence number.
+        sequence: u64,
+        /// The sequence number recorded.
+        recorded: u64,
+        /// The state file.
+        state: PathBuf,
+    },
 }
 
 /// Counters (since start).
@@ -393,6 +427,43 @@ fn list_stamp(path: &Path) -> Option<ListStamp> {
     })
 }
 
+/// Seconds since the epoch as RFC 3339 UTC, for messages.
+fn utc(secs: u64) -> impl std::fmt::Display {
+    // Clamped to the last second RFC 3339 can write (the formatter fails past it).
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs.min(253_402_300_799)))
+}
+
+/// Checks a verified `list` against the state file at `path`: a missing file
+/// (a first run) passes; a record of another key, an unreadable or corrupt
+/// file, or a larger recorded sequence number is an error.
+fn not_a_rollback(
+    path: &Path,
+    key: &VerifyingKey,
+    list_path: &Path,
+    list: &DigestList,
+) -> Result<(), GuardError> {
+    let Some(r) = state::load(path)? else { return Ok(()) };
+    state::check_key(path, &r, key.as_bytes())?;
+    if list.sequence() < r.sequence {
+        return Err(GuardError::Rollback {
+            path: list_path.to_owned(),
+            sequence: list.sequence(),
+            recorded: r.sequence,
+            state: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Records `list` as the last one accepted (atomically).
+fn record(path: &Path, key: &VerifyingKey, list: &DigestList) -> Result<(), GuardError> {
+    let r = state::Record { key: *key.as_bytes(), sequence: list.sequence(), created: list.created() };
+    if state::load(path)?.as_ref() == Some(&r) {
+        return Ok(()); // a restart with the same list: nothing to write
+    }
+    Ok(state::store(path, &r)?)
+}
+
 /// Reads and verifies a list (bounded size).
 pub fn load_list(path: &Path, key: &VerifyingKey) -> Result<DigestList, GuardError> {
     use std::io::Read;
@@ -459,6 +530,7 @@ struct Shared {
     counters: Counters,
     sink: Option<DecisionSink>,
     hang_on: Option<OsString>,
+    state: Option<PathBuf>,
 }
 
 /// A running guard. [`stop`](Guard::stop) it, or drop it (same thing).
@@ -528,6 +600,10 @@ impl Guard {
                 return Err(GuardError::RootMount { path: m.clone(), what });
             }
         }
+        // Not older than the last list accepted; recorded once the guard runs.
+        if let Some(path) = &config.state {
+            not_a_rollback(path, &config.verify_key, &config.list_path, &list)?;
+        }
         let algos: Vec<u32> = list.algorithms().into_iter().map(|(a, _)| a).collect();
         let stamp = list_stamp(&config.list_path);
         let group = Group::new().map_err(GuardError::Init)?;
@@ -563,6 +639,7 @@ impl Guard {
             counters: Counters::default(),
             sink: config.sink.clone(),
             hang_on: config.test_hang_on.clone(),
+            state: config.state.clone(),
         });
         let (wake_r, wake_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| GuardError::Init(e.into()))?;
@@ -599,6 +676,10 @@ impl Guard {
                      guard only processes that see these mounts (use filesystem marks to guard all)"
                 );
             }
+        }
+        if let Some(path) = &config.state {
+            // Dropping `guard` on this error stops it (marks first).
+            record(path, &config.verify_key, &shared.current().list)?;
         }
         tracing::info!(
             mounts = ?config.mounts, mode = ?config.mode, cache = ?config.cache, open_perm = config.open_perm,
@@ -767,6 +848,13 @@ impl Shared {
                 current: cur.list.sequence(),
                 current_created: cur.list.created(),
             }));
+        }
+        // The list in use is always the one recorded: record it first, and
+        // keep the current list if that fails (or the record forbids it).
+        if let Some(path) = &self.state {
+            not_a_rollback(path, &self.verify_key, &self.list_path, &new)
+                .and_then(|()| record(path, &self.verify_key, &new))
+                .map_err(refuse)?;
         }
         let seq = new.sequence();
         let algos = new.algorithms().into_iter().map(|(a, _)| a).collect();

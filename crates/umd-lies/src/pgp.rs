@@ -57,8 +57,6 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
 
 /// One mutation, anywhere in the description.
 fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
-    let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
-    let room = room.saturating_sub(used);
     match c.below(9) {
         0 => vector(&mut d.packets, c, |c| Some(opaque(c))),
         1 => {
@@ -96,7 +94,12 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
                 subpacket(sp, c)
             }
         }
-        7 => grow_somewhere(d, c, room),
+        7 => {
+            // What is left of the bound (measured only here: encoding the
+            // description is most of a lie's cost).
+            let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
+            grow_somewhere(d, c, room.saturating_sub(used))
+        }
         _ => {
             // A signature embedded into another (or into itself).
             let inner = pick_sig(d, c).cloned();

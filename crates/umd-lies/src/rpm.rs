@@ -57,8 +57,6 @@ fn headers(d: &mut Description) -> Vec<&mut Header> {
 }
 
 fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
-    let used = d.encode().map_or(0, |b| b.len());
-    let room = room.saturating_sub(used);
     match c.below(8) {
         0 => d.lead = if c.below(2) == 0 { None } else { Some(number(d.lead.unwrap_or(0), u64::MAX, c)) },
         1 => {
@@ -102,7 +100,11 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
                 value(&mut e.value, c)
             }
         }
-        _ => grow_somewhere(d, c, room),
+        _ => {
+            // What is left of the bound (measured only here, as in `pgp`).
+            let used = d.encode().map_or(0, |b| b.len());
+            grow_somewhere(d, c, room.saturating_sub(used))
+        }
     }
 }
 
@@ -154,6 +156,14 @@ fn value(v: &mut Value, c: &mut Choices) {
                 x[i] = number(u64::from(x[i]), u64::from(u32::MAX), c) as u32
             }
         }
+        Value::Int64(x) => {
+            if c.below(2) == 0 {
+                vector(x, c, |c| Some(u64::from(c.u32()) << 32 | u64::from(c.u32())))
+            } else if !x.is_empty() {
+                let i = c.below(x.len());
+                x[i] = number(x[i], u64::MAX, c)
+            }
+        }
         Value::String(s) | Value::Bin(s) => bytes(s, c),
         Value::StringArray(a) => {
             if c.below(2) == 0 {
@@ -177,6 +187,7 @@ fn value(v: &mut Value, c: &mut Choices) {
             Value::StringArray(mut a) => Value::String(a.pop().unwrap_or_default()),
             Value::Int16(x) => Value::Int32(x.into_iter().map(u32::from).collect()),
             Value::Int32(x) => Value::Int16(x.into_iter().map(|v| v as u16).collect()),
+            Value::Int64(x) => Value::Int32(x.into_iter().map(|v| v as u32).collect()),
             Value::Opaque => Value::Opaque,
         };
     }
@@ -194,6 +205,7 @@ fn grow_somewhere(d: &mut Description, c: &mut Choices, room: usize) {
                     Value::StringArray(a) => grow(a, c, Vec::new(), room),
                     Value::Int32(x) => grow(x, c, 0, room),
                     Value::Int16(x) => grow(x, c, 0, room),
+                    Value::Int64(x) => grow(x, c, 0, room),
                     Value::String(s) | Value::Bin(s) => s.extend(std::iter::repeat_n(b'a', room)),
                     Value::Opaque => e.value = Value::StringArray(vec![Vec::new(); room]),
                 }

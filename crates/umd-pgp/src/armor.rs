@@ -1,5 +1,11 @@
 //! ASCII armor (RFC 9580 §6.2): the manager removes it itself — a bounded,
 //! line-oriented step — so the handler only ever sees binary packets.
+//!
+//! The grammar is gpg's: after the `-----BEGIN PGP …-----` line come armor
+//! headers (`Key: value`), then a blank line (which RFC 9580 §6.2 requires
+//! and gpg enforces: without it, gpg takes the first base64 line for a bad
+//! header and refuses), then base64, an optional CRC-24 line and the
+//! matching `-----END PGP …-----` line.
 
 use base64::Engine;
 
@@ -78,6 +84,27 @@ pub enum ArmorError {
         /// Line of the BEGIN.
         line: usize,
     },
+    /// A line between the BEGIN line and the blank line is not an armor
+    /// header (`Key: value`): the blank line is missing, or a header is
+    /// malformed.
+    #[error("line {line}: expected an armor header ('Key: value') or the blank line before the data")]
+    Header {
+        /// The line.
+        line: usize,
+    },
+    /// A line after the checksum line other than the END line.
+    #[error("line {line}: data after the armor checksum line")]
+    AfterChecksum {
+        /// The line.
+        line: usize,
+    },
+    /// Text outside any armor block where only blank lines may be (after a
+    /// cleartext document's signed text).
+    #[error("line {line}: text outside the armor blocks")]
+    TextOutside {
+        /// The line.
+        line: usize,
+    },
 }
 
 /// CRC-24 (RFC 9580 §6.1).
@@ -111,18 +138,37 @@ fn label_of(line: &str, prefix: &str) -> Option<String> {
 /// (as gpg does); armor headers (`Key: value`) are skipped; the checksum line is
 /// optional (RFC 9580 makes it so) but must match when present.
 pub fn decode_all(input: &[u8]) -> Result<Vec<Block>, ArmorError> {
+    decode(input, false, 1)
+}
+
+/// As [`decode_all`], but nothing except blank lines may lie outside the
+/// blocks: for the signature blocks that end a cleartext document, where
+/// anything else would be unsigned text beside signed text. `first_line`
+/// numbers the first line of `input` in messages.
+pub fn decode_only_blocks(input: &[u8], first_line: usize) -> Result<Vec<Block>, ArmorError> {
+    decode(input, true, first_line)
+}
+
+fn decode(input: &[u8], only_blocks: bool, first_line: usize) -> Result<Vec<Block>, ArmorError> {
     if input.len() > MAX_ARMORED {
         return Err(ArmorError::TooLarge(input.len()));
     }
     let text = String::from_utf8_lossy(input);
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches(['\r', ' ', '\t'])).enumerate();
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.trim_end_matches(['\r', ' ', '\t']))
+        .enumerate()
+        .map(|(n, l)| (n + first_line - 1, l));
     let mut blocks = Vec::new();
     while let Some((n, line)) = lines.next() {
-        let Some(label) = label_of(line, "-----BEGIN PGP ") else { continue };
+        let Some(label) = label_of(line, "-----BEGIN PGP ") else {
+            if only_blocks && !line.is_empty() {
+                return Err(ArmorError::TextOutside { line: n + 1 });
+            }
+            continue;
+        };
         let begin_line = n + 1;
-        // Armor headers until the first blank line. RFC 9580 allows no blank line
-        // when there are no headers only in the cleartext framework; be tolerant:
-        // a line without ':' ends the headers too.
+        // Armor headers until the first blank line, which must be there.
         let mut body = String::new();
         let mut checksum: Option<String> = None;
         let mut in_headers = true;
@@ -143,7 +189,16 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Block>, ArmorError> {
                 if l.contains(": ") {
                     continue;
                 }
-                in_headers = false;
+                return Err(ArmorError::Header { line: m + 1 });
+            }
+            if checksum.is_some() {
+                // The checksum line ends the data: only blank lines, then the
+                // END line, may follow (gpg refuses more data there; other
+                // text it skips, which a strict reader need not).
+                if l.is_empty() {
+                    continue;
+                }
+                return Err(ArmorError::AfterChecksum { line: m + 1 });
             }
             if let Some(c) = l.strip_prefix('=') {
                 checksum = Some(c.to_string());
@@ -237,6 +292,38 @@ mod tests {
             Err(ArmorError::Mismatch { .. })
         ));
         assert_eq!(decode_all(b"hello"), Err(ArmorError::NoBegin));
+    }
+
+    #[test]
+    fn a_block_without_the_blank_line_after_its_headers_is_refused_as_gpg_does() {
+        let good = armor("SIGNATURE", b"data");
+        assert!(decode_all(good.as_bytes()).is_ok());
+        // gpg: "invalid armor header: iQ…", and the block is refused.
+        let no_blank = good.replace("Comment: test\n\n", "");
+        assert_eq!(decode_all(no_blank.as_bytes()), Err(ArmorError::Header { line: 2 }));
+        let bad_header = good.replace("Comment: test", "Comment:test");
+        assert_eq!(decode_all(bad_header.as_bytes()), Err(ArmorError::Header { line: 2 }));
+    }
+
+    #[test]
+    fn nothing_but_the_end_line_may_follow_the_checksum() {
+        let good = armor("SIGNATURE", b"data");
+        let more = good.replace("\n-----END", "\nZGF0YQ==\n-----END");
+        assert_eq!(decode_all(more.as_bytes()), Err(ArmorError::AfterChecksum { line: 6 }));
+        let blank = good.replace("\n-----END", "\n\n-----END");
+        assert_eq!(decode_all(blank.as_bytes()).unwrap()[0].data, b"data");
+    }
+
+    #[test]
+    fn only_blank_lines_may_surround_blocks_where_text_would_be_unsigned() {
+        let block = armor("SIGNATURE", b"data");
+        let two = format!("{block}\n  \n{block}\n");
+        assert_eq!(decode_only_blocks(two.as_bytes(), 1).unwrap().len(), 2);
+        let between = format!("{block}junk\n{block}");
+        assert_eq!(decode_all(between.as_bytes()).unwrap().len(), 2, "gpg ignores it elsewhere");
+        assert_eq!(decode_only_blocks(between.as_bytes(), 10), Err(ArmorError::TextOutside { line: 16 }));
+        let after = format!("{block}trailing\n");
+        assert_eq!(decode_only_blocks(after.as_bytes(), 1), Err(ArmorError::TextOutside { line: 7 }));
     }
 
     proptest::proptest! {

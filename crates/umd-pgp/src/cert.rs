@@ -7,6 +7,21 @@
 //! [`packet::check`](crate::packet::check) (tiling, headers, re-encoding), the
 //! fingerprints are computed here, and a component counts only if a signature
 //! that verifies says so.
+//!
+//! Two stages, so that what a long-running verifier keeps does not depend on
+//! the time:
+//!
+//! * [`CheckedCert`] — one certificate's components and signatures, fingerprints
+//!   computed. Each signature's *cryptographic* check is made the first time a
+//!   verdict needs it, and its result (a mathematical fact) is kept. Nothing in
+//!   it depends on the reference time or the policy.
+//! * [`Cert`] — that certificate as of a reference time under a policy
+//!   ([`CheckedCert::at`]): which self-signature is current, the key flags and
+//!   expiry it gives, revocations, and so each key's validity. Made for each
+//!   verification; cheap once the cryptographic checks are cached.
+
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use umd_pgp_wire::{Key, Sig};
 
@@ -31,7 +46,7 @@ pub enum CertError {
     /// The policy refused it.
     #[error("{0}")]
     Policy(#[from] Rejection),
-    /// No valid self-signature binds it.
+    /// No valid self-signature binds it (at the reference time).
     #[error("no valid self-signature")]
     NoSelfSignature,
     /// Revoked by a valid revocation signature.
@@ -48,7 +63,8 @@ impl From<crypto::CryptoError> for CertError {
     }
 }
 
-/// A key (primary or subkey) with what the manager established about it.
+/// A key (primary or subkey) with what the manager established about it at a
+/// reference time.
 #[derive(Clone, Debug)]
 pub struct KeyInfo {
     /// Its fingerprint (computed by the manager).
@@ -59,26 +75,26 @@ pub struct KeyInfo {
     pub body: Vec<u8>,
     /// Algorithm and size, if the manager can verify with it.
     pub kind: Result<KeyKind, String>,
-    /// Key flags from its newest valid binding (or self-certification).
+    /// Key flags from its current binding (or self-certification).
     pub flags: Option<KeyFlags>,
     /// Key expiration, seconds after creation (0 / `None`: never).
     pub expires_after: Option<u32>,
-    /// Whether the key is usable for signature checks, or why not.
+    /// Whether the key is usable for signature checks at the reference
+    /// time, or why not.
     pub validity: Result<(), CertError>,
 }
 
 impl KeyInfo {
-    fn new(key: &Key, body: &[u8]) -> Result<KeyInfo, CertError> {
-        let fingerprint = crypto::fingerprint(key.version, body)?;
-        Ok(KeyInfo {
-            fingerprint,
-            key: key.clone(),
-            body: body.to_vec(),
-            kind: crypto::key_kind(key).map_err(|e| e.to_string()),
+    fn from_core(c: &Core) -> KeyInfo {
+        KeyInfo {
+            fingerprint: c.fingerprint.clone(),
+            key: c.key.clone(),
+            body: c.body.clone(),
+            kind: c.kind.clone(),
             flags: None,
             expires_after: None,
             validity: Err(CertError::NoSelfSignature),
-        })
+        }
     }
 
     /// Its key ID.
@@ -86,7 +102,7 @@ impl KeyInfo {
         self.fingerprint.key_id()
     }
 
-    /// Whether it may make document signatures now.
+    /// Whether it may make document signatures (at the reference time).
     pub fn can_sign(&self) -> bool {
         self.validity.is_ok() && self.flags.as_ref().is_some_and(KeyFlags::sign)
     }
@@ -101,7 +117,7 @@ pub struct UserId {
     pub validity: Result<(), CertError>,
 }
 
-/// A certificate.
+/// A certificate as of a reference time ([`CheckedCert::at`]).
 #[derive(Clone, Debug)]
 pub struct Cert {
     /// The primary key.
@@ -120,8 +136,8 @@ impl Cert {
 }
 
 /// A certificate's components as they come in the stream, before any signature
-/// is checked ([`RawCert::validate`] checks them). Cheap to build: a keyring's
-/// certificates can be split at once and validated only when used.
+/// is checked ([`RawCert::check`] prepares them). Cheap to build: a keyring's
+/// certificates can be split at once and checked only when used.
 #[derive(Clone, Debug)]
 pub struct RawCert {
     primary: (Key, Vec<u8>),
@@ -139,17 +155,70 @@ impl RawCert {
             .collect()
     }
 
-    /// Verifies the self-signatures and builds the certificate.
-    pub fn validate(&self, policy: &Policy) -> Result<Cert, CertError> {
-        build(self, policy)
+    /// Computes the fingerprints and sorts the signatures by component and
+    /// kind; verifies nothing yet ([`CheckedCert::at`] does, as needed).
+    pub fn check(&self) -> Result<CheckedCert, CertError> {
+        let (pk, pbody) = &self.primary;
+        let primary = Core::new(pk, pbody)?;
+        let of_type =
+            |sigs: &[Sig], keep: &dyn Fn(&Sig) -> bool| newest_first(sigs.iter().filter(|s| keep(s)));
+        // Direct-key signatures that set neither key flags nor an expiry cannot
+        // change a verdict, valid or not: they are not kept, so never verified.
+        let direct = of_type(&self.direct, &|s| s.sig_type == 0x1f && sets_key_facts(s));
+        let revocations = of_type(&self.direct, &|s| s.sig_type == 0x20);
+        let user_ids = self
+            .user_ids
+            .iter()
+            .map(|(value, sigs)| UidSigs {
+                value: value.clone(),
+                certifications: of_type(sigs, &|s| (0x10..=0x13).contains(&s.sig_type)),
+                revocations: of_type(sigs, &|s| s.sig_type == 0x30),
+            })
+            .collect();
+        let subkeys = self
+            .subkeys
+            .iter()
+            .map(|(k, body, sigs)| {
+                let bindings = of_type(sigs, &|s| s.sig_type == 0x18);
+                // The primary key binding (0x19) embedded in each binding. It
+                // may sit in either subpacket area (GnuPG puts it in the
+                // unhashed one): it is a signature of its own, verified with
+                // the subkey, so where it sits does not matter.
+                let backs = bindings
+                    .iter()
+                    .map(|b| {
+                        newest_first(
+                            b.sig
+                                .hashed
+                                .iter()
+                                .chain(&b.sig.unhashed)
+                                .filter(|sp| sp.typ == 32)
+                                .filter_map(|sp| sp.embedded.as_deref())
+                                .filter(|e| e.sig_type == 0x19),
+                        )
+                    })
+                    .collect();
+                Ok(SubkeySigs {
+                    key: Core::new(k, body)?,
+                    bindings,
+                    backs,
+                    revocations: of_type(sigs, &|s| s.sig_type == 0x28),
+                })
+            })
+            .collect::<Result<_, CertError>>()?;
+        Ok(CheckedCert { primary, direct, revocations, user_ids, subkeys })
     }
 }
 
-/// Builds the certificates of a keyring from its checked packets. A certificate
-/// whose structure is broken is an error; an invalid component is kept with its
-/// reason (so `umd pgp keys` can show it) but never used.
-pub fn certificates(packets: &[Checked<'_>], policy: &Policy) -> Result<Vec<Cert>, CertError> {
-    split(packets)?.iter().map(|r| r.validate(policy)).collect()
+/// Builds the certificates of a keyring from its checked packets, as of `at`.
+/// A certificate whose structure is broken is an error; an invalid component
+/// is kept with its reason (so `umd pgp keys` can show it) but never used.
+pub fn certificates(
+    packets: &[Checked<'_>],
+    policy: &Policy,
+    at: SystemTime,
+) -> Result<Vec<Cert>, CertError> {
+    split(packets)?.iter().map(|r| Ok(r.check()?.at(policy, at))).collect()
 }
 
 /// Splits a keyring's checked packets into certificates, verifying nothing yet.
@@ -206,108 +275,191 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
     Ok(raws)
 }
 
-/// Verifies `sig` made by `signer` over the hash fed by `feed`, with the policy.
-fn check_self_sig(
-    signer: &KeyInfo,
-    sig: &Sig,
-    class: SigClass,
-    policy: &Policy,
-    feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
-) -> Result<SigFacts, CertError> {
-    let kind = signer.kind.clone().map_err(CertError::Crypto)?;
-    let facts = policy.check_signature(&signer.key, kind, None, sig, class)?;
-    // Certifications by other keys sit beside the self-signatures; a hashed
-    // issuer subpacket naming another key is skipped without a costly public-key
-    // operation. Only hashed hints count (they are signed: nobody can change them
-    // without breaking the signature), and never for a revocation, which is
-    // always verified.
-    let revocation = matches!(sig.sig_type, 0x20 | 0x28 | 0x30);
-    if !revocation && names_only_others(&facts, signer) {
-        return Err(CertError::Crypto("issued by another key".into()));
+/// What does not change about a key: its fields, body, fingerprint, kind.
+#[derive(Debug)]
+struct Core {
+    fingerprint: Fingerprint,
+    key: Key,
+    body: Vec<u8>,
+    kind: Result<KeyKind, String>,
+}
+
+impl Core {
+    fn new(key: &Key, body: &[u8]) -> Result<Core, CertError> {
+        Ok(Core {
+            fingerprint: crypto::fingerprint(key.version, body)?,
+            key: key.clone(),
+            body: body.to_vec(),
+            kind: crypto::key_kind(key).map_err(|e| e.to_string()),
+        })
     }
-    let mut h = SigHasher::new(sig)?;
-    feed(&mut h)?;
-    crypto::verify(&signer.key, sig, &h.finish())?;
-    Ok(facts)
 }
 
-/// Whether the hashed area (`SigFacts` reads only that) names an issuer, and only
-/// issuers other than `signer`.
-fn names_only_others(f: &SigFacts, signer: &KeyInfo) -> bool {
-    let named = !f.issuer_key_ids.is_empty() || !f.issuer_fingerprints.is_empty();
-    let names_signer = f.issuer_fingerprints.iter().any(|i| i.matches(&signer.fingerprint))
-        || f.issuer_key_ids.contains(&signer.key_id());
-    named && !names_signer
+/// A signature over a certificate component, whose cryptographic check is
+/// made once, when a verdict first needs it.
+#[derive(Debug)]
+struct Checkable {
+    sig: Sig,
+    /// Whether it verifies: mathematics only, so true at any time and under
+    /// any policy (the policy is applied at each use).
+    verifies: OnceLock<bool>,
 }
 
-/// The newest of `sigs` that passes `check`, with its facts.
-///
-/// RFC 9580 §5.2.3.10: the most recent valid self-signature is the one that
-/// counts. Candidates are tried newest first (by their hashed creation time;
-/// among equal times the later in the stream first), so the first that verifies
-/// is the answer and the older ones cost no public-key operation. Debian's
-/// archive keys, for one, carry five direct-key signatures each.
-fn newest_valid<'a>(
-    sigs: impl Iterator<Item = &'a Sig>,
-    mut check: impl FnMut(&Sig) -> Result<SigFacts, CertError>,
-) -> Option<(SigFacts, &'a Sig)> {
+/// `sigs`, newest first by their hashed creation time (among equal times,
+/// the later in the stream first): RFC 9580 §5.2.3.10 makes the most recent
+/// valid self-signature the one that counts, so the first that passes is the
+/// answer and the older ones cost no public-key operation. Debian's archive
+/// keys, for one, carry five direct-key signatures each.
+fn newest_first<'a>(sigs: impl Iterator<Item = &'a Sig>) -> Vec<Checkable> {
     let mut order: Vec<(u32, usize, &Sig)> = sigs
         .enumerate()
         .map(|(i, s)| (SigFacts::from_sig(s).ok().and_then(|f| f.created).unwrap_or(0), i, s))
         .collect();
     order.sort_unstable_by_key(|&(created, i, _)| std::cmp::Reverse((created, i)));
-    order.into_iter().find_map(|(_, _, s)| check(s).ok().map(|f| (f, s)))
+    order.into_iter().map(|(_, _, s)| Checkable { sig: s.clone(), verifies: OnceLock::new() }).collect()
 }
 
 /// Whether a direct-key signature says anything the manager reads (key flags or
-/// a key expiry in its hashed area). One that does not cannot change a verdict,
-/// valid or not, so it is not verified.
+/// a key expiry in its hashed area).
 fn sets_key_facts(sig: &Sig) -> bool {
     SigFacts::from_sig(sig).is_ok_and(|f| f.key_flags.is_some() || f.key_expires_after.is_some())
 }
 
-fn build(raw: &RawCert, policy: &Policy) -> Result<Cert, CertError> {
-    let (pk, pbody) = (&raw.primary.0, raw.primary.1.as_slice());
-    let mut primary = KeyInfo::new(pk, pbody)?;
-    // Revocations of the primary key (0x20) and direct-key signatures (0x1F).
-    // Every revocation is verified; of the direct-key signatures, the newest
-    // valid one that sets key flags or an expiry decides them.
-    let direct = |s: &Sig| check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| h.key(pbody));
-    let revoked =
-        raw.direct.iter().filter(|s| s.sig_type == 0x20).find_map(|s| direct(s).ok()).map(|f| reason(&f));
-    let direct_facts =
-        newest_valid(raw.direct.iter().filter(|s| s.sig_type == 0x1f && sets_key_facts(s)), direct);
-    let direct_flags = direct_facts.as_ref().and_then(|(f, _)| f.key_flags.clone());
-    primary.expires_after = direct_facts.as_ref().and_then(|(f, _)| f.key_expires_after);
-    // User IDs: the newest valid self-certification decides; a valid revocation
-    // (0x30) newer than it revokes the user ID.
-    let mut user_ids = Vec::new();
-    let mut primary_binding: Option<SigFacts> = None;
-    for (value, sigs) in &raw.user_ids {
-        let certs = sigs.iter().filter(|s| (0x10..=0x13).contains(&s.sig_type));
-        let newest = newest_valid(certs, |s| {
-            check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| {
-                h.key(pbody)?;
-                h.user_id(value)
-            })
-        });
-        let validity = match newest {
-            None => Err(CertError::NoSelfSignature),
-            Some((f, _)) => {
-                let revocation = sigs.iter().filter(|s| s.sig_type == 0x30).find_map(|s| {
-                    check_self_sig(&primary, s, SigClass::SelfSignature, policy, |h| {
-                        h.key(pbody)?;
-                        h.user_id(value)
-                    })
-                    .ok()
-                });
-                match revocation {
-                    Some(r) => Err(CertError::Revoked(reason(&r))),
+/// Whether `c`, made by `signer` over what `feed` hashes, verifies (computed
+/// once).
+fn verifies(
+    c: &Checkable,
+    signer: &Core,
+    feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
+) -> bool {
+    *c.verifies.get_or_init(|| {
+        let Ok(mut h) = SigHasher::new(&c.sig) else { return false };
+        feed(&mut h).is_ok() && crypto::verify(&signer.key, &c.sig, &h.finish()).is_ok()
+    })
+}
+
+/// Whether the hashed area (`SigFacts` reads only that) names an issuer, and only
+/// issuers other than `signer`.
+fn names_only_others(f: &SigFacts, signer: &Core) -> bool {
+    let named = !f.issuer_key_ids.is_empty() || !f.issuer_fingerprints.is_empty();
+    let names_signer = f.issuer_fingerprints.iter().any(|i| i.matches(&signer.fingerprint))
+        || f.issuer_key_ids.contains(&signer.fingerprint.key_id());
+    named && !names_signer
+}
+
+/// The current self-signature among `sigs` (newest first) at `at`: the newest
+/// that is alive at `at` (not made after it, beyond the clock skew, and not
+/// expired — an older one may still be alive, as in Sequoia), that the policy
+/// accepts, and that verifies. One whose hashed issuer names only other keys (a
+/// certification by another key beside the self-signatures) is skipped without
+/// a public-key operation: hashed hints are signed, nobody can change them
+/// without breaking the signature. Returns its index and facts.
+fn current(
+    sigs: &[Checkable],
+    signer: &Core,
+    policy: &Policy,
+    at: SystemTime,
+    verify: impl Fn(&Checkable) -> bool,
+) -> Option<(usize, SigFacts)> {
+    let kind = signer.kind.clone().ok()?;
+    sigs.iter().enumerate().find_map(|(i, c)| {
+        let facts = policy.check_static(&signer.key, kind, &c.sig, SigClass::SelfSignature).ok()?;
+        policy.check_alive(&facts, at).ok()?;
+        if names_only_others(&facts, signer) {
+            return None;
+        }
+        verify(c).then_some((i, facts))
+    })
+}
+
+/// The first revocation of `revs` that counts, with its reason: by the rule
+/// of [`Policy`](crate::policy::Policy#revocations), one that verifies, with a
+/// hash the manager implements; nothing else is judged.
+fn revocation(revs: &[Checkable], policy: &Policy, verify: impl Fn(&Checkable) -> bool) -> Option<String> {
+    revs.iter().find(|r| policy.check_revocation(&r.sig).is_ok() && verify(r)).map(|r| reason(&r.sig))
+}
+
+fn reason(sig: &Sig) -> String {
+    match SigFacts::from_sig(sig) {
+        Ok(SigFacts { revocation_reason: Some((code, text)), .. }) => {
+            format!("reason {code}: {}", String::from_utf8_lossy(&text))
+        }
+        Ok(_) => "no reason given".into(),
+        Err(e) => format!("reason unreadable: {e}"),
+    }
+}
+
+/// A user ID's signatures.
+#[derive(Debug)]
+struct UidSigs {
+    value: Vec<u8>,
+    certifications: Vec<Checkable>,
+    revocations: Vec<Checkable>,
+}
+
+/// A subkey's signatures.
+#[derive(Debug)]
+struct SubkeySigs {
+    key: Core,
+    bindings: Vec<Checkable>,
+    /// The back-signatures embedded in each binding (same index).
+    backs: Vec<Vec<Checkable>>,
+    revocations: Vec<Checkable>,
+}
+
+/// A certificate whose packets were checked, its fingerprints computed, its
+/// signatures waiting to be verified when needed (and then remembered). Only
+/// facts that hold at any time are kept: [`CheckedCert::at`] judges the rest.
+#[derive(Debug)]
+pub struct CheckedCert {
+    primary: Core,
+    /// Direct-key signatures that set key flags or an expiry, newest first.
+    direct: Vec<Checkable>,
+    /// Key revocations (0x20).
+    revocations: Vec<Checkable>,
+    user_ids: Vec<UidSigs>,
+    subkeys: Vec<SubkeySigs>,
+}
+
+impl CheckedCert {
+    /// The primary key's fingerprint.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.primary.fingerprint
+    }
+
+    /// The certificate as of the reference time `at` under `policy`: for each
+    /// component the current self-signature (the newest alive at `at` that
+    /// passes the policy and verifies), revocations, key expiry at `at`.
+    /// Signatures are verified only as far as the answer needs, and each
+    /// verification is remembered.
+    pub fn at(&self, policy: &Policy, at: SystemTime) -> Cert {
+        let p = &self.primary;
+        let pbody = p.body.as_slice();
+        let by_primary = |c: &Checkable| verifies(c, p, |h| h.key(pbody));
+        let mut primary = KeyInfo::from_core(p);
+        let revoked = revocation(&self.revocations, policy, by_primary);
+        let direct = current(&self.direct, p, policy, at, by_primary).map(|(_, f)| f);
+        let direct_flags = direct.as_ref().and_then(|f| f.key_flags.clone());
+        primary.expires_after = direct.as_ref().and_then(|f| f.key_expires_after);
+        // User IDs: the current self-certification binds; a revocation revokes.
+        let mut user_ids = Vec::new();
+        let mut primary_binding: Option<SigFacts> = None;
+        for u in &self.user_ids {
+            let over_uid = |c: &Checkable| {
+                verifies(c, p, |h| {
+                    h.key(pbody)?;
+                    h.user_id(&u.value)
+                })
+            };
+            let validity = match current(&u.certifications, p, policy, at, over_uid) {
+                None => Err(CertError::NoSelfSignature),
+                Some((_, f)) => match revocation(&u.revocations, policy, over_uid) {
+                    Some(r) => Err(CertError::Revoked(r)),
                     None => {
                         let better = match &primary_binding {
                             None => true,
-                            Some(p) => {
-                                f.primary_user_id.unwrap_or(false) && !p.primary_user_id.unwrap_or(false)
+                            Some(b) => {
+                                f.primary_user_id.unwrap_or(false) && !b.primary_user_id.unwrap_or(false)
                             }
                         };
                         if better {
@@ -315,121 +467,92 @@ fn build(raw: &RawCert, policy: &Policy) -> Result<Cert, CertError> {
                         }
                         Ok(())
                     }
-                }
+                },
+            };
+            user_ids.push(UserId { value: u.value.clone(), validity });
+        }
+        // The primary key's flags and expiry: direct-key signature, else the
+        // primary user ID's self-certification.
+        match &primary_binding {
+            Some(f) => {
+                primary.flags = direct_flags.or_else(|| f.key_flags.clone());
+                primary.expires_after = primary.expires_after.or(f.key_expires_after);
             }
+            None => primary.flags = direct_flags,
+        }
+        primary.validity = match (revoked, &primary_binding) {
+            (Some(r), _) => Err(CertError::Revoked(r)),
+            (None, None) if primary.flags.is_none() => Err(CertError::NoSelfSignature),
+            _ => key_usable(&primary, policy, at),
         };
-        user_ids.push(UserId { value: value.to_vec(), validity });
-    }
-    // The primary key's flags and expiry: direct-key signature, else the primary
-    // user ID's self-certification.
-    if let Some(f) = &primary_binding {
-        primary.flags = direct_flags.or_else(|| f.key_flags.clone());
-        primary.expires_after = primary.expires_after.or(f.key_expires_after);
-    } else {
-        primary.flags = direct_flags;
-    }
-    primary.validity = match (&revoked, &primary_binding) {
-        (Some(r), _) => Err(CertError::Revoked(r.clone())),
-        (None, None) if primary.flags.is_none() => Err(CertError::NoSelfSignature),
-        _ => key_usable(&primary, policy),
-    };
-    // Subkeys: the newest valid binding (0x18) decides; a valid revocation (0x28)
-    // revokes; a signing subkey needs a valid embedded back-signature (0x19).
-    let mut subkeys = Vec::new();
-    for (k, body, sigs) in &raw.subkeys {
-        let mut info = KeyInfo::new(k, body)?;
-        let feed = |h: &mut SigHasher| {
-            h.key(pbody)?;
-            h.key(body)
-        };
-        let bindings = sigs.iter().filter(|s| s.sig_type == 0x18);
-        let newest =
-            newest_valid(bindings, |s| check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed));
-        info.validity = match newest {
-            None => Err(CertError::NoSelfSignature),
-            Some((f, binding)) => {
-                info.flags = f.key_flags.clone();
-                info.expires_after = f.key_expires_after;
-                let revoked = sigs
-                    .iter()
-                    .filter(|s| s.sig_type == 0x28)
-                    .find_map(|s| check_self_sig(&primary, s, SigClass::SelfSignature, policy, feed).ok());
-                if let Some(r) = revoked {
-                    Err(CertError::Revoked(reason(&r)))
-                } else if primary.validity.is_err() {
-                    Err(CertError::Crypto(format!("its primary key is not valid: {:?}", primary.validity)))
-                } else if info.flags.as_ref().is_some_and(KeyFlags::sign)
-                    && !back_signed(&info, binding, pbody, body, policy)
-                {
-                    Err(CertError::NoBackSignature)
-                } else {
-                    key_usable(&info, policy)
-                }
-            }
-        };
-        subkeys.push(info);
-    }
-    Ok(Cert { primary, user_ids, subkeys })
-}
-
-/// The primary key binding (0x19, embedded in the subkey binding): made by the
-/// subkey over primary + subkey, so a signing subkey cannot be claimed by another
-/// certificate. It may sit in either subpacket area (GnuPG puts it in the
-/// unhashed one): it is a signature of its own, verified here, so where it sits
-/// does not matter.
-fn back_signed(sub: &KeyInfo, binding: &Sig, pbody: &[u8], body: &[u8], policy: &Policy) -> bool {
-    binding
-        .hashed
-        .iter()
-        .chain(&binding.unhashed)
-        .filter(|sp| sp.typ == 32)
-        .filter_map(|sp| sp.embedded.as_deref())
-        .any(|back| {
-            back.sig_type == 0x19
-                && check_self_sig(sub, back, SigClass::SelfSignature, policy, |h| {
+        // Subkeys: the current binding (0x18) decides; a revocation (0x28)
+        // revokes; a signing subkey needs a valid back-signature (0x19).
+        let mut subkeys = Vec::new();
+        for s in &self.subkeys {
+            let mut info = KeyInfo::from_core(&s.key);
+            let sbody = s.key.body.as_slice();
+            let over_subkey = |signer: &Core, c: &Checkable| {
+                verifies(c, signer, |h| {
                     h.key(pbody)?;
-                    h.key(body)
+                    h.key(sbody)
                 })
-                .is_ok()
-        })
+            };
+            info.validity = match current(&s.bindings, p, policy, at, |c| over_subkey(p, c)) {
+                None => Err(CertError::NoSelfSignature),
+                Some((i, f)) => {
+                    info.flags = f.key_flags.clone();
+                    info.expires_after = f.key_expires_after;
+                    if let Some(r) = revocation(&s.revocations, policy, |c| over_subkey(p, c)) {
+                        Err(CertError::Revoked(r))
+                    } else if primary.validity.is_err() {
+                        Err(CertError::Crypto(format!(
+                            "its primary key is not valid: {:?}",
+                            primary.validity
+                        )))
+                    } else if info.flags.as_ref().is_some_and(KeyFlags::sign)
+                        && current(&s.backs[i], &s.key, policy, at, |c| over_subkey(&s.key, c)).is_none()
+                    {
+                        // The back-signature: made by the subkey over primary +
+                        // subkey, so a signing subkey cannot be claimed by
+                        // another certificate.
+                        Err(CertError::NoBackSignature)
+                    } else {
+                        key_usable(&info, policy, at)
+                    }
+                }
+            };
+            subkeys.push(info);
+        }
+        Cert { primary, user_ids, subkeys }
+    }
 }
 
-fn key_usable(k: &KeyInfo, policy: &Policy) -> Result<(), CertError> {
+fn key_usable(k: &KeyInfo, policy: &Policy, at: SystemTime) -> Result<(), CertError> {
     let kind = k.kind.clone().map_err(CertError::Crypto)?;
     policy.check_key(kind)?;
-    // Expiry of the key itself, against the policy's reference time.
-    let facts = SigFacts { created: Some(k.key.created), ..SigFacts::default() };
-    policy.check_times(&facts, k.key.created, k.expires_after)?;
+    policy.check_key_alive(k.key.created, k.expires_after, at)?;
     Ok(())
-}
-
-fn reason(f: &SigFacts) -> String {
-    match &f.revocation_reason {
-        Some((code, text)) => format!("reason {code}: {}", String::from_utf8_lossy(text)),
-        None => "no reason given".into(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use umd_pgp_wire::Subpacket;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use umd_pgp_wire::{Field, Subpacket};
 
     use super::*;
 
+    fn sp(typ: u8, body: &[u8]) -> Subpacket {
+        Subpacket { len_octets: 1, critical: false, typ, body: body.to_vec(), embedded: None }
+    }
+
     fn sig(created: u32, extra: &[(u8, &[u8])]) -> Sig {
-        let sp = |typ: u8, body: &[u8]| Subpacket {
-            len_octets: 1,
-            critical: false,
-            typ,
-            body: body.to_vec(),
-            embedded: None,
-        };
         let mut hashed = vec![sp(2, &created.to_be_bytes())];
         hashed.extend(extra.iter().map(|(t, b)| sp(*t, b)));
         Sig {
             version: 4,
             sig_type: 0x13,
-            pk_algo: 1,
+            pk_algo: 27,
             hash_algo: 8,
             hashed,
             unhashed: vec![],
@@ -439,27 +562,44 @@ mod tests {
         }
     }
 
+    fn signer() -> Core {
+        let key = Key { version: 6, created: 10, algo: 27, material: vec![Field::Raw(vec![9; 32])] };
+        Core::new(&key, &crate::packet::encode_key(&key).unwrap()).unwrap()
+    }
+
     #[test]
-    fn the_newest_valid_signature_is_found_without_checking_older_ones() {
-        // Stream order: 20, 40, 30, 40 (a tie: the later one goes first).
-        let sigs = [sig(20, &[]), sig(40, &[(25, &[1])]), sig(30, &[]), sig(40, &[])];
-        let mut tried = Vec::new();
-        // Both signatures made at 40 are "bad": the one made at 30 is the answer,
-        // and the one made at 20 is never checked.
-        let found = newest_valid(sigs.iter(), |s| {
-            let f = SigFacts::from_sig(s).map_err(CertError::Policy)?;
-            tried.push((f.created, f.primary_user_id));
-            if f.created == Some(40) {
-                Err(CertError::NoSelfSignature)
-            } else {
-                Ok(f)
-            }
+    fn the_current_self_signature_is_the_newest_alive_one_and_older_ones_are_not_checked() {
+        // Stream order: 20, 40, 30, 40 (a tie: the later one goes first), 90.
+        let sigs = [sig(20, &[]), sig(40, &[(25, &[1])]), sig(30, &[]), sig(40, &[]), sig(90, &[])];
+        let sorted = newest_first(sigs.iter());
+        let created = |c: &Checkable| SigFacts::from_sig(&c.sig).unwrap().created.unwrap();
+        assert_eq!(sorted.iter().map(created).collect::<Vec<_>>(), [90, 40, 40, 30, 20]);
+        assert_eq!(SigFacts::from_sig(&sorted[2].sig).unwrap().primary_user_id, Some(true));
+        let mut policy = Policy::new();
+        policy.clock_skew = Duration::ZERO;
+        let at = UNIX_EPOCH + Duration::from_secs(50);
+        // At 50, the signature made at 90 is not yet alive; both made at 40
+        // are "bad": the one made at 30 is the answer, the one at 20 never tried.
+        let tried = std::cell::RefCell::new(Vec::new());
+        let found = current(&sorted, &signer(), &policy, at, |c| {
+            tried.borrow_mut().push(created(c));
+            created(c) != 40
         });
-        let (facts, found) = found.expect("one is valid");
-        assert_eq!(facts.created, Some(30));
-        assert!(std::ptr::eq(found, &sigs[2]));
-        assert_eq!(tried, [(Some(40), None), (Some(40), Some(true)), (Some(30), None)]);
-        assert!(newest_valid(sigs.iter(), |_| Err(CertError::NoSelfSignature)).is_none());
+        assert_eq!(found.map(|(i, f)| (i, f.created)), Some((3, Some(30))));
+        assert_eq!(tried.into_inner(), [40, 40, 30]);
+        // At 100 the newest is alive, and is the answer.
+        let later = UNIX_EPOCH + Duration::from_secs(100);
+        assert_eq!(current(&sorted, &signer(), &policy, later, |_| true).map(|(i, _)| i), Some(0));
+        assert!(current(&sorted, &signer(), &policy, later, |_| false).is_none());
+    }
+
+    #[test]
+    fn an_expired_self_signature_gives_way_to_an_older_alive_one() {
+        let sorted = newest_first([sig(20, &[]), sig(40, &[(3, &10u32.to_be_bytes())])].iter());
+        let policy = Policy::new();
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(current(&sorted, &signer(), &policy, at(45), |_| true).map(|(i, _)| i), Some(0));
+        assert_eq!(current(&sorted, &signer(), &policy, at(50), |_| true).map(|(i, _)| i), Some(1));
     }
 
     #[test]

@@ -5,8 +5,15 @@
 //! signature is *good enough* — algorithms, key sizes, hashes, critical
 //! subpackets, times. Every decision lives here, each default with the reason
 //! for it, after Sequoia's `StandardPolicy`: callers may tighten or loosen a
-//! field, and the reference time is always the caller's ([`Policy::now`]),
-//! never a time read from the data being checked.
+//! field.
+//!
+//! **Time is an argument.** A `Policy` holds no clock. Every check that
+//! depends on time takes the reference time `at` from its caller — the
+//! manager's clock at the moment of the verification, or a time it has reason
+//! to trust — and never a time read from the data being checked. So a policy,
+//! and whatever a long-running verifier caches, stays true as time passes:
+//! expiry, revocation and creation times are judged at each call. Times in
+//! messages are RFC 3339 UTC ([`utc`]).
 //!
 //! It also holds [`SigFacts`], the small view of a signature's *hashed*
 //! subpackets the manager needs (creation and expiration times, issuer,
@@ -17,14 +24,22 @@
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use umd_pgp::crypto::{Curve, HashAlgo, KeyKind};
-//! use umd_pgp::policy::{Policy, Rejection, SigClass};
-//! let policy = Policy::at(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+//! use umd_pgp::crypto::{Curve, KeyKind};
+//! use umd_pgp::policy::{Policy, Rejection, SigClass, SigFacts};
+//! let policy = Policy::new();
 //! assert!(policy.check_key(KeyKind::Ecdsa(Curve::NistP256)).is_ok());
 //! assert_eq!(policy.check_key(KeyKind::Rsa { bits: 1024 }),
 //!            Err(Rejection::RsaTooShort { bits: 1024, min: 2048 }));
 //! assert!(policy.check_hash(SigClass::Document, 8, Some(1_600_000_000)).is_ok());
 //! assert!(policy.check_hash(SigClass::Document, 2, Some(1_600_000_000)).is_err()); // SHA-1
+//! // A signature made at 1 700 000 000, judged at three reference times.
+//! let facts = SigFacts { created: Some(1_700_000_000), ..Default::default() };
+//! let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+//! assert!(policy.check_alive(&facts, at(1_700_000_000)).is_ok());
+//! assert!(policy.check_alive(&facts, at(1_700_000_000 - 600)).is_ok()); // within the clock skew
+//! let early = policy.check_alive(&facts, at(1_600_000_000)).unwrap_err();
+//! assert_eq!(early.to_string(), "signature created at 2023-11-14T22:13:20Z is in the future \
+//!     (reference time 2020-09-13T12:26:40Z, tolerated clock skew 1800 s)");
 //! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,9 +48,35 @@ use umd_pgp_wire::{Key, Sig, Subpacket};
 
 use crate::crypto::{Curve, HashAlgo, KeyId, KeyKind};
 
+/// The last second RFC 3339 can write with a four-digit year.
+const LAST_RFC3339: u64 = 253_402_300_799;
+
+/// A time in seconds since the Unix epoch, shown as RFC 3339 UTC
+/// (`2026-12-04T18:38:09Z`), as `sq` prints times. Every time in a message
+/// of this crate goes through it; JSON output keeps the numbers.
+///
+/// ```
+/// assert_eq!(umd_pgp::policy::utc(0).to_string(), "1970-01-01T00:00:00Z");
+/// ```
+pub fn utc(secs: u64) -> impl std::fmt::Display {
+    // Times here come from 32-bit fields (at most year 2242 with an expiry
+    // added); the clamp only keeps the formatter from failing on the rest.
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.min(LAST_RFC3339)))
+}
+
+/// Seconds since the Unix epoch (0 for a time before it).
+pub fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn utc_opt(t: &Option<u32>) -> String {
+    t.map_or_else(|| "no creation time".into(), |t| format!("created at {}", utc(u64::from(t))))
+}
+
 /// Why a (mathematically valid, or not yet checked) signature or key is not
 /// accepted. Every variant names the algorithm, size, hash, time or
-/// subpacket at fault. Times are seconds since the Unix epoch.
+/// subpacket at fault. Times are seconds since the Unix epoch; messages show
+/// them as RFC 3339 UTC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The public key algorithm (or curve) is not in [`Policy::algorithms`].
@@ -62,7 +103,7 @@ pub enum Rejection {
     },
     /// SHA-1 outside what [`Policy::allow_sha1_data_signatures`] and
     /// [`Policy::sha1_self_signatures_before`] allow.
-    #[error("SHA-1 is not accepted for {class} signatures (signature created at {created:?})")]
+    #[error("SHA-1 is not accepted for {class} signatures (signature {})", utc_opt(.created))]
     Sha1 {
         /// The kind of signature.
         class: SigClass,
@@ -101,41 +142,55 @@ pub enum Rejection {
     /// RFC 9580 §5.2.3.11: the creation time MUST be in the hashed area.
     #[error("signature has no creation time in its hashed area")]
     MissingCreationTime,
-    /// A signature created after the reference time.
-    #[error("signature created at {created} is in the future (now {now})")]
+    /// A signature created after the reference time plus the tolerated
+    /// clock skew.
+    #[error(
+        "signature created at {} is in the future (reference time {}, tolerated clock skew {skew} s)",
+        utc(*.created), utc(*.at)
+    )]
     SignatureInFuture {
         /// Creation time.
         created: u64,
         /// Reference time.
-        now: u64,
+        at: u64,
+        /// Tolerated clock skew, seconds.
+        skew: u64,
     },
     /// The signature's own expiration time (subpacket 3) has passed.
-    #[error("signature created at {created} expired at {expired} (now {now})")]
+    #[error("signature created at {} expired at {} (reference time {})", utc(*.created), utc(*.expired), utc(*.at))]
     SignatureExpired {
         /// Creation time.
         created: u64,
         /// Expiry time.
         expired: u64,
         /// Reference time.
-        now: u64,
+        at: u64,
     },
     /// A signature older than the key that made it.
-    #[error("signature created at {sig_created} predates its key, created at {key_created}")]
+    #[error("signature created at {} predates its key, created at {}", utc(*.sig_created), utc(*.key_created))]
     SignatureBeforeKey {
         /// The signature's creation time.
         sig_created: u64,
         /// The key's creation time.
         key_created: u64,
     },
+    /// A signature dated (within the clock skew) after its key's expiry.
+    #[error("signature created at {} after its key expired at {}", utc(*.sig_created), utc(*.expired))]
+    SignedAfterKeyExpiry {
+        /// The signature's creation time.
+        sig_created: u64,
+        /// The key's expiry time.
+        expired: u64,
+    },
     /// The key's expiration time (subpacket 9 of its binding) has passed.
-    #[error("key created at {key_created} expired at {expired} (now {now})")]
+    #[error("key created at {} expired at {} (reference time {})", utc(*.key_created), utc(*.expired), utc(*.at))]
     KeyExpired {
         /// The key's creation time.
         key_created: u64,
         /// Expiry time.
         expired: u64,
         /// Reference time.
-        now: u64,
+        at: u64,
     },
 }
 
@@ -208,6 +263,17 @@ impl From<KeyKind> for Algorithm {
 /// preimage resistance is needed.
 const SHA1_SELF_SIGNATURE_CUTOFF: u64 = 1_675_209_600;
 
+/// Tolerated clock difference for signatures "from the future": 30 minutes,
+/// Sequoia's `CLOCK_SKEW_TOLERANCE`. A signature is made on the signer's
+/// machine and checked on ours; two clocks are never equal, and a document
+/// signed a moment ago by a machine whose clock runs ahead must not be
+/// refused for it. Sequoia chose half an hour after seeing virtual machines
+/// whose clocks drifted by minutes, sometimes over twenty; sqv, sq and the
+/// Sequoia library accept such signatures, and gpgv accepts any future
+/// creation time. It applies to creation times only (of documents and of
+/// self-signatures); expiry is judged at the reference time itself.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30 * 60);
+
 /// Subpacket types that may be marked critical although the manager does not
 /// interpret them, because they only state the key holder's preferences or
 /// describe the signature, and cannot make the manager accept something it
@@ -226,23 +292,41 @@ pub const INFORMATIONAL_SUBPACKETS: &[u8] = &[
 ];
 
 /// What the `pgp` driver accepts. Strict by default; every field is public so
-/// a caller can tighten it (or, knowingly, loosen it).
+/// a caller can tighten it (or, knowingly, loosen it). It holds no time: the
+/// reference time is an argument of each check that needs one.
 ///
 /// ```
 /// use umd_pgp::policy::Policy;
-/// let mut p = Policy::new(); // reference time: the manager's clock, now
+/// let mut p = Policy::new();
 /// p.min_rsa_bits = 3072;     // tighten
 /// assert!(!p.allow_sha1_data_signatures);
 /// ```
+///
+/// # Revocations
+///
+/// A revocation (key 0x20, subkey 0x28, user ID 0x30) counts when it is a
+/// self-signature that verifies: made by the primary key over the component
+/// it revokes, with a hash the manager implements ([`Policy::check_revocation`]).
+/// Nothing else about it is judged — neither the hash cut-offs (a SHA-1
+/// revocation counts), nor critical subpackets the manager does not
+/// understand, nor its creation time (a revocation dated in the future counts
+/// now), nor its expiry, nor its reason (a "superseded" revocation is as final
+/// as a "compromised" one). Why, after Sequoia (`Policy::signature`: "one
+/// should be more liberal when considering revocations: if you reject a
+/// revocation certificate, it may inadvertently make something else valid"):
+/// ignoring a real revocation keeps a key its owner declared compromised in
+/// use, while honouring an odd one only refuses signatures by that key — and
+/// only the key's holder can make one, since it must verify. A forged SHA-1
+/// revocation would need a second preimage over the victim's own key packet,
+/// which no one can find. Sequoia is lenient with revocation hashes for seven
+/// years after a hash's cut-off and judges a soft revocation's time; the
+/// manager is more lenient still: its rule does not change with the clock.
+/// Revocations by designated revokers (third parties) are not honoured: they
+/// do not verify with the key's own key (sqv, likewise, ignores them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// The reference time for every expiry check. It comes from the caller
-    /// (the manager's clock, or a time it has reason to trust) and never
-    /// from a packet: a signature's own creation time is the signer's claim.
-    pub now: SystemTime,
-    /// Tolerated clock difference for signatures "from the future". Zero: the
-    /// manager checks signatures that already exist (packages, digest
-    /// lists), so a future creation time means a wrong clock or a lie.
+    /// Tolerated clock difference for creation times after the reference
+    /// time: [`CLOCK_SKEW`], 30 minutes (why there).
     pub clock_skew: Duration,
     /// Smallest RSA modulus accepted: 2048 bits. RFC 9580 §12.4 says not to
     /// generate keys under 3072 bits, but 2048-bit keys are still widespread
@@ -273,7 +357,8 @@ pub struct Policy {
     /// not known for SHA-1; old keys (GnuPG before 2.1) have SHA-1
     /// self-signatures. New ones have no excuse. `None` refuses all SHA-1.
     /// Third-party certifications get no exemption: the certifier does not
-    /// choose all hashed bytes, so collisions apply.
+    /// choose all hashed bytes, so collisions apply. (Revocations: see
+    /// [Revocations](Policy#revocations).)
     pub sha1_self_signatures_before: Option<SystemTime>,
     /// Critical subpacket types tolerated without being interpreted (RFC 9580
     /// §5.2.3.7 makes a signature with an unknown critical subpacket
@@ -289,27 +374,17 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// The strict policy, at the manager's current time.
+    /// The strict policy.
     fn default() -> Policy {
         Policy::new()
     }
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl Policy {
-    /// The strict policy with the manager's clock as reference time.
+    /// The strict policy.
     pub fn new() -> Policy {
-        Policy::at(SystemTime::now())
-    }
-
-    /// The strict policy at a given reference time.
-    pub fn at(now: SystemTime) -> Policy {
         Policy {
-            now,
-            clock_skew: Duration::ZERO,
+            clock_skew: CLOCK_SKEW,
             min_rsa_bits: 2048,
             algorithms: vec![
                 Algorithm::Rsa,
@@ -342,8 +417,7 @@ impl Policy {
 
     /// Is hash `hash_id` accepted for a signature of this class created at
     /// `created` (the signature's hashed creation time; only used for the
-    /// SHA-1 self-signature cut-off, and only ever to *refuse*: the cut-off is
-    /// also applied to [`Policy::now`])?
+    /// SHA-1 self-signature cut-off, and only ever to *refuse*)?
     pub fn check_hash(&self, class: SigClass, hash_id: u8, created: Option<u32>) -> Result<(), Rejection> {
         let hash = HashAlgo::from_id(hash_id).map_err(|_| Rejection::UnknownHash(hash_id))?;
         if hash == HashAlgo::Sha1 {
@@ -381,51 +455,85 @@ impl Policy {
         }
     }
 
-    /// Time checks, against [`Policy::now`]: the signature has a creation
-    /// time (if required), is not from the future, has not expired, is not
-    /// older than its key, and the key has not expired. `key_expires_after`
-    /// is the key expiration time (subpacket 9, seconds after the key's
-    /// creation; `None` or 0 for never) from the key's *verified* binding or
-    /// direct-key signature.
+    /// Is a signature alive at `at`: created no later than `at` plus the
+    /// tolerated [`clock_skew`](Policy::clock_skew), and not expired (its own
+    /// expiration time, subpacket 3, is after `at`)? A signature without a
+    /// creation time is not judged here (see
+    /// [`require_creation_time`](Policy::require_creation_time)).
+    pub fn check_alive(&self, facts: &SigFacts, at: SystemTime) -> Result<(), Rejection> {
+        let Some(created) = facts.created else { return Ok(()) };
+        let (created, at) = (u64::from(created), secs(at));
+        let skew = self.clock_skew.as_secs();
+        if created > at.saturating_add(skew) {
+            return Err(Rejection::SignatureInFuture { created, at, skew });
+        }
+        if let Some(e) = facts.expires_after.filter(|&e| e != 0) {
+            let expired = created + u64::from(e);
+            if expired <= at {
+                return Err(Rejection::SignatureExpired { created, expired, at });
+            }
+        }
+        Ok(())
+    }
+
+    /// Has a key expired at `at`? `key_expires_after` is the key expiration
+    /// time (subpacket 9, seconds after the key's creation; `None` or 0 for
+    /// never) from the key's *verified* binding or direct-key signature.
+    pub fn check_key_alive(
+        &self,
+        key_created: u32,
+        key_expires_after: Option<u32>,
+        at: SystemTime,
+    ) -> Result<(), Rejection> {
+        if let Some(e) = key_expires_after.filter(|&e| e != 0) {
+            let key_created = u64::from(key_created);
+            let expired = key_created + u64::from(e);
+            let at = secs(at);
+            if expired <= at {
+                return Err(Rejection::KeyExpired { key_created, expired, at });
+            }
+        }
+        Ok(())
+    }
+
+    /// Time checks, at the reference time `at`: the signature has a creation
+    /// time (if required), is alive ([`check_alive`](Policy::check_alive)),
+    /// is not older than its key, and the key has not expired
+    /// ([`check_key_alive`](Policy::check_key_alive)).
     pub fn check_times(
         &self,
         facts: &SigFacts,
         key_created: u32,
         key_expires_after: Option<u32>,
+        at: SystemTime,
     ) -> Result<(), Rejection> {
-        let now = secs(self.now);
-        let key_created = u64::from(key_created);
-        let Some(created) = facts.created else {
-            if self.require_creation_time {
-                return Err(Rejection::MissingCreationTime);
-            }
-            return check_key_expiry(key_created, key_expires_after, now);
-        };
-        let created = u64::from(created);
-        if created > now.saturating_add(self.clock_skew.as_secs()) {
-            return Err(Rejection::SignatureInFuture { created, now });
-        }
-        if let Some(e) = facts.expires_after.filter(|&e| e != 0) {
-            let expired = created + u64::from(e);
-            if expired <= now {
-                return Err(Rejection::SignatureExpired { created, expired, now });
-            }
-        }
-        if created < key_created {
-            return Err(Rejection::SignatureBeforeKey { sig_created: created, key_created });
-        }
-        check_key_expiry(key_created, key_expires_after, now)
+        self.check_created(facts, key_created)?;
+        self.check_alive(facts, at)?;
+        self.check_key_alive(key_created, key_expires_after, at)
     }
 
-    /// Every check for one signature by one key, in the order a reader would
-    /// expect the reasons: key, subpackets, hash, times. Returns the parsed
-    /// hashed subpackets. The mathematical check is
-    /// [`crypto::verify`](crate::crypto::verify), done separately.
-    pub fn check_signature(
+    /// The creation time is present (if required) and not before the key's.
+    fn check_created(&self, facts: &SigFacts, key_created: u32) -> Result<(), Rejection> {
+        match facts.created {
+            None if self.require_creation_time => Err(Rejection::MissingCreationTime),
+            Some(c) if c < key_created => Err(Rejection::SignatureBeforeKey {
+                sig_created: u64::from(c),
+                key_created: u64::from(key_created),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checks of one signature by one key that do not depend on time, in
+    /// the order a reader would expect the reasons: key, subpackets, hash,
+    /// creation time present and not before the key. Returns the parsed
+    /// hashed subpackets. A cache may keep what passes; the time checks
+    /// ([`check_alive`](Policy::check_alive),
+    /// [`check_key_alive`](Policy::check_key_alive)) are made at each use.
+    pub fn check_static(
         &self,
         key: &Key,
         kind: KeyKind,
-        key_expires_after: Option<u32>,
         sig: &Sig,
         class: SigClass,
     ) -> Result<SigFacts, Rejection> {
@@ -434,19 +542,47 @@ impl Policy {
         self.check_critical(&facts)?;
         self.check_hash(class, sig.hash_algo, facts.created)?;
         self.check_hash_for_key(kind, sig.hash_algo)?;
-        self.check_times(&facts, key.created, key_expires_after)?;
+        self.check_created(&facts, key.created)?;
         Ok(facts)
     }
-}
 
-fn check_key_expiry(key_created: u64, key_expires_after: Option<u32>, now: u64) -> Result<(), Rejection> {
-    if let Some(e) = key_expires_after.filter(|&e| e != 0) {
-        let expired = key_created + u64::from(e);
-        if expired <= now {
-            return Err(Rejection::KeyExpired { key_created, expired, now });
+    /// Every check for one signature by one key at the reference time `at`:
+    /// [`check_static`](Policy::check_static), then the signature alive and
+    /// the key not expired at `at`. Returns the parsed hashed subpackets. The
+    /// mathematical check is [`crypto::verify`](crate::crypto::verify), done
+    /// separately.
+    pub fn check_signature(
+        &self,
+        key: &Key,
+        kind: KeyKind,
+        key_expires_after: Option<u32>,
+        sig: &Sig,
+        class: SigClass,
+        at: SystemTime,
+    ) -> Result<SigFacts, Rejection> {
+        let facts = self.check_static(key, kind, sig, class)?;
+        self.check_alive(&facts, at)?;
+        self.check_key_alive(key.created, key_expires_after, at)?;
+        // A signature dated after `at` (within the clock skew) must also have
+        // been made while its key was alive: a key that expires in ten
+        // minutes cannot sign a document dated in twenty.
+        if let (Some(c), Some(e)) = (facts.created, key_expires_after.filter(|&e| e != 0)) {
+            let expired = u64::from(key.created) + u64::from(e);
+            if u64::from(c) >= expired {
+                return Err(Rejection::SignedAfterKeyExpiry { sig_created: u64::from(c), expired });
+            }
         }
+        Ok(facts)
     }
-    Ok(())
+
+    /// Whether a revocation may count, if it verifies: its hash must be one
+    /// the manager implements (SHA-1 included), since otherwise it cannot be
+    /// verified at all. Nothing else is judged; the
+    /// rule and the reasons are in [Revocations](Policy#revocations).
+    pub fn check_revocation(&self, sig: &Sig) -> Result<(), Rejection> {
+        HashAlgo::from_id(sig.hash_algo).map_err(|_| Rejection::UnknownHash(sig.hash_algo))?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,22 +1,29 @@
 //! The library API: a keyring loaded once, many verifications, one warm handler.
 //!
+//! Every verification takes its reference time (`at`): expiry, revocation and
+//! creation times are judged then, while the verifier keeps only what holds
+//! at any time — checked certificates and the results of their signatures'
+//! cryptographic checks. A verifier kept for days (the service's) gives the
+//! verdict a fresh one would.
+//!
 //! ```no_run
+//! use std::time::SystemTime;
 //! use umd_pgp::verifier::Verifier;
 //! use umd_pgp::verify::Status;
 //!
 //! let keyring = std::fs::read("/usr/share/keyrings/debian-archive-keyring.gpg").unwrap();
 //! let v = Verifier::new(&[keyring], Default::default()).unwrap();
 //! let doc = std::fs::read("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease").unwrap();
-//! let outcome = v.verify_cleartext(&doc).unwrap();
+//! let outcome = v.verify_cleartext(&doc, SystemTime::now()).unwrap();
 //! assert_eq!(outcome.status(1), Status::Verified);
 //! ```
 
 use std::ops::Range;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::armor::{self, ArmorError};
-use crate::cert::{self, Cert, CertError};
+use crate::cert::{self, Cert, CertError, CheckedCert};
 use crate::cleartext::{self, CleartextError};
 use crate::crypto::{self, Fingerprint};
 use crate::driver::{DescribeError, PgpDriver};
@@ -55,6 +62,18 @@ pub enum VerifyError {
         /// How many the document carries.
         count: usize,
     },
+    /// A packet other than a signature among the signatures: gpgv refuses
+    /// such "ambiguous signature data" (with a literal data packet, say, the
+    /// block would be a signed message of its own beside the document).
+    #[error(
+        "packet at offset {offset} (tag {tag}) among the signatures: only signature packets may be there"
+    )]
+    NotASignature {
+        /// Offset of the packet in the signature stream.
+        offset: u64,
+        /// Its tag.
+        tag: u8,
+    },
     /// A keyring holds a broken certificate structure.
     #[error("keyring {index}: {source}")]
     Keyring {
@@ -63,6 +82,19 @@ pub enum VerifyError {
         /// Why.
         source: CertError,
     },
+}
+
+/// Marker packets (tag 10, "PGP") may sit anywhere and mean nothing (RFC 9580
+/// §5.8); gpgv accepts them beside signatures.
+const MARKER: u8 = 10;
+
+/// Only signature packets (and markers) may make up a signature: anything
+/// else is refused, as gpgv refuses it.
+fn only_signatures(packets: &[Checked<'_>]) -> Result<(), VerifyError> {
+    match packets.iter().find(|p| p.tag != tag::SIGNATURE && p.tag != MARKER) {
+        Some(p) => Err(VerifyError::NotASignature { offset: p.offset, tag: p.tag }),
+        None => Ok(()),
+    }
 }
 
 /// The outcome for one document.
@@ -87,18 +119,20 @@ impl Outcome {
 /// manager's own walk) to cut it into certificates and compute each one's
 /// fingerprints from the raw key bodies. The first time a signature names one
 /// of a certificate's keys (or when all certificates are asked for), the
-/// handler describes that certificate, the description is checked like any
-/// other ([`packet::check`](crate::packet::check): tiling, headers,
-/// re-encoding) and its self-signatures are verified; the result is
-/// remembered. Verifying one file against a distribution keyring costs the
-/// signers' certificates, not the whole keyring.
+/// handler describes that certificate and the description is checked like
+/// any other ([`packet::check`]: tiling, headers,
+/// re-encoding); the checked certificate is remembered, and so is each of
+/// its signatures' cryptographic check once made. What depends on time
+/// (which self-signature is current, expiry, revocation) is judged at each
+/// call ([`CheckedCert::at`]). Verifying one file against a distribution
+/// keyring costs the signers' certificates, not the whole keyring.
 pub struct Verifier {
     driver: PgpDriver,
     /// Each keyring, without armor.
     streams: Vec<Vec<u8>>,
     slots: Vec<Slot>,
-    validated: Vec<OnceLock<Cert>>,
-    policy: Policy,
+    checked: Vec<OnceLock<CheckedCert>>,
+    pub(crate) policy: Policy,
 }
 
 /// One certificate of a keyring, as the framing walk finds it.
@@ -167,8 +201,8 @@ impl Verifier {
             slots.extend(self::index(index, &stream)?);
             streams.push(stream);
         }
-        let validated = slots.iter().map(|_| OnceLock::new()).collect();
-        Ok(Verifier { driver, streams, slots, validated, policy })
+        let checked = slots.iter().map(|_| OnceLock::new()).collect();
+        Ok(Verifier { driver, streams, slots, checked, policy })
     }
 
     /// How many certificates the keyrings hold (by their framing).
@@ -181,8 +215,9 @@ impl Verifier {
         self.slots.is_empty()
     }
 
-    fn cert(&self, i: usize) -> Result<&Cert, VerifyError> {
-        if let Some(c) = self.validated[i].get() {
+    /// The checked certificate of slot `i` (described and checked once).
+    fn checked(&self, i: usize) -> Result<&CheckedCert, VerifyError> {
+        if let Some(c) = self.checked[i].get() {
             return Ok(c);
         }
         let slot = &self.slots[i];
@@ -196,24 +231,24 @@ impl Verifier {
                 return Err(keyring(CertError::Structure { offset: slot.range.start as u64, what }));
             }
         };
-        let c = raw.validate(&self.policy).map_err(keyring)?;
-        Ok(self.validated[i].get_or_init(|| c))
+        let c = raw.check().map_err(keyring)?;
+        Ok(self.checked[i].get_or_init(|| c))
     }
 
-    /// Every certificate of the keyring, validated.
-    pub fn certificates(&self) -> Result<Vec<&Cert>, VerifyError> {
-        (0..self.slots.len()).map(|i| self.cert(i)).collect()
+    /// Every certificate of the keyring, as of `at`.
+    pub fn certificates(&self, at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
+        (0..self.slots.len()).map(|i| Ok(self.checked(i)?.at(&self.policy, at))).collect()
     }
 
-    /// The certificate whose primary key has this fingerprint, validated.
-    pub fn certificate(&self, primary: &Fingerprint) -> Option<&Cert> {
+    /// The certificate whose primary key has this fingerprint, as of `at`.
+    pub fn certificate(&self, primary: &Fingerprint, at: SystemTime) -> Option<Cert> {
         let i = self.slots.iter().position(|s| s.primary.as_ref() == Some(primary))?;
-        self.cert(i).ok()
+        Some(self.checked(i).ok()?.at(&self.policy, at))
     }
 
-    /// The validated certificates having a key that a signature in `packets`
-    /// names (by issuer fingerprint or key ID).
-    fn signers(&self, packets: &[Checked<'_>]) -> Result<Vec<Cert>, VerifyError> {
+    /// The certificates, as of `at`, having a key that a signature in
+    /// `packets` names (by issuer fingerprint or key ID).
+    pub(crate) fn signers(&self, packets: &[Checked<'_>], at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
         let mut wanted = vec![false; self.slots.len()];
         for p in packets {
             let CheckedBody::Signature(sig) = &p.fields else { continue };
@@ -226,7 +261,10 @@ impl Verifier {
         }
         // A wanted certificate the handler cannot describe (or lies about) is an
         // error, never a silently missing signer.
-        (0..self.slots.len()).filter(|&i| wanted[i]).map(|i| self.cert(i).cloned()).collect()
+        (0..self.slots.len())
+            .filter(|&i| wanted[i])
+            .map(|i| Ok(self.checked(i)?.at(&self.policy, at)))
+            .collect()
     }
 
     /// The driver (stats, unload).
@@ -234,23 +272,55 @@ impl Verifier {
         &self.driver
     }
 
-    /// Verifies a detached signature (binary or armored) over `data`.
-    pub fn verify_detached(&self, signature: &[u8], data: &[u8]) -> Result<Outcome, VerifyError> {
+    /// Verifies a detached signature (binary or armored) over `data`, at the
+    /// reference time `at`.
+    pub fn verify_detached(
+        &self,
+        signature: &[u8],
+        data: &[u8],
+        at: SystemTime,
+    ) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
         at_most_max_signatures(&stream)?;
         let packets = self.driver.describe(&stream)?;
-        let signers = self.signers(&packets)?;
-        let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy);
+        only_signatures(&packets)?;
+        let signers = self.signers(&packets, at)?;
+        let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy, at);
         Ok(Outcome { reports, text: None })
     }
 
-    /// Verifies a cleartext-signed document.
-    pub fn verify_cleartext(&self, document: &[u8]) -> Result<Outcome, VerifyError> {
+    /// Verifies `signature` — binary packets as they are, never armor — over
+    /// binary `data`, at `at`: only binary signatures (type 0x00) apply; a
+    /// text-mode one (0x01) is reported as not applicable. What rpm does with a
+    /// header signature (`umd_rpm` adds: exactly one packet).
+    pub fn verify_binary(
+        &self,
+        signature: &[u8],
+        data: &[u8],
+        at: SystemTime,
+    ) -> Result<Outcome, VerifyError> {
+        at_most_max_signatures(signature)?;
+        let packets = self.driver.describe(signature)?;
+        only_signatures(&packets)?;
+        let signers = self.signers(&packets, at)?;
+        let reports = verify::verify(&signers, &packets, Data::Binary(data), &self.policy, at);
+        Ok(Outcome { reports, text: None })
+    }
+
+    /// Verifies a cleartext-signed document at `at`. Each signature's hash
+    /// algorithm must be announced by the document's `Hash:` header (as
+    /// gpgv requires; see [`cleartext`]); otherwise the document is refused.
+    pub fn verify_cleartext(&self, document: &[u8], at: SystemTime) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
         at_most_max_signatures(&c.signatures)?;
         let packets = self.driver.describe(&c.signatures)?;
-        let signers = self.signers(&packets)?;
-        let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy);
+        only_signatures(&packets)?;
+        c.check_hash_headers(packets.iter().filter_map(|p| match &p.fields {
+            CheckedBody::Signature(s) => Some(s),
+            _ => None,
+        }))?;
+        let signers = self.signers(&packets, at)?;
+        let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy, at);
         Ok(Outcome { reports, text: Some(c.text) })
     }
 }

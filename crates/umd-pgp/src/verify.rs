@@ -4,7 +4,8 @@
 //! the candidate keys by the signature's issuer subpackets (hints only — the
 //! verification is what proves the signer), and verifies with its own crypto and
 //! policy. Signatures by keys outside the keyring are reported and ignored, as
-//! apt and sqv do.
+//! apt and sqv do. The reference time `at` comes from the caller: the keyring's
+//! certificates were evaluated at it too ([`crate::cert::CheckedCert::at`]).
 //!
 //! **Cost bounded by the data.** Hashing a document is the expensive step (a
 //! cleartext one may hold [`crate::cleartext::MAX_DOCUMENT`] bytes; a detached
@@ -19,6 +20,7 @@
 //! data, and one per hash algorithm when its signatures are v4 or share a salt.
 
 use std::cell::Cell;
+use std::time::SystemTime;
 
 use crate::cert::{Cert, KeyInfo};
 use crate::crypto::{self, Fingerprint, SigHasher};
@@ -86,6 +88,10 @@ pub enum Data<'a> {
     /// The canonical text of a cleartext document (already CR LF, trailing
     /// whitespace removed, no final line ending).
     Canonical(&'a [u8]),
+    /// Binary data that only a binary signature (type 0x00) may sign: a
+    /// text-mode signature (0x01) is not applicable to it. RPM header
+    /// signatures: rpm hashes the header's bytes as they are.
+    Binary(&'a [u8]),
 }
 
 fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert, &'a KeyInfo)> {
@@ -103,7 +109,7 @@ fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert
 }
 
 /// Text-mode hashing of a detached file: every line ending becomes CR LF.
-fn crlf(data: &[u8]) -> Vec<u8> {
+pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32);
     let mut prev = 0u8;
     for &b in data {
@@ -116,12 +122,14 @@ fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Verifies every signature packet in `signatures` over `data` against `keyring`.
+/// Verifies every signature packet in `signatures` over `data` against
+/// `keyring` (certificates as of `at`), at the reference time `at`.
 pub fn verify(
     keyring: &[Cert],
     signatures: &[Checked<'_>],
     data: Data<'_>,
     policy: &Policy,
+    at: SystemTime,
 ) -> Vec<SigReport> {
     let mut text_cache: Option<Vec<u8>> = None;
     // Hashers that have taken in the data (and nothing after), for each form
@@ -138,6 +146,11 @@ pub fn verify(
             let verdict = if !matches!(sig.sig_type, 0x00 | 0x01) {
                 Verdict::NotApplicable(format!(
                     "signature type {:#04x} is not a document signature",
+                    sig.sig_type
+                ))
+            } else if matches!(data, Data::Binary(_)) && sig.sig_type != 0x00 {
+                Verdict::NotApplicable(format!(
+                    "signature type {:#04x} (text mode) over binary data: only binary signatures (0x00) apply",
                     sig.sig_type
                 ))
             } else {
@@ -159,13 +172,15 @@ pub fn verify(
                     // cheap checks, and at most once per prefix.
                     let mut digest = None;
                     for (cert, key) in &found {
-                        let verdict = cheap_checks(key, sig, policy).and_then(|()| {
+                        let verdict = cheap_checks(key, sig, policy, at).and_then(|()| {
                             let digest = digest.get_or_insert_with(|| {
                                 let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
                                     (Data::Detached(d), 0x01) => {
                                         (true, text_cache.get_or_insert_with(|| crlf(d)))
                                     }
-                                    (Data::Detached(d), _) | (Data::Canonical(d), _) => (false, d),
+                                    (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => {
+                                        (false, d)
+                                    }
                                 };
                                 digest_of(sig, crlf_form, bytes, &mut hashed)
                             });
@@ -217,8 +232,13 @@ fn digest_of(
 
 /// Everything about `key` and `sig` that costs no pass over the data: the key
 /// is valid and marked for signing, and the policy accepts the key, its
-/// algorithm and the signature's.
-fn cheap_checks(key: &KeyInfo, sig: &umd_pgp_wire::Sig, policy: &Policy) -> Result<(), String> {
+/// algorithm and the signature's at `at`.
+fn cheap_checks(
+    key: &KeyInfo,
+    sig: &umd_pgp_wire::Sig,
+    policy: &Policy,
+    at: SystemTime,
+) -> Result<(), String> {
     if let Err(e) = &key.validity {
         return Err(format!("key {} is not valid: {e}", key.fingerprint));
     }
@@ -227,7 +247,7 @@ fn cheap_checks(key: &KeyInfo, sig: &umd_pgp_wire::Sig, policy: &Policy) -> Resu
     }
     let kind = key.kind.clone()?;
     policy
-        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document)
+        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document, at)
         .map(|_| ())
         .map_err(|r| r.to_string())
 }

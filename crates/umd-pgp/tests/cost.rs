@@ -8,7 +8,7 @@
 //! only), with the salts the tests choose.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sequoia_openpgp as openpgp;
 
@@ -79,7 +79,7 @@ fn ten_thousand_signatures_naming_a_keyring_key_are_refused_before_any_hashing()
     let stream = one.repeat(10_000);
     let v = verifier();
     let before = document_passes();
-    let e = v.verify_detached(&stream, &doc).unwrap_err();
+    let e = v.verify_detached(&stream, &doc, SystemTime::now()).unwrap_err();
     assert!(matches!(e, VerifyError::TooManySignatures { count: 10_000 }), "{e}");
     assert_eq!(document_passes(), before, "the document was hashed");
     // Refused by the manager's own framing walk: the handler was not even
@@ -88,7 +88,7 @@ fn ten_thousand_signatures_naming_a_keyring_key_are_refused_before_any_hashing()
     // At the limit, the same signature is accepted: one pass for all.
     let at_limit = one.repeat(MAX_SIGNATURES);
     let before = document_passes();
-    let o = v.verify_detached(&at_limit, &doc).unwrap();
+    let o = v.verify_detached(&at_limit, &doc, SystemTime::now()).unwrap();
     assert_eq!(o.status(MAX_SIGNATURES), Status::Verified);
     assert_eq!(document_passes() - before, 1);
 }
@@ -106,7 +106,7 @@ fn signatures_at_the_limit_with_distinct_salts_cost_one_pass_each_at_most() {
     let (doc, stream) = at_the_limit(|i| i as u8);
     let v = verifier();
     let before = document_passes();
-    let o = v.verify_detached(&stream, &doc).unwrap();
+    let o = v.verify_detached(&stream, &doc, SystemTime::now()).unwrap();
     let passes = document_passes() - before;
     assert_eq!(o.status(MAX_SIGNATURES), Status::Verified, "{:?}", o.reports);
     assert!(passes <= MAX_SIGNATURES as u64, "{passes} passes for {MAX_SIGNATURES} signatures");
@@ -118,7 +118,7 @@ fn signatures_at_the_limit_sharing_a_salt_cost_one_pass() {
     let (doc, stream) = at_the_limit(|_| 7);
     let v = verifier();
     let before = document_passes();
-    let o = v.verify_detached(&stream, &doc).unwrap();
+    let o = v.verify_detached(&stream, &doc, SystemTime::now()).unwrap();
     assert_eq!(o.status(MAX_SIGNATURES), Status::Verified, "{:?}", o.reports);
     assert_eq!(document_passes() - before, 1);
 }
@@ -131,7 +131,7 @@ fn a_signature_by_a_key_not_marked_for_signing_costs_no_pass() {
     let stream = sig(&v6().primary, &doc, 3);
     let v = verifier();
     let before = document_passes();
-    let o = v.verify_detached(&stream, &doc).unwrap();
+    let o = v.verify_detached(&stream, &doc, SystemTime::now()).unwrap();
     assert_eq!(document_passes(), before, "hashed for a key that may not sign");
     match &o.reports[0].verdict {
         Verdict::Bad { reason, .. } => assert!(reason.contains("not marked for signing"), "{reason}"),

@@ -2,6 +2,8 @@
 //! `InRelease` files (a snapshot committed under `tests/fixtures`, so results do
 //! not depend on this machine's apt state).
 
+use std::time::SystemTime;
+
 use umd_pgp::policy::Policy;
 use umd_pgp::verifier::Verifier;
 use umd_pgp::verify::{Status, Verdict};
@@ -17,7 +19,7 @@ fn verifier() -> Verifier {
 #[test]
 fn the_debian_keyring_yields_nine_valid_certificates_with_verified_self_signatures() {
     let v = verifier();
-    let certs = v.certificates().expect("every certificate validates");
+    let certs = v.certificates(SystemTime::now()).expect("every certificate validates");
     assert_eq!(certs.len(), 9);
     for c in &certs {
         assert!(c.primary.validity.is_ok(), "{}: {:?}", c.primary.fingerprint, c.primary.validity);
@@ -35,7 +37,7 @@ fn the_debian_keyring_yields_nine_valid_certificates_with_verified_self_signatur
 fn real_inrelease_files_verify_with_every_signature_good() {
     let v = verifier();
     for (name, doc, sigs) in [("bookworm", BOOKWORM, 3), ("bookworm-security", SECURITY, 2)] {
-        let o = v.verify_cleartext(doc).expect(name);
+        let o = v.verify_cleartext(doc, SystemTime::now()).expect(name);
         assert_eq!(o.status(1), Status::Verified, "{name}: {:?}", o.reports);
         assert_eq!(o.status(sigs), Status::Verified, "{name}");
         assert_eq!(o.status(sigs + 1), Status::Bad, "{name}: fewer good signatures than required");
@@ -55,7 +57,7 @@ fn a_changed_byte_in_the_text_makes_every_signature_bad() {
     let mut doc = BOOKWORM.to_vec();
     let at = doc.windows(7).position(|w| w == b"Origin:").expect("Origin line") + 8;
     doc[at] ^= 0x20; // "Debian" -> "debian"
-    let o = v.verify_cleartext(&doc).expect("still well-formed");
+    let o = v.verify_cleartext(&doc, SystemTime::now()).expect("still well-formed");
     assert_eq!(o.status(1), Status::Bad);
     assert!(o.reports.iter().all(|r| matches!(r.verdict, Verdict::Bad { .. })), "{:?}", o.reports);
 }
@@ -65,7 +67,7 @@ fn without_the_signers_keys_nothing_can_be_verified() {
     // An empty keyring: every signature is by an unknown key, ignored (as apt
     // and sqv do), and the result is "cannot verify".
     let empty = Verifier::new(&[], Policy::new()).expect("an empty keyring");
-    let o = empty.verify_cleartext(SECURITY).expect("well-formed");
+    let o = empty.verify_cleartext(SECURITY, SystemTime::now()).expect("well-formed");
     assert_eq!(o.status(1), Status::CannotVerify);
     assert!(o.reports.iter().all(|r| matches!(r.verdict, Verdict::UnknownKey { .. })));
 }

@@ -75,7 +75,11 @@ fn liar(args: &[&str]) -> PgpDriver {
 fn verdicts(driver: &PgpDriver, keyrings: &[&[u8]], signature: &[u8]) -> Result<Vec<Verdict>, VerifyError> {
     let keyrings: Vec<Vec<u8>> = keyrings.iter().map(|k| k.to_vec()).collect();
     let v = Verifier::with_driver(driver.clone(), &keyrings, Policy::new())?;
-    Ok(v.verify_detached(signature, DATA)?.reports.into_iter().map(|r| r.verdict).collect())
+    Ok(v.verify_detached(signature, DATA, SystemTime::now())?
+        .reports
+        .into_iter()
+        .map(|r| r.verdict)
+        .collect())
 }
 
 /// The honest handler's verdicts: one signature, found `Bad` for a reason
@@ -286,11 +290,16 @@ fn a_handler_swapping_key_material_cannot_make_a_signature_good() {
     // The manager picks the certificates a signature needs by fingerprints it
     // computed from the keyring's bytes: the liar is not even asked about the
     // trusted keys for the attacker's signature.
-    let verdicts: Vec<_> =
-        v.verify_detached(&i.by_attacker, DATA).unwrap().reports.into_iter().map(|r| r.verdict).collect();
+    let verdicts: Vec<_> = v
+        .verify_detached(&i.by_attacker, DATA, SystemTime::now())
+        .unwrap()
+        .reports
+        .into_iter()
+        .map(|r| r.verdict)
+        .collect();
     assert!(matches!(&verdicts[..], [Verdict::UnknownKey { .. }]), "{verdicts:?}");
     // Asked about them, it lies, and is refused.
-    assert_refused(&d, v.certificates(), &[REENCODING]);
+    assert_refused(&d, v.certificates(SystemTime::now()), &[REENCODING]);
 }
 
 #[test]
@@ -339,7 +348,7 @@ fn a_handler_changing_an_issuer_cannot_make_a_signature_good() {
     let d = liar(&["change-issuer", &i.trusted_fpr, "document"]);
     let v = Verifier::with_driver(d.clone(), std::slice::from_ref(&i.trusted), Policy::new())
         .expect("an honest keyring");
-    assert_refused(&d, v.verify_detached(&i.by_attacker, DATA), &[REENCODING]);
+    assert_refused(&d, v.verify_detached(&i.by_attacker, DATA, SystemTime::now()), &[REENCODING]);
 }
 
 #[test]
@@ -396,13 +405,15 @@ fn a_handler_replaying_an_earlier_answer_cannot_vouch_for_other_bytes() {
     let v = Verifier::with_driver(d.clone(), std::slice::from_ref(&i.trusted), Policy::new()).unwrap();
     // The keyring first (no document signature in it: described honestly), then
     // the good signature, whose description the liar keeps.
-    v.certificates().expect("the keyring is described honestly");
-    let good = v.verify_detached(&i.by_trusted, DATA).expect("the first signature is described honestly");
+    v.certificates(SystemTime::now()).expect("the keyring is described honestly");
+    let good = v
+        .verify_detached(&i.by_trusted, DATA, SystemTime::now())
+        .expect("the first signature is described honestly");
     assert!(matches!(&good.reports[..], [r] if matches!(r.verdict, Verdict::Good { .. })), "{good:?}");
     // The attacker's signature is answered with the good signature's description.
     // Both are Ed25519 signatures of the same layout: the same length (then the
     // re-encoding differs), or not (then the header does).
-    assert_refused(&d, v.verify_detached(&i.by_attacker, DATA), &[REENCODING, HEADER]);
+    assert_refused(&d, v.verify_detached(&i.by_attacker, DATA, SystemTime::now()), &[REENCODING, HEADER]);
 }
 
 #[test]
@@ -498,127 +509,7 @@ fn a_handler_lying_in_its_first_answer_never_serves() {
 // Lies about embedded signatures (inputs built here: gpg puts a subkey's back
 // signature in the unhashed area, Sequoia in the hashed one)
 
-/// Certificates built with Ed25519 keys (EdDSALegacy, v4) and the manager's own
-/// encoders and hashing.
-mod craft {
-    use ed25519_dalek::{Signer, SigningKey};
-    use umd_pgp::crypto::{fingerprint, Fingerprint, SigHasher};
-    use umd_pgp::packet::{encode_key, encode_sig, tag};
-    use umd_pgp_wire::{Field, Key, Sig, Subpacket};
-
-    const OID_ED25519: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01];
-
-    pub struct EdKey {
-        sk: SigningKey,
-        pub body: Vec<u8>,
-        fpr: Fingerprint,
-    }
-
-    pub fn key(seed: u8, created: u32) -> EdKey {
-        let sk = SigningKey::from_bytes(&[seed; 32]);
-        let mut point = vec![0x40];
-        point.extend_from_slice(&sk.verifying_key().to_bytes());
-        let key = Key {
-            version: 4,
-            created,
-            algo: 22,
-            material: vec![Field::Oid(OID_ED25519.to_vec()), Field::Mpi(point)],
-        };
-        let body = encode_key(&key).unwrap();
-        let fpr = fingerprint(4, &body).unwrap();
-        EdKey { sk, body, fpr }
-    }
-
-    pub fn sp(typ: u8, body: &[u8]) -> Subpacket {
-        Subpacket { len_octets: 1, critical: false, typ, body: body.to_vec(), embedded: None }
-    }
-
-    /// A subpacket embedding `sig` (type 32).
-    pub fn embed(sig: &Sig) -> Subpacket {
-        Subpacket { embedded: Some(Box::new(sig.clone())), ..sp(32, &encode_sig(sig).unwrap()) }
-    }
-
-    fn mpi(mut b: &[u8]) -> Field {
-        while let [0, rest @ ..] = b {
-            b = rest;
-        }
-        Field::Mpi(b.to_vec())
-    }
-
-    /// A v4 SHA2-256 signature by `signer`: hashed creation time, issuer
-    /// fingerprint, then `extra`; unhashed issuer key ID.
-    pub fn sign(
-        signer: &EdKey,
-        sig_type: u8,
-        created: u32,
-        extra: Vec<Subpacket>,
-        feed: impl FnOnce(&mut SigHasher),
-    ) -> Sig {
-        let mut issuer = vec![4];
-        issuer.extend_from_slice(signer.fpr.as_bytes());
-        let mut hashed = vec![sp(2, &created.to_be_bytes()), sp(33, &issuer)];
-        hashed.extend(extra);
-        let mut sig = Sig {
-            version: 4,
-            sig_type,
-            pk_algo: 22,
-            hash_algo: 8,
-            hashed,
-            unhashed: vec![sp(16, &signer.fpr.key_id().0)],
-            left16: [0, 0],
-            salt: vec![],
-            values: vec![],
-        };
-        let mut h = SigHasher::new(&sig).unwrap();
-        feed(&mut h);
-        let digest = h.finish();
-        sig.left16 = [digest[0], digest[1]];
-        let rs = signer.sk.sign(&digest).to_bytes();
-        sig.values = vec![mpi(&rs[..32]), mpi(&rs[32..])];
-        sig
-    }
-
-    /// A packet with a new-format header.
-    pub fn packet(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut p = vec![0xc0 | tag];
-        match body.len() {
-            n @ 0..=191 => p.push(n as u8),
-            n @ 192..=8383 => {
-                let l = n - 192;
-                p.extend_from_slice(&[((l >> 8) + 192) as u8, l as u8]);
-            }
-            n => {
-                p.push(0xff);
-                p.extend_from_slice(&(n as u32).to_be_bytes());
-            }
-        }
-        p.extend_from_slice(body);
-        p
-    }
-
-    pub fn sig_packet(sig: &Sig) -> Vec<u8> {
-        packet(tag::SIGNATURE, &encode_sig(sig).unwrap())
-    }
-
-    /// A primary key with a user ID, self-certified at `t0` with `flags`.
-    pub fn primary(seed: u8, t0: u32, flags: u8) -> (EdKey, Vec<u8>) {
-        let p = key(seed, t0);
-        let uid = b"Crafted <crafted@example.org>";
-        let cert = sign(&p, 0x13, t0, vec![sp(27, &[flags])], |h| {
-            h.key(&p.body).unwrap();
-            h.user_id(uid).unwrap();
-        });
-        let mut stream = packet(tag::PUBLIC_KEY, &p.body);
-        stream.extend(packet(tag::USER_ID, uid));
-        stream.extend(sig_packet(&cert));
-        (p, stream)
-    }
-
-    /// A detached document signature over `data` by `signer` at `created`.
-    pub fn document(signer: &EdKey, created: u32, data: &[u8]) -> Vec<u8> {
-        sig_packet(&sign(signer, 0x00, created, vec![], |h| h.data(data)))
-    }
-}
+mod craft;
 
 /// A signing subkey bound twice, the Sequoia way (back signature in the hashed
 /// area): at `t0` for ever, then at `t0 + 10` with an expiry of 20 seconds, so

@@ -19,7 +19,7 @@ use openpgp::serialize::MarshalInto;
 use openpgp::types::SignatureType;
 use umd::Program;
 use umd_pgp::driver::PgpDriver;
-use umd_wire::counting::{figure, measure, Counting};
+use umd_wire::counting::{figure, measure, serial, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -112,6 +112,7 @@ fn short(s: &str) -> String {
 
 #[test]
 fn honest_descriptions_stay_within_the_figure() {
+    let _serial = serial();
     let i = inputs();
     let d = honest();
     assert!(within_the_figure("honest v6 certificate", &d, &i.cert).0);
@@ -130,6 +131,7 @@ fn honest_descriptions_stay_within_the_figure() {
 
 #[test]
 fn wide_replies_stay_within_the_figure() {
+    let _serial = serial();
     let i = inputs();
     for lie in ["wide-packets", "wide-subpackets", "bloat"] {
         let d = liar(&[lie]);
@@ -144,6 +146,7 @@ fn wide_replies_stay_within_the_figure() {
 
 #[test]
 fn deep_nesting_cannot_overflow_the_stack_and_stays_within_the_figure() {
+    let _serial = serial();
     let i = inputs();
     let d = liar(&["deep-embedding"]);
     // The bound lets a reply about the 8 MiB stream nest some 900,000 levels.
@@ -155,6 +158,7 @@ fn deep_nesting_cannot_overflow_the_stack_and_stays_within_the_figure() {
 
 #[test]
 fn a_stalled_announced_frame_stays_within_the_figure() {
+    let _serial = serial();
     let i = inputs();
     // The liar announces the largest reply the stream allows (13 MiB for
     // the 8 MiB stream), sends 4 KiB and stalls until its deadline.
@@ -167,6 +171,7 @@ fn a_stalled_announced_frame_stays_within_the_figure() {
 
 #[test]
 fn probe_lies_stay_within_the_figure() {
+    let _serial = serial();
     // The start-up probe (a 7-byte user ID) answered with each lie: the
     // handler fails post_start, within the figure of what the probe gave.
     for lie in ["wide-packets", "wide-subpackets", "deep-embedding", "bloat", "stall-frame"] {
@@ -180,6 +185,7 @@ fn probe_lies_stay_within_the_figure() {
 
 #[test]
 fn a_certificate_flooded_with_signatures_stays_within_the_figure_to_the_verdict() {
+    let _serial = serial();
     // The whole path, not only the description: the certificate is
     // described, checked, split into its components and validated. 4 MiB of
     // signatures appended to a certificate (a flooded key).
@@ -192,7 +198,7 @@ fn a_certificate_flooded_with_signatures_stays_within_the_figure_to_the_verdict(
             std::slice::from_ref(&flooded),
             Default::default(),
         )?;
-        v.certificates().map(|c| c.len())
+        v.certificates(std::time::SystemTime::now()).map(|c| c.len())
     });
     let bound = figure(given);
     eprintln!(

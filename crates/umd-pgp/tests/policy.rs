@@ -1,6 +1,6 @@
 //! The strict default policy, decision by decision.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use umd_pgp::crypto::{Curve, HashAlgo, KeyKind};
 use umd_pgp::policy::*;
@@ -11,7 +11,12 @@ const BEFORE_SHA1_CUTOFF: u32 = 1_600_000_000; // 2020-09-13
 const AFTER_SHA1_CUTOFF: u32 = 1_690_000_000; // 2023-07-22
 
 fn policy() -> Policy {
-    Policy::at(UNIX_EPOCH + Duration::from_secs(NOW))
+    Policy::new()
+}
+
+/// The reference time of these tests.
+fn at() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(NOW)
 }
 
 fn sp(typ: u8, critical: bool, body: &[u8]) -> Subpacket {
@@ -184,33 +189,60 @@ fn issuer_hints_come_from_both_areas_but_facts_only_from_the_hashed_one() {
 
 #[test]
 fn signature_times_are_checked_against_the_reference_time() {
-    let p = policy();
+    let mut p = policy();
+    p.clock_skew = Duration::ZERO;
     let now = NOW as u32;
     let key_created = now - 1000;
-    assert!(p.check_times(&facts(vec![created(now - 10)]), key_created, None).is_ok());
-    assert_eq!(p.check_times(&facts(vec![]), key_created, None), Err(Rejection::MissingCreationTime));
+    assert!(p.check_times(&facts(vec![created(now - 10)]), key_created, None, at()).is_ok());
+    assert_eq!(p.check_times(&facts(vec![]), key_created, None, at()), Err(Rejection::MissingCreationTime));
     assert_eq!(
-        p.check_times(&facts(vec![created(now + 1)]), key_created, None),
-        Err(Rejection::SignatureInFuture { created: NOW + 1, now: NOW })
+        p.check_times(&facts(vec![created(now + 1)]), key_created, None, at()),
+        Err(Rejection::SignatureInFuture { created: NOW + 1, at: NOW, skew: 0 })
     );
-    let mut skewed = policy();
-    skewed.clock_skew = Duration::from_secs(60);
-    assert!(skewed.check_times(&facts(vec![created(now + 1)]), key_created, None).is_ok());
     // Expired exactly at creation + expiry.
     let exp = |e: u32| facts(vec![created(now - 100), sp(3, false, &e.to_be_bytes())]);
     assert_eq!(
-        p.check_times(&exp(100), key_created, None),
-        Err(Rejection::SignatureExpired { created: NOW - 100, expired: NOW, now: NOW })
+        p.check_times(&exp(100), key_created, None, at()),
+        Err(Rejection::SignatureExpired { created: NOW - 100, expired: NOW, at: NOW })
     );
-    assert!(p.check_times(&exp(101), key_created, None).is_ok());
-    assert!(p.check_times(&exp(0), key_created, None).is_ok(), "0 means never");
+    assert!(p.check_times(&exp(101), key_created, None, at()).is_ok());
+    assert!(p.check_times(&exp(0), key_created, None, at()).is_ok(), "0 means never");
     assert_eq!(
-        p.check_times(&facts(vec![created(key_created - 1)]), key_created, None),
+        p.check_times(&facts(vec![created(key_created - 1)]), key_created, None, at()),
         Err(Rejection::SignatureBeforeKey {
             sig_created: u64::from(key_created) - 1,
             key_created: u64::from(key_created)
         })
     );
+    // The same signatures, judged an hour later: what was in the future is
+    // not any more; what was alive has expired.
+    let later = at() + Duration::from_secs(3600);
+    assert!(p.check_times(&facts(vec![created(now + 1)]), key_created, None, later).is_ok());
+    assert!(matches!(
+        p.check_times(&exp(101), key_created, None, later),
+        Err(Rejection::SignatureExpired { at, .. }) if at == NOW + 3600
+    ));
+}
+
+#[test]
+fn a_signature_from_the_future_is_accepted_within_thirty_minutes_of_clock_skew() {
+    let p = policy();
+    assert_eq!(p.clock_skew, Duration::from_secs(30 * 60), "Sequoia's CLOCK_SKEW_TOLERANCE");
+    let now = NOW as u32;
+    let key_created = now - 1000;
+    for ahead in [1, 60, 29 * 60, 30 * 60] {
+        assert!(
+            p.check_times(&facts(vec![created(now + ahead)]), key_created, None, at()).is_ok(),
+            "{ahead}"
+        );
+    }
+    assert_eq!(
+        p.check_times(&facts(vec![created(now + 30 * 60 + 1)]), key_created, None, at()),
+        Err(Rejection::SignatureInFuture { created: NOW + 1801, at: NOW, skew: 1800 })
+    );
+    // Expiry gets no tolerance: a key expired a second ago is expired.
+    let f = facts(vec![created(now - 10)]);
+    assert!(p.check_times(&f, key_created, Some(999), at()).is_err());
 }
 
 #[test]
@@ -219,11 +251,49 @@ fn expired_keys_are_refused() {
     let now = NOW as u32;
     let f = facts(vec![created(now - 10)]);
     assert_eq!(
-        p.check_times(&f, now - 1000, Some(1000)),
-        Err(Rejection::KeyExpired { key_created: NOW - 1000, expired: NOW, now: NOW })
+        p.check_times(&f, now - 1000, Some(1000), at()),
+        Err(Rejection::KeyExpired { key_created: NOW - 1000, expired: NOW, at: NOW })
     );
-    assert!(p.check_times(&f, now - 1000, Some(1001)).is_ok());
-    assert!(p.check_times(&f, now - 1000, Some(0)).is_ok());
+    assert!(p.check_times(&f, now - 1000, Some(1001), at()).is_ok());
+    assert!(p.check_times(&f, now - 1000, Some(0), at()).is_ok());
+    // Valid a second earlier.
+    assert!(p.check_times(&f, now - 1000, Some(1000), at() - Duration::from_secs(1)).is_ok());
+}
+
+#[test]
+fn revocations_count_whatever_their_hash_critical_subpackets_and_times() {
+    let p = policy();
+    let mut rev =
+        sig(vec![created(NOW as u32 + 86_400), sp(3, false, &1u32.to_be_bytes()), sp(100, true, b"?")]);
+    rev.sig_type = 0x20;
+    for hash in [2, 8, 9, 10, 11] {
+        rev.hash_algo = hash; // SHA-1 and SHA2-224 included
+        assert!(p.check_revocation(&rev).is_ok(), "hash {hash}");
+    }
+    // A hash the manager cannot compute: the revocation cannot be verified.
+    rev.hash_algo = 1; // MD5
+    assert_eq!(p.check_revocation(&rev), Err(Rejection::UnknownHash(1)));
+}
+
+#[test]
+fn times_in_messages_are_rfc3339_utc() {
+    let e = Rejection::KeyExpired { key_created: 1_600_000_000, expired: 1_700_000_000, at: 1_796_405_984 };
+    assert_eq!(
+        e.to_string(),
+        "key created at 2020-09-13T12:26:40Z expired at 2023-11-14T22:13:20Z (reference time 2026-12-04T17:39:44Z)"
+    );
+    let e = Rejection::SignatureInFuture { created: 1_796_405_984, at: 1_796_405_981, skew: 1800 };
+    assert_eq!(
+        e.to_string(),
+        "signature created at 2026-12-04T17:39:44Z is in the future (reference time 2026-12-04T17:39:41Z, \
+         tolerated clock skew 1800 s)"
+    );
+    let e = Rejection::Sha1 { class: SigClass::Document, created: Some(1_600_000_000) };
+    assert_eq!(
+        e.to_string(),
+        "SHA-1 is not accepted for document signatures (signature created at 2020-09-13T12:26:40Z)"
+    );
+    assert_eq!(utc(u64::MAX).to_string(), "9999-12-31T23:59:59Z", "clamped, never a formatting error");
 }
 
 #[test]
@@ -251,13 +321,14 @@ fn rfc9580_v6_sample_direct_key_signature_passes_the_policy() {
         values: vec![],
     };
     let key = Key { version: 6, created: 0x6387_7fe3, algo: 27, material: vec![Field::Raw(vec![0; 32])] };
-    let f = policy().check_signature(&key, KeyKind::Ed25519, None, &s, SigClass::SelfSignature).unwrap();
+    let f =
+        policy().check_signature(&key, KeyKind::Ed25519, None, &s, SigClass::SelfSignature, at()).unwrap();
     assert!(f.key_flags.unwrap().certify());
     assert_eq!(f.critical, vec![2, 27]);
     // Before the key existed, the same signature is from the future.
-    let early = Policy::at(UNIX_EPOCH + Duration::from_secs(0x6387_7fe2));
+    let early = UNIX_EPOCH + Duration::from_secs(0x6387_7fe3) - policy().clock_skew - Duration::from_secs(1);
     assert!(matches!(
-        early.check_signature(&key, KeyKind::Ed25519, None, &s, SigClass::SelfSignature),
+        policy().check_signature(&key, KeyKind::Ed25519, None, &s, SigClass::SelfSignature, early),
         Err(Rejection::SignatureInFuture { .. })
     ));
 }

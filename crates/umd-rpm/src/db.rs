@@ -79,8 +79,8 @@ pub enum DbError {
     Handler {
         /// The database file.
         path: PathBuf,
-        /// Why.
-        source: DescribeError,
+        /// Why (boxed: the driver's errors are large, this one is rare).
+        source: Box<DescribeError>,
     },
 }
 
@@ -133,12 +133,14 @@ fn memfd_of(file: &Path) -> Result<SealedMemfd, DbError> {
 pub fn headers(driver: &RpmDriver, path: &Path) -> Result<Vec<DbBlob>, DbError> {
     let file = sqlite_file(path);
     let memfd = memfd_of(&file)?;
-    let blobs = driver.db_blobs(&memfd).map_err(|source| DbError::Handler { path: file.clone(), source })?;
+    let blobs = driver
+        .db_blobs(&memfd)
+        .map_err(|source| DbError::Handler { path: file.clone(), source: Box::new(source) })?;
     // The handler's bound, checked again: a blob is an untrusted header that
     // must still fit a describe request.
     if let Some(b) = blobs.iter().find(|b| b.blob.len() > MAX_BLOB) {
         let source = DescribeError::TooLarge(b.blob.len());
-        return Err(DbError::Handler { path: file, source });
+        return Err(DbError::Handler { path: file, source: Box::new(source) });
     }
     Ok(blobs)
 }

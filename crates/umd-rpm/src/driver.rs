@@ -87,6 +87,9 @@ impl RpmDriver {
             // A socket pair: the rpm database travels to the handler, and its
             // blobs back, as sealed memfds.
             .framed(FramedConfig { limits, fd_passing: true })
+            // A request is pure (same request, same answer, no effect): one
+            // whose handler died under it is sent once more to a fresh handler.
+            .idempotent(true)
             .timeout(timeout)
             .pool_size(handlers)
             .args(args)

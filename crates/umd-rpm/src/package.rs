@@ -12,7 +12,7 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sha2::Digest as _;
@@ -222,6 +222,8 @@ pub struct FileDigest {
     pub mode: u16,
     /// Its RPM file flags.
     pub flags: u32,
+    /// Its size in bytes, from the header (`None` if the header has none).
+    pub size: Option<u64>,
 }
 
 impl FileDigest {
@@ -294,9 +296,13 @@ impl Report {
                 continue;
             }
             match unhex(&f.digest).filter(|d| Some(d.len()) == len) {
-                Some(digest) => {
-                    out.push(FileDigest { path: f.path.clone(), digest, mode: f.mode, flags: f.flags })
-                }
+                Some(digest) => out.push(FileDigest {
+                    path: f.path.clone(),
+                    digest,
+                    mode: f.mode,
+                    flags: f.flags,
+                    size: f.size,
+                }),
                 None => bad += 1,
             }
         }
@@ -363,6 +369,12 @@ impl PackageVerifier {
         &self.rpm
     }
 
+    /// The OpenPGP verifier of the header signatures (its driver, to start or
+    /// unload it).
+    pub fn pgp_verifier(&self) -> &Verifier {
+        &self.pgp
+    }
+
     /// Judges a package file (all of its bytes).
     pub fn package(&self, file: &[u8]) -> Result<Report, Error> {
         let input = &file[..file.len().min(MAX_INPUT)];
@@ -424,7 +436,15 @@ impl PackageVerifier {
     }
 
     /// Verifies the header signatures found in `sigs` (the signature header of a
-    /// package, or the database header itself) over `main`'s signed region.
+    /// package, or the database header itself) over `main`'s signed region,
+    /// at the manager's clock.
+    ///
+    /// As rpm reads it, a header signature tag holds exactly one OpenPGP
+    /// signature packet, binary (never armored), and a binary signature (type
+    /// 0x00) over the header's bytes: rpm hashes them as they are. Anything
+    /// else in the tag — armor, several packets, a text-mode signature (0x01,
+    /// whose line-ending conversion would hash other bytes) — is a bad
+    /// signature, never one more way to be verified.
     fn trust(&self, sigs: &CheckedHeader<'_>, main: &CheckedHeader<'_>) -> Trust {
         let blobs: Vec<&[u8]> = [tag::RSAHEADER, tag::DSAHEADER]
             .iter()
@@ -437,9 +457,13 @@ impl PackageVerifier {
             return Trust::Unsigned;
         }
         let signed = main.signed_bytes();
+        let at = SystemTime::now();
         let (mut good, mut unknown) = (None, None);
         for blob in blobs {
-            let outcome = match self.pgp.verify_detached(blob, &signed) {
+            if let Err(reason) = one_binary_signature_packet(blob) {
+                return Trust::BadSignature { reason };
+            }
+            let outcome = match self.pgp.verify_binary(blob, &signed, at) {
                 Ok(o) => o,
                 Err(e) => return Trust::BadSignature { reason: format!("unreadable signature: {e}") },
             };
@@ -462,6 +486,23 @@ impl PackageVerifier {
             (None, Some(issuer)) => Trust::UnknownKey { issuer },
             (None, None) => Trust::BadSignature { reason: "no verdict".into() },
         }
+    }
+}
+
+/// Whether a header signature tag holds exactly one binary OpenPGP signature
+/// packet (by the manager's own framing walk), and if not, why.
+fn one_binary_signature_packet(blob: &[u8]) -> Result<(), String> {
+    if umd_pgp::armor::is_armored(blob) {
+        return Err("armored signature in a header signature tag (rpm reads one binary packet)".into());
+    }
+    let frames = umd_pgp::packet::frames(blob).map_err(|e| format!("unreadable signature: {e}"))?;
+    match frames.as_slice() {
+        [f] if f.header.tag == umd_pgp::packet::tag::SIGNATURE => Ok(()),
+        [f] => Err(format!("a packet of tag {} in a header signature tag, not a signature", f.header.tag)),
+        fs => Err(format!(
+            "{} packets in a header signature tag (rpm reads exactly one signature packet)",
+            fs.len()
+        )),
     }
 }
 

@@ -15,7 +15,7 @@ use common::{keyring, rpm};
 use umd_rpm::driver::RpmDriver;
 use umd_rpm::package::PackageVerifier;
 use umd_rpm_wire::{tag, ty};
-use umd_wire::counting::{figure, measure, Counting};
+use umd_wire::counting::{figure, measure, serial, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -128,6 +128,12 @@ fn strings(v: impl IntoIterator<Item = Vec<u8>>) -> (u32, Vec<u8>) {
     (n, out)
 }
 
+/// rpm's tags for file times and owners (`rpmtag.h`): in every package,
+/// not read by the manager.
+const FILEMTIMES: u32 = 1034;
+const FILEUSERNAME: u32 = 1039;
+const FILEGROUPNAME: u32 = 1040;
+
 /// An unsigned database header of `files` files in one directory of
 /// `dir_len` bytes.
 fn many_files(files: usize, dir_len: usize) -> Vec<u8> {
@@ -135,20 +141,27 @@ fn many_files(files: usize, dir_len: usize) -> Vec<u8> {
     let (nb, base) = strings((0..files).map(|i| format!("f{i}").into_bytes()));
     let (nd, dirs) = strings([[vec![b'd'; dir_len - 1], vec![b'/']].concat()]);
     let (ng, digests) = strings((0..files).map(|_| vec![b'a'; 64]));
+    let (nu, owners) = strings((0..files).map(|_| b"root".to_vec()));
     let int32 = |v: u32| (0..files).flat_map(|_| v.to_be_bytes()).collect::<Vec<u8>>();
+    // The per-file tags rpm writes for every package (sizes, modes, times,
+    // digests, flags, owners, directories, names); the manager reads some.
     db_header(&[
         s(tag::NAME, b"many"),
         s(tag::VERSION, b"1"),
         s(tag::RELEASE, b"1"),
         s(tag::ARCH, b"noarch"),
+        (tag::FILESIZES, ty::INT32, files as u32, int32(1000)),
         (
             tag::FILEMODES,
             ty::INT16,
             files as u32,
             (0..files).flat_map(|_| 0o100644u16.to_be_bytes()).collect(),
         ),
+        (FILEMTIMES, ty::INT32, files as u32, int32(1_700_000_000)),
         (tag::FILEDIGESTS, ty::STRING_ARRAY, ng, digests),
         (tag::FILEFLAGS, ty::INT32, files as u32, int32(0)),
+        (FILEUSERNAME, ty::STRING_ARRAY, nu, owners.clone()),
+        (FILEGROUPNAME, ty::STRING_ARRAY, nu, owners),
         (tag::DIRINDEXES, ty::INT32, files as u32, int32(0)),
         (tag::BASENAMES, ty::STRING_ARRAY, nb, base),
         (tag::DIRNAMES, ty::STRING_ARRAY, nd, dirs),
@@ -158,6 +171,7 @@ fn many_files(files: usize, dir_len: usize) -> Vec<u8> {
 
 #[test]
 fn honest_descriptions_stay_within_the_figure_to_the_verdict() {
+    let _serial = serial();
     let v = honest();
     for name in ["hello-rsa.rpm", "tools-ed.rpm", "empty-rsa.rpm", "unsigned.rpm"] {
         assert!(package_within_the_figure(&format!("honest {name}"), &v, &rpm(name)).0);
@@ -172,6 +186,7 @@ fn honest_descriptions_stay_within_the_figure_to_the_verdict() {
 
 #[test]
 fn rpm_bloat_a_file_list_outgrowing_its_header_is_refused_within_the_figure() {
+    let _serial = serial();
     // 50,000 files in one directory of 4 KiB: a 4.3 MB header whose file
     // list would take 200 MB. Refused while the list is built.
     let v = honest();
@@ -182,6 +197,7 @@ fn rpm_bloat_a_file_list_outgrowing_its_header_is_refused_within_the_figure() {
 
 #[test]
 fn wide_rpm_replies_stay_within_the_figure() {
+    let _serial = serial();
     let big = many_files(100_000, 20);
     for lie in ["bloat-strings", "bloat-entries"] {
         let v = liar(&[lie]);
@@ -194,6 +210,7 @@ fn wide_rpm_replies_stay_within_the_figure() {
 
 #[test]
 fn a_stalled_announced_rpm_frame_stays_within_the_figure() {
+    let _serial = serial();
     let v = liar(&["stall-frame"]);
     let big = many_files(100_000, 20);
     let (judged, peak) = db_header_within_the_figure("stall-frame liar, 100,000 files", &v, &big);
@@ -203,6 +220,7 @@ fn a_stalled_announced_rpm_frame_stays_within_the_figure() {
 
 #[test]
 fn rpm_probe_lies_stay_within_the_figure() {
+    let _serial = serial();
     for lie in ["bloat-strings", "bloat-entries", "stall-frame"] {
         let v = liar(&[lie, "always"]);
         let (r, peak) = measure(|| v.rpm_driver().driver().ensure_loaded());
@@ -214,6 +232,7 @@ fn rpm_probe_lies_stay_within_the_figure() {
 
 #[test]
 fn the_rpmdb_through_the_handler_stays_within_the_figure() {
+    let _serial = serial();
     let db = common::corpus().join("root/var/lib/rpm");
     let given = std::fs::metadata(db.join("rpmdb.sqlite")).unwrap().len() as usize + 1;
     for (name, v) in [("honest", honest()), ("many-blobs liar", liar(&["many-blobs"]))] {

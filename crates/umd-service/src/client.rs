@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::{
-    self, CtlRequest, DriverName, FrameError, Header, Kind, Request, Response, ServiceError, ServiceStats,
-    ServiceStatus, VerifyReply, VerifyRequest, HEADER_LEN, MAX_RESPONSE,
+    self, CtlRequest, DriverName, ErrorKind, FrameError, Header, KeyringHandle, Kind, Request, Response,
+    ServiceError, ServiceStats, ServiceStatus, VerifyReply, VerifyRequest, HEADER_LEN, MAX_RESPONSE,
 };
 
 /// How long a client waits for an answer by default.
@@ -52,6 +52,37 @@ pub enum ClientError {
 /// A connection to the service.
 pub struct Client {
     stream: UnixStream,
+    path: PathBuf,
+    timeout: Option<Duration>,
+    /// The service refused [`Request::VerifyRef`] (it predates it): verify by
+    /// sending the keyrings every time.
+    legacy_verify: bool,
+}
+
+/// Keyrings to verify against through the service, with their
+/// [`KeyringHandle`] computed once. See [`Client::verify_keyrings`].
+#[derive(Clone, Debug)]
+pub struct Keyrings {
+    keyrings: Vec<Vec<u8>>,
+    handle: KeyringHandle,
+}
+
+impl Keyrings {
+    /// Keyrings (binary or armored), in the order given.
+    pub fn new(keyrings: Vec<Vec<u8>>) -> Keyrings {
+        let handle = KeyringHandle::of(&keyrings);
+        Keyrings { keyrings, handle }
+    }
+
+    /// Their handle.
+    pub fn handle(&self) -> KeyringHandle {
+        self.handle
+    }
+
+    /// The keyrings.
+    pub fn as_slice(&self) -> &[Vec<u8>] {
+        &self.keyrings
+    }
 }
 
 impl Client {
@@ -59,13 +90,18 @@ impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.into(), source })?;
-        let c = Client { stream };
-        c.set_timeout(Some(DEFAULT_TIMEOUT))?;
+        let c = Client { stream, path: path.into(), timeout: Some(DEFAULT_TIMEOUT), legacy_verify: false };
+        c.apply_timeout(c.timeout)?;
         Ok(c)
     }
 
     /// Sets the read and write timeout (`None`: wait forever).
-    pub fn set_timeout(&self, t: Option<Duration>) -> Result<(), ClientError> {
+    pub fn set_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
+        self.timeout = t;
+        self.apply_timeout(t)
+    }
+
+    fn apply_timeout(&self, t: Option<Duration>) -> Result<(), ClientError> {
         self.stream.set_read_timeout(t)?;
         self.stream.set_write_timeout(t)?;
         Ok(())
@@ -137,6 +173,56 @@ impl Client {
             },
             "something else than a verification",
         )
+    }
+
+    /// Verifies `signature` (and `data`, for a detached signature) against
+    /// `keyrings`, which the service keeps for this uid: a request carries only
+    /// their handle while the service holds them, and the keyrings themselves
+    /// when it does not (first use, let go, service restarted), after which it
+    /// holds them again. `want_text`: send a verified cleartext document's text
+    /// back. Against a service that predates keyring handles, the keyrings go with
+    /// every request ([`Client::verify`]).
+    pub fn verify_keyrings(
+        &mut self,
+        keyrings: &Keyrings,
+        signature: &[u8],
+        data: Option<&[u8]>,
+        required: u32,
+        want_text: bool,
+    ) -> Result<VerifyReply, ClientError> {
+        let legacy = |c: &mut Client| {
+            c.verify(VerifyRequest {
+                keyrings: keyrings.keyrings.clone(),
+                signature: signature.to_vec(),
+                data: data.map(<[u8]>::to_vec),
+                required,
+            })
+        };
+        if self.legacy_verify {
+            return legacy(self);
+        }
+        let mut handle = Some(keyrings.handle);
+        loop {
+            let frame =
+                proto::encode_verify_ref(&keyrings.keyrings, handle, signature, data, required, want_text)?;
+            self.stream.write_all(&frame)?;
+            match self.read_response()? {
+                Response::Verify(v) => return Ok(v),
+                Response::Error(e) if e.kind == ErrorKind::UnknownKeyring && handle.is_some() => {
+                    handle = None
+                }
+                // A service that does not know the request refuses its frame and
+                // closes the connection: reconnect and send the keyrings along.
+                Response::Error(e) if e.kind == ErrorKind::BadRequest && handle.is_some() => {
+                    let mut fresh = Client::connect(&self.path)?;
+                    fresh.set_timeout(self.timeout)?;
+                    *self = Client { legacy_verify: true, ..fresh };
+                    return legacy(self);
+                }
+                Response::Error(e) => return Err(ClientError::Service(e)),
+                _ => return Err(ClientError::Unexpected("something else than a verification")),
+            }
+        }
     }
 
     /// `ctl status`.

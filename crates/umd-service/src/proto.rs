@@ -133,6 +133,57 @@ impl Header {
     }
 }
 
+/// [`Request::VerifyRef`] with borrowed bytes: what a client encodes without
+/// copying its document first. Same fields, same order, same encoding.
+#[derive(Serialize)]
+struct VerifyRefBorrowed<'a> {
+    keyring: KeyringRefBorrowed<'a>,
+    #[serde(with = "serde_bytes")]
+    signature: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    data: Option<&'a [u8]>,
+    required: u32,
+    want_text: bool,
+}
+
+/// [`KeyringRef`], borrowed; the variants in the same order.
+#[derive(Serialize)]
+enum KeyringRefBorrowed<'a> {
+    Handle(KeyringHandle),
+    Keyrings(#[serde(serialize_with = "keyrings_borrowed")] &'a [Vec<u8>]),
+}
+
+fn keyrings_borrowed<S: serde::Serializer>(v: &&[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    byte_strings::serialize(v, s)
+}
+
+/// The frame of a [`Request::VerifyRef`] against `keyrings` (by `handle` when
+/// given, else the keyrings themselves), encoded from borrowed bytes: the same
+/// bytes as [`encode`] of the owned request.
+pub fn encode_verify_ref(
+    keyrings: &[Vec<u8>],
+    handle: Option<KeyringHandle>,
+    signature: &[u8],
+    data: Option<&[u8]>,
+    required: u32,
+    want_text: bool,
+) -> Result<Vec<u8>, FrameError> {
+    let keyring = match handle {
+        Some(h) => KeyringRefBorrowed::Handle(h),
+        None => KeyringRefBorrowed::Keyrings(keyrings),
+    };
+    let body = VerifyRefBorrowed { keyring, signature, data, required, want_text };
+    // The enum tag of `Request::VerifyRef` (variant 3: one varint byte), then the
+    // request as postcard writes it.
+    let mut out = vec![0u8; HEADER_LEN];
+    out.push(3);
+    let mut out = postcard::to_extend(&body, out).map_err(|e| FrameError::Body(e.to_string()))?;
+    let len = out.len() - HEADER_LEN;
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge { len, limit: u32::MAX as usize })?;
+    out[..HEADER_LEN].copy_from_slice(&Header::bytes(Kind::Request, len32));
+    Ok(out)
+}
+
 /// Encodes a whole frame (header and body).
 pub fn encode<T: Serialize>(kind: Kind, msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; HEADER_LEN];
@@ -225,6 +276,75 @@ pub enum Request {
     Verify(VerifyRequest),
     /// A control operation (root and the admin group only).
     Ctl(CtlRequest),
+    /// Verify OpenPGP signatures against a keyring the service keeps for the
+    /// peer's uid, named by its [`KeyringHandle`], or sent along to be kept.
+    VerifyRef(VerifyRefRequest),
+}
+
+/// A keyring's name in [`Request::VerifyRef`]: SHA-256 of its bytes as
+/// [`KeyringHandle::of`] frames them. Both sides compute it; the service never
+/// takes a client's word for which bytes a handle stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyringHandle(pub [u8; 32]);
+
+impl KeyringHandle {
+    /// The handle of `keyrings`: SHA-256 over `"umd keyring handle v1"`, the
+    /// keyring count (u32 LE), then each keyring's length (u64 LE) and bytes.
+    ///
+    /// ```
+    /// use umd_service::proto::KeyringHandle;
+    /// let a = KeyringHandle::of(&[b"ab".to_vec(), b"c".to_vec()]);
+    /// assert_ne!(a, KeyringHandle::of(&[b"a".to_vec(), b"bc".to_vec()]));
+    /// assert_eq!(a.to_string().len(), 64);
+    /// ```
+    pub fn of(keyrings: &[Vec<u8>]) -> KeyringHandle {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"umd keyring handle v1");
+        h.update((keyrings.len() as u32).to_le_bytes());
+        for k in keyrings {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k);
+        }
+        KeyringHandle(h.finalize().into())
+    }
+}
+
+impl std::fmt::Display for KeyringHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Which keyring a [`VerifyRefRequest`] is checked against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyringRef {
+    /// A keyring the service holds for this uid. Unknown (never sent, evicted,
+    /// the service restarted): an [`ErrorKind::UnknownKeyring`] error, and the
+    /// client sends the keyrings themselves.
+    Handle(KeyringHandle),
+    /// The keyrings (binary or armored); the service keeps them for this uid
+    /// under their handle, within its per-uid limits.
+    Keyrings(#[serde(with = "byte_strings")] Vec<Vec<u8>>),
+}
+
+/// An OpenPGP verification against a keyring the service keeps. As
+/// [`VerifyRequest`] otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRefRequest {
+    /// The keyring.
+    pub keyring: KeyringRef,
+    /// A detached signature, or a cleartext-signed document when `data` is `None`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// The signed data of a detached signature.
+    #[serde(with = "serde_bytes")]
+    pub data: Option<Vec<u8>>,
+    /// Good signatures needed for [`VerifyStatus::Verified`].
+    pub required: u32,
+    /// Send a verified cleartext document's text back ([`VerifyReply::text`]);
+    /// without it the reply carries the verdicts only.
+    pub want_text: bool,
 }
 
 /// An OpenPGP verification. Files travel by content: the service never opens a
@@ -315,6 +435,9 @@ pub enum ErrorKind {
     Verdict,
     /// The driver failed (handler crashed, missed its deadline, could not start).
     Driver,
+    /// A [`KeyringRef::Handle`] the service does not hold for this uid: send the
+    /// keyrings again. (Only ever the answer to a [`Request::VerifyRef`].)
+    UnknownKeyring,
 }
 
 /// Verdict on a verification.
@@ -533,6 +656,64 @@ mod tests {
         let e = decode_charging::<Request>(&body, &mut budget).unwrap_err();
         assert!(matches!(e, FrameError::Costly(_)), "{e}");
         assert!(budget.used <= max_decoded(body.len()));
+    }
+
+    #[test]
+    fn a_keyring_upload_of_millions_of_empty_keyrings_is_refused_while_it_is_decoded() {
+        // The same through VerifyRef: keyrings sent to be kept are decoded by
+        // the same bounded decoder, before the keyring store sees them.
+        let mut body = vec![3u8, 1]; // Request::VerifyRef, KeyringRef::Keyrings
+        body.extend_from_slice(&[0x80, 0xa4, 0xe8, 0x03]); // varint 8_000_000
+        body.extend(std::iter::repeat_n(0u8, 8_000_000));
+        body.extend_from_slice(&[0, 0, 1, 0]); // no signature, no data, required 1, no text
+        let mut budget = Budget::new(max_decoded(body.len()));
+        let e = decode_charging::<Request>(&body, &mut budget).unwrap_err();
+        assert!(matches!(e, FrameError::Costly(_)), "{e}");
+        assert!(budget.used <= max_decoded(body.len()));
+        // A handful of keyrings decode as before.
+        let mut small = vec![3u8, 1, 2, 1, 9, 0];
+        small.extend_from_slice(&[0, 0, 1, 0]);
+        let Request::VerifyRef(r) = decode::<Request>(&small).unwrap() else { panic!("not VerifyRef") };
+        assert_eq!(r.keyring, KeyringRef::Keyrings(vec![vec![9], vec![]]));
+    }
+
+    #[test]
+    fn keyring_references_encode_as_docs_protocol_md_says() {
+        let h = KeyringHandle([7; 32]);
+        let r = Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Handle(h),
+            signature: vec![1, 2],
+            data: None,
+            required: 1,
+            want_text: false,
+        });
+        let f = encode(Kind::Request, &r).unwrap();
+        // Variant 3, KeyringRef 0, 32 raw bytes, signature, no data, required, want_text.
+        let mut want = vec![3, 0];
+        want.extend_from_slice(&[7; 32]);
+        want.extend_from_slice(&[2, 1, 2, 0, 1, 0]);
+        assert_eq!(&f[HEADER_LEN..], &want[..]);
+        assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
+        assert_eq!(
+            encode_verify_ref(&[], Some(h), &[1, 2], None, 1, false).unwrap(),
+            f,
+            "borrowed, the same"
+        );
+        let owned = Request::VerifyRef(VerifyRefRequest {
+            keyring: KeyringRef::Keyrings(vec![vec![9; 3], vec![]]),
+            signature: vec![5; 300],
+            data: Some(vec![6; 2]),
+            required: 2,
+            want_text: true,
+        });
+        let borrowed =
+            encode_verify_ref(&[vec![9; 3], vec![]], None, &[5; 300], Some(&[6; 2]), 2, true).unwrap();
+        assert_eq!(borrowed, encode(Kind::Request, &owned).unwrap());
+        let e = Response::Error(ServiceError { kind: ErrorKind::UnknownKeyring, message: "x".into() });
+        assert_eq!(&encode(Kind::Response, &e).unwrap()[HEADER_LEN..], &[6, 7, 1, b'x']);
+        // A handle names the keyrings' framing, not only their concatenation.
+        assert_ne!(KeyringHandle::of(&[b"ab".to_vec()]), KeyringHandle::of(&[b"a".to_vec(), b"b".to_vec()]));
+        assert_eq!(KeyringHandle::of(&[]), KeyringHandle::of(&[]));
     }
 
     #[test]

@@ -976,6 +976,17 @@ impl Connection<'_> {
                     sh.hosts.pgp().verify(&v, limits.max_queued_per_driver).map(Response::Verify)
                 })
             }
+            Request::VerifyRef(v) => {
+                if !config.may_call(&self.peer, DriverName::Pgp) {
+                    return self.denied("pgp");
+                }
+                self.in_flight(limits).and_then(|_g| {
+                    sh.hosts
+                        .pgp()
+                        .verify_ref(self.peer.uid, &v, limits.max_queued_per_driver)
+                        .map(Response::Verify)
+                })
+            }
             Request::Ctl(op) => {
                 if !config.is_admin(&self.peer) {
                     return self.denied("ctl");

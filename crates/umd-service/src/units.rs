@@ -3,7 +3,7 @@
 //! The service needs, and the units keep: root's `CAP_SETUID`/`CAP_SETGID` (a
 //! handler runs as uid 61874 with no groups), `CAP_SETPCAP` (it empties the
 //! handler's bounding set), `CAP_KILL` (killing a handler of another uid), the
-//! system calls of spawning (`clone3`, `execveat` on a memfd, `pidfd_*`,
+//! system calls of spawning (`clone`, `clone3`, `execveat` on a memfd, `pidfd_*`,
 //! `seccomp`, `landlock_*`, `prctl`, `setrlimit`) and user, PID, mount, IPC, UTS
 //! and network namespaces (layers a driver's policy can turn on). Everything
 //! else is taken away. `MemoryDenyWriteExecute=` is left off: it is inherited by
@@ -59,6 +59,8 @@ NoNewPrivileges=yes
 
 # File system: read-only everywhere; the socket comes from umd.socket.
 ProtectSystem=strict
+# Except /var/lib/umd: the hosted guard's state (--guard-state) lives there.
+StateDirectory=umd
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
@@ -82,7 +84,7 @@ RestrictSUIDSGID=yes
 LockPersonality=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
-SystemCallFilter=clone3 execveat memfd_create pidfd_open pidfd_send_signal seccomp prctl setrlimit prlimit64 landlock_create_ruleset landlock_add_rule landlock_restrict_self
+SystemCallFilter=clone clone3 execveat memfd_create pidfd_open pidfd_send_signal seccomp prctl setrlimit prlimit64 landlock_create_ruleset landlock_add_rule landlock_restrict_self
 SystemCallErrorNumber=EPERM
 
 LimitNOFILE=8192

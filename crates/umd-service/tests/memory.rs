@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use umd_service::proto::{self, ErrorKind, Kind, Response, HEADER_LEN};
 use umd_service::server::{Listen, ServeOptions, Server};
-use umd_wire::counting::{figure, measure, Counting};
+use umd_wire::counting::{figure, measure, serial, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -94,6 +94,7 @@ fn empty_keyrings(n: usize) -> Vec<u8> {
 
 #[test]
 fn service_request_decoding_is_charged_while_decoding_and_stays_within_the_figure() {
+    let _serial = serial();
     let svc = start(
         "keyrings",
         "[drivers.pgp]\neveryone = true\n[limits]\nmax_request_bytes = 8388608\n\
@@ -122,6 +123,7 @@ fn service_request_decoding_is_charged_while_decoding_and_stays_within_the_figur
 
 #[test]
 fn decoding_beyond_the_memory_budget_is_busy_not_allocated() {
+    let _serial = serial();
     // A budget smaller than what the request decodes into (but large enough
     // for its body): refused as busy while decoding.
     let svc = start(

@@ -20,7 +20,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// The figure every driver is held to: `4 × given + 16 MiB`.
 pub fn figure(given: usize) -> usize {
@@ -33,6 +33,15 @@ pub struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held for a whole test: the counter sees every thread's allocations, so a
+/// test building its inputs (or generating a lie) beside another's
+/// [`measure`] would be counted in that one's peak. Each test of a measuring
+/// binary takes this first, and the binary's tests run one after another.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn grew(by: usize) {
     let now = LIVE.fetch_add(by as isize, Relaxed) + by as isize;

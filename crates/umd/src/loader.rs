@@ -8,15 +8,18 @@
 //! `AT_EMPTY_PATH`: no writable path on disk is ever involved, and what runs is
 //! exactly what was sealed.
 //!
-//! Starting a handler ([`spawn`]) is `clone3` (a fork that can enter a new PID
-//! namespace and returns a pidfd) + child set-up + `execveat`. The child
-//! set-up runs between fork and exec in `child_main`, the one place where
-//! confinement steps (sandbox) are applied.
+//! Starting a handler ([`spawn`]) is a clone that returns a pidfd, the child's
+//! set-up, then `execveat`. The clone is `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does:
+//! the child runs in the manager's address space, on a stack of its own, until
+//! its exec, so no page table is copied (a fork's cost grows with the manager's
+//! memory). Policies that make a user namespace use a fork-style `clone3`
+//! instead. The child set-up runs between clone and exec in `child_main`, the
+//! one place where confinement steps (sandbox) are applied.
 
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -92,17 +95,29 @@ impl Program {
 
     /// Reads a program file once into a sealed memfd (for handlers written in other
     /// languages, [`ProgramKind::External`]). The file is never executed in place.
+    /// Every error names the file.
+    ///
+    /// ```
+    /// let e = umd::Program::from_path(std::path::Path::new("/nonexistent/handler")).unwrap_err();
+    /// assert_eq!(e.to_string(), "/nonexistent/handler: No such file or directory (os error 2)");
+    /// let e = umd::Program::from_path(std::path::Path::new("/etc/hostname")).unwrap_err();
+    /// assert!(e.to_string().starts_with("/etc/hostname is not an ELF executable"));
+    /// ```
     pub fn from_path(path: &Path) -> io::Result<Program> {
-        let file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len();
         if len > MAX_PROGRAM_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program"),
+                format!(
+                    "{}: {len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program",
+                    path.display()
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(len as usize);
-        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes)?;
+        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes).map_err(named)?;
         let name = path.display().to_string();
         Program::from_blob(&name, &bytes)
     }
@@ -151,7 +166,10 @@ fn check_executable(name: &str, blob: &[u8]) -> io::Result<()> {
         ));
     }
     if !blob.starts_with(b"\x7fELF") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not an ELF executable")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is not an ELF executable (a handler is a compiled, statically linked program)"),
+        ));
     }
     Ok(())
 }
@@ -230,6 +248,17 @@ impl Process {
         self.child.id()
     }
 
+    /// The handler's pidfd: readable once the process has exited.
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.child.pidfd.as_fd()
+    }
+
+    /// A shared handle on the pidfd, to signal the process from another thread
+    /// (a signal through a pidfd never hits a recycled pid).
+    pub(crate) fn pidfd_handle(&self) -> Arc<OwnedFd> {
+        self.child.pidfd.clone()
+    }
+
     /// Returns how the process ended if it has, without blocking.
     pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
         if self.fate.is_none() {
@@ -247,9 +276,7 @@ impl Process {
         if let Some(f) = self.try_fate() {
             return f;
         }
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_micros(200));
+        if !grace.is_zero() && self.child.wait_exit(grace) {
             if let Some(f) = self.try_fate() {
                 return f;
             }
@@ -325,16 +352,31 @@ impl ExecArgs {
 
 /// Starts one handler process from `program`, confined as `sandbox` says.
 ///
-/// When the policy asks for a parent-death signal the fork happens on a dedicated,
-/// never-exiting thread: `PR_SET_PDEATHSIG` fires when the *thread* that forked the
-/// child exits, and callers' threads come and go.
+/// When the policy asks for a parent-death signal the clone happens on a thread
+/// that lives as long as the process: `PR_SET_PDEATHSIG` fires when the *thread*
+/// that started the child exits, and callers' threads come and go. The main
+/// thread lives as long as the process (a Rust program ends when `main` returns),
+/// so it starts its handlers itself; any other thread hands the start to the
+/// dedicated `umd-spawner` thread (two thread wake-ups). That thread is started
+/// with the first confined start, from whichever thread, so the process's threads
+/// do not depend on which thread started a handler first. (A C program whose main
+/// thread calls `pthread_exit` while others go on would see handlers started
+/// from it killed: start them from another thread there.)
 pub fn spawn(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
-    if sandbox.policy().parent_death_signal {
-        let (program, spec, sandbox) = (program.clone(), spec.clone(), sandbox.clone());
-        spawner::run(move || spawn_here(&program, &spec, &sandbox))
-    } else {
-        spawn_here(program, spec, sandbox)
+    if !sandbox.policy().parent_death_signal {
+        return spawn_here(program, spec, sandbox);
     }
+    if on_main_thread() {
+        spawner::ensure_running()?;
+        return spawn_here(program, spec, sandbox);
+    }
+    let (program, spec, sandbox) = (program.clone(), spec.clone(), sandbox.clone());
+    spawner::run(move || spawn_here(&program, &spec, &sandbox))
+}
+
+/// Whether the calling thread is the process's main thread (its tid is the pid).
+fn on_main_thread() -> bool {
+    rustix::thread::gettid() == rustix::process::getpid()
 }
 
 fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> io::Result<Process> {
@@ -376,16 +418,24 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     // the write end (close-on-exec), which the parent reads as end of file.
     let (report_r, report_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
-    let fds = ChildFds {
-        stdin: their_in.as_raw_fd(),
-        stdout: their_out.as_raw_fd(),
-        stderr: err_w.as_raw_fd(),
-        report: report_w.as_raw_fd(),
+    let args = ChildArgs {
+        fds: ChildFds {
+            stdin: their_in.as_raw_fd(),
+            stdout: their_out.as_raw_fd(),
+            stderr: err_w.as_raw_fd(),
+            report: report_w.as_raw_fd(),
+        },
+        memfd,
+        exec: &exec,
+        sandbox: sandbox.as_ref(),
+        shared_vm: None,
     };
-    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), || child_main(&fds, memfd, &exec, sandbox))?;
+    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
     drop((their_in, their_out, err_w, report_w));
 
-    // Wait for the exec (or the child's report of why it failed).
+    // Wait for the exec (or the child's report of why it failed). After a
+    // `CLONE_VFORK` start the child has exec'd or exited already: this read does
+    // not block.
     let mut report = [0u8; 5];
     let mut got = 0;
     while got < report.len() {
@@ -402,6 +452,7 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
         let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
         let stage = match report[0] {
             STAGE_STDIO => "wiring fds 0-2",
+            STAGE_SIGNALS => "resetting signals",
             STAGE_CONFINE => "confinement",
             _ => "execveat",
         };
@@ -427,14 +478,56 @@ struct ChildFds {
     report: i32,
 }
 
+/// Everything the child needs, built before the clone: the child neither
+/// allocates nor takes a lock.
+struct ChildArgs<'a> {
+    fds: ChildFds,
+    memfd: i32,
+    exec: &'a ExecArgs,
+    sandbox: &'a Prepared,
+    /// Set by [`RawChild::spawn`] when the child shares the manager's memory
+    /// (`CLONE_VM`): what the child must undo or avoid for the manager's sake.
+    shared_vm: Option<SharedVm>,
+}
+
+/// What a child that shares the manager's address space must know.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedVm {
+    /// The manager's `PR_GET_DUMPABLE` (0 or 1). The dumpable flag belongs to the
+    /// address space, and the kernel resets it when the child changes its uid: the
+    /// child puts the manager's value back.
+    pub(crate) dumpable: libc::c_int,
+}
+
 const STAGE_STDIO: u8 = 1;
 const STAGE_CONFINE: u8 = 2;
 const STAGE_EXEC: u8 = 3;
+const STAGE_SIGNALS: u8 = 4;
 
-/// Runs in the child between `clone3` and `execveat`. Only async-signal-safe system
-/// calls on pre-built data are allowed here (the parent has other threads: no
-/// allocation, no locks, no libc state that a fork would have reset).
-fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -> ! {
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 both
+/// have `sa_restorer`): used instead of libc's `sigaction`, which refuses glibc's
+/// internal signals — whose handlers must not run in the child either.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Highest signal number on Linux (`_NSIG - 1`).
+const MAX_SIGNAL: libc::c_int = 64;
+
+/// Runs in the child between the clone and `execveat`. Only async-signal-safe
+/// system calls on pre-built data are allowed here: the parent has other threads
+/// (no allocation, no locks, no libc state that a fork would have reset), and
+/// after a `CLONE_VM` start the child runs on a small stack of its own in the
+/// manager's memory (nothing may be written there but the child's own stack).
+///
+/// A failure is reported on the report pipe as a stage and an errno, then the
+/// child exits with status 127.
+fn child_main(args: &ChildArgs<'_>) -> ! {
+    let fds = &args.fds;
     let fail = |stage: u8| -> ! {
         // SAFETY: errno read, a write to our own pipe, and _exit: all async-signal-safe.
         unsafe {
@@ -447,17 +540,43 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
     };
     // SAFETY: plain system calls on integers and on memory owned by the caller.
     unsafe {
-        // Signals: nothing blocked, SIGPIPE back to its default (the manager may
-        // ignore it; a handler writing to a vanished manager should just die).
-        let empty: libc::sigset_t = std::mem::zeroed();
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty,
-            std::ptr::null_mut::<libc::sigset_t>(),
-            8,
-        );
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // Signals. The parent blocked every signal before the clone, so none can
+        // arrive before this point. No handler of the manager may ever run here
+        // (after a CLONE_VM start it would run on the manager's memory): every
+        // caught signal goes back to its default, ignored ones stay ignored (as
+        // across any exec) except SIGPIPE, which goes back to its default too (the
+        // manager ignores it; a handler writing to a vanished manager should just
+        // die). Then nothing is blocked.
+        for sig in 1..=MAX_SIGNAL {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+            if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8)
+                < 0
+            {
+                fail(STAGE_SIGNALS);
+            }
+            if old.handler != libc::SIG_DFL && (old.handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
+                let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+                if libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                ) < 0
+                {
+                    fail(STAGE_SIGNALS);
+                }
+            }
+        }
+        let empty: u64 = 0;
+        if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, std::ptr::null_mut::<u64>(), 8)
+            < 0
+        {
+            fail(STAGE_SIGNALS);
+        }
         // A source already numbered 0-2 (the manager ran with a standard fd
         // closed) is first moved above 2, so no dup2 below overwrites another
         // source, and none is a dup2 onto itself (which keeps close-on-exec).
@@ -480,7 +599,7 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
         // pipe and the memfd must stay open until the exec itself).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
-    if sandbox.apply_in_child().is_err() {
+    if args.sandbox.apply_in_child(args.shared_vm).is_err() {
         fail(STAGE_CONFINE);
     }
     let empty: &CStr = c"";
@@ -489,10 +608,10 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            memfd,
+            args.memfd,
             empty.as_ptr(),
-            exec.argv.as_ptr(),
-            exec.envp.as_ptr(),
+            args.exec.argv.as_ptr(),
+            args.exec.envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
     }
@@ -504,7 +623,9 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
 /// valid) until we reap it.
 pub(crate) struct RawChild {
     pid: libc::pid_t,
-    pidfd: OwnedFd,
+    /// Shared with the driver's registry of handlers, which signals through it
+    /// (`Driver::kill_handlers`).
+    pidfd: Arc<OwnedFd>,
     reaped: bool,
 }
 
@@ -525,34 +646,185 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Stack of a child that shares the manager's memory. The child runs the
+/// confinement steps only (no allocation, no recursion); 128 KiB is several
+/// times what a debug build uses. Below it, one inaccessible guard page: an
+/// overflow kills the child instead of writing into the manager's memory.
+const CHILD_STACK: usize = 128 << 10;
+const GUARD: usize = 4096;
+
+/// A private stack mapping, unmapped on drop.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        let len = CHILD_STACK + GUARD;
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping made above; stacks grow down.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer: the top of the mapping (page-aligned, so
+    /// aligned as every ABI wants).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped; the child that used it has
+        // exec'd or exited (CLONE_VFORK).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Every signal blocked in the calling thread until dropped, then the old mask
+/// back. Raw `rt_sigprocmask`: glibc's `pthread_sigmask` would leave its two
+/// internal signals unblocked.
+struct AllSignalsBlocked {
+    old: u64,
+}
+
+impl AllSignalsBlocked {
+    fn new() -> io::Result<AllSignalsBlocked> {
+        let all: u64 = !0;
+        let mut old: u64 = 0;
+        // SAFETY: both pointers refer to 8-byte sigsets on our stack.
+        let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all, &mut old, 8) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(AllSignalsBlocked { old })
+    }
+}
+
+impl Drop for AllSignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved by `new`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.old,
+                std::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+    }
+}
+
+/// The entry point of a child started with `CLONE_VM` (glibc's `clone` calls it
+/// on the child's stack).
+extern "C" fn vm_child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `spawn_shared_vm` passed; the parent is
+    // suspended (CLONE_VFORK) until this child execs or exits, so it stays alive
+    // and unchanged.
+    let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    child_main(args)
+}
+
 impl RawChild {
-    /// `clone3` with `CLONE_PIDFD` and `flags` (new namespaces): like `fork`, but
-    /// the child can start in a new PID namespace, and we get its pidfd. The child
-    /// runs `child`, which should end in an exec or `_exit`.
-    fn spawn(flags: u64, child: impl FnOnce()) -> io::Result<RawChild> {
+    /// Starts a child that runs `child_main(args)`, which ends in an exec or
+    /// `_exit`; returns it held by pid and pidfd. `flags` are namespaces the
+    /// child must be created in.
+    ///
+    /// With `shared_vm` (see [`Prepared::shares_address_space`] for when) the
+    /// child is a `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: it runs
+    /// in the manager's address space on a stack of its own while the calling
+    /// thread waits, so no page table is copied and nothing is copied on write
+    /// afterwards — the cost of a fork grows with the manager's memory, this does
+    /// not. Otherwise a fork-style `clone3`.
+    ///
+    /// Either way every signal is blocked in the calling thread across the clone,
+    /// so no signal handler of the manager runs in the child before `child_main`
+    /// has put every disposition back to its default.
+    fn spawn(flags: u64, shared_vm: bool, mut args: ChildArgs<'_>) -> io::Result<RawChild> {
+        let _blocked = AllSignalsBlocked::new()?;
+        // SAFETY: PR_GET_DUMPABLE takes no pointer.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        // The child can put back 0 or 1 (`PR_SET_DUMPABLE`), not 2 (a set-uid
+        // manager under `suid_dumpable = 2`): such a manager forks.
+        let (pid, pidfd) = if shared_vm && (dumpable == 0 || dumpable == 1) {
+            args.shared_vm = Some(SharedVm { dumpable });
+            Self::clone_shared_vm(flags, &args)?
+        } else {
+            Self::clone_forked(flags, &args)?
+        };
+        // SAFETY: the kernel wrote a fresh pidfd we now own.
+        let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd) });
+        Ok(RawChild { pid, pidfd, reaped: false })
+    }
+
+    /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: returns once the child has
+    /// exec'd or exited.
+    fn clone_shared_vm(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+        let stack = ChildStack::new()?;
+        let flags = i32::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut pidfd: libc::c_int = -1;
-        let args = CloneArgs {
+        // SAFETY: the child runs `vm_child_entry` on `stack`, which stays mapped
+        // until the child has exec'd or exited (CLONE_VFORK suspends this thread
+        // until then); it reads `args` and writes only its own stack and the
+        // kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
+        // returned through the parent-tid argument.
+        let pid = unsafe {
+            libc::clone(
+                vm_child_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD | flags,
+                args as *const ChildArgs<'_> as *mut libc::c_void,
+                &mut pidfd as *mut libc::c_int,
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((pid, pidfd))
+    }
+
+    /// `clone3` with `CLONE_PIDFD`: like `fork`, but the child can start in a new
+    /// PID namespace, and we get its pidfd.
+    fn clone_forked(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+        let mut pidfd: libc::c_int = -1;
+        let clone_args = CloneArgs {
             flags: libc::CLONE_PIDFD as u64 | flags,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
         // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
-        // space (as with fork) and runs only `child`, which never returns.
+        // space (as with fork) and runs only `child_main`, which never returns.
         let pid = unsafe {
-            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+            libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
         };
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            child();
-            // SAFETY: `child` does not return; should it, end the child here.
-            unsafe { libc::_exit(127) }
+            child_main(args);
         }
-        // SAFETY: the kernel wrote a fresh pidfd we now own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        Ok(RawChild { pid: pid as libc::pid_t, pidfd, reaped: false })
+        Ok((pid as libc::pid_t, pidfd))
     }
 
     fn id(&self) -> u32 {
@@ -560,7 +832,26 @@ impl RawChild {
     }
 
     fn kill(&self) {
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        let _ = rustix::process::pidfd_send_signal(&*self.pidfd, rustix::process::Signal::KILL);
+    }
+
+    /// Waits up to `timeout` for the process to exit (its pidfd turns readable,
+    /// poll(2)); true if it has. Does not reap it.
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let ts = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [rustix::event::PollFd::new(&*self.pidfd, rustix::event::PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(n) => return n > 0,
+                Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     fn wait_flags(&mut self, flags: libc::c_int) -> Option<std::process::ExitStatus> {
@@ -591,42 +882,144 @@ impl RawChild {
     }
 }
 
-/// The thread every confined handler is forked from (see [`spawn`]).
+/// Drains a handler's stderr on the loader thread (see [`crate::log`]).
+pub(crate) fn watch_stderr(stream: crate::log::Stream) -> io::Result<()> {
+    spawner::watch(stream)
+}
+
+/// The loader thread: every confined handler started from a thread other than
+/// the main one is started here (see [`spawn`]), and every handler's stderr is
+/// drained here. One thread, alive as long as the process, waiting in
+/// `epoll_wait(2)` on an eventfd (a start to run) and on the stderr pipes.
 mod spawner {
+    use std::collections::{HashMap, VecDeque};
     use std::io;
-    use std::sync::mpsc::{sync_channel, Sender, SyncSender};
-    use std::sync::{Mutex, OnceLock};
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+    use rustix::buffer::spare_capacity;
+    use rustix::event::{epoll, eventfd, EventfdFlags};
+
+    use crate::log::Stream;
 
     type Job = Box<dyn FnOnce() + Send>;
 
-    static JOBS: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    /// The epoll token of the eventfd; streams get the tokens after it.
+    const WAKE: u64 = 0;
 
-    fn jobs() -> io::Result<Sender<Job>> {
-        if let Some(tx) = JOBS.get() {
-            return Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone());
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new().name("umd-spawner".into()).spawn(move || {
-            // Lives as long as the process: handlers forked here get SIGKILL only
-            // when the manager process itself goes away.
-            while let Ok(job) = rx.recv() {
-                job();
-            }
-        })?;
-        let _ = JOBS.set(Mutex::new(tx));
-        let tx = JOBS.get().ok_or_else(|| io::Error::other("spawner thread missing"))?;
-        Ok(tx.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    struct Loader {
+        epoll: OwnedFd,
+        wake: OwnedFd,
+        /// Starts to run; `None` once the thread is gone (no job may wait there).
+        jobs: Mutex<Option<VecDeque<Job>>>,
+        streams: Mutex<HashMap<u64, Stream>>,
+        next_token: AtomicU64,
     }
 
-    /// Runs `f` on the spawner thread and returns its result.
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    static LOADER: OnceLock<Arc<Loader>> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+
+    fn loader() -> io::Result<Arc<Loader>> {
+        if let Some(l) = LOADER.get() {
+            return Ok(l.clone());
+        }
+        let _one = lock(&STARTING);
+        if let Some(l) = LOADER.get() {
+            return Ok(l.clone());
+        }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE), epoll::EventFlags::IN)?;
+        let l = Arc::new(Loader {
+            epoll,
+            wake,
+            jobs: Mutex::new(Some(VecDeque::new())),
+            streams: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(WAKE + 1),
+        });
+        let mine = l.clone();
+        // Lives as long as the process: handlers started here get SIGKILL only
+        // when the manager process itself goes away.
+        std::thread::Builder::new().name("umd-spawner".into()).spawn(move || run_loop(&mine))?;
+        let _ = LOADER.set(l.clone());
+        Ok(l)
+    }
+
+    fn run_loop(l: &Loader) {
+        let mut events = Vec::with_capacity(32);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            events.clear();
+            match epoll::wait(&l.epoll, spare_capacity(&mut events), None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    tracing::error!("the loader thread cannot wait for events: {e}");
+                    // Waiting starts fail now (their result channels close), and
+                    // later ones fail at once.
+                    lock(&l.jobs).take();
+                    return;
+                }
+            }
+            for ev in events.drain(..) {
+                let token = ev.data.u64();
+                if token == WAKE {
+                    let mut count = [0u8; 8];
+                    let _ = rustix::io::read(&l.wake, &mut count);
+                    loop {
+                        let Some(job) = lock(&l.jobs).as_mut().and_then(VecDeque::pop_front) else { break };
+                        // A panicking start fails its caller (its result channel
+                        // closes), not the thread every other start needs.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                    continue;
+                }
+                let mut streams = lock(&l.streams);
+                let open = match streams.get_mut(&token) {
+                    Some(s) => s.drain(&mut buf),
+                    None => continue,
+                };
+                if !open {
+                    if let Some(s) = streams.remove(&token) {
+                        let _ = epoll::delete(&l.epoll, s.fd());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the loader thread if it is not running yet.
+    pub fn ensure_running() -> io::Result<()> {
+        loader().map(drop)
+    }
+
+    /// Drains `stream` on the loader thread until its end.
+    pub fn watch(stream: Stream) -> io::Result<()> {
+        let l = loader()?;
+        let token = l.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut streams = lock(&l.streams);
+        // In the table before epoll can report it.
+        epoll::add(&l.epoll, stream.fd(), epoll::EventData::new_u64(token), epoll::EventFlags::IN)?;
+        streams.insert(token, stream);
+        Ok(())
+    }
+
+    /// Runs `f` on the loader thread and returns its result.
     pub fn run<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        let l = loader()?;
         let (done_tx, done_rx): (SyncSender<io::Result<T>>, _) = sync_channel(1);
-        jobs()?
-            .send(Box::new(move || {
+        lock(&l.jobs).as_mut().ok_or_else(|| io::Error::other("the loader thread is gone"))?.push_back(
+            Box::new(move || {
                 let _ = done_tx.send(f());
-            }))
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
-        done_rx.recv().map_err(|_| io::Error::other("spawner thread dropped the job"))?
+            }),
+        );
+        rustix::io::write(&l.wake, &1u64.to_ne_bytes())?;
+        done_rx.recv().map_err(|_| io::Error::other("the loader thread dropped the job"))?
     }
 }
 
@@ -648,6 +1041,22 @@ mod tests {
         assert!(e.to_string().contains("script"), "{e}");
         let e = Program::from_blob("x", b"hello").unwrap_err();
         assert!(e.to_string().contains("not an ELF"), "{e}");
+    }
+
+    #[test]
+    fn handlers_share_the_address_space_unless_a_user_namespace_is_made() {
+        use crate::sandbox::{Namespaces, Policy};
+        let prepared = |p: Policy| p.prepare(true, false).expect("policy prepares");
+        assert!(prepared(Policy::default()).shares_address_space(), "the default policy: CLONE_VM");
+        assert!(prepared(Policy::unconfined()).shares_address_space());
+        let user = Policy {
+            namespaces: Namespaces { user: true, ipc: true, ..Namespaces::default() },
+            ..Policy::default()
+        };
+        assert!(
+            !prepared(user).shares_address_space(),
+            "unshare(CLONE_NEWUSER) needs a private address space"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A handler's stderr, drained into the manager's log.
 //!
-//! Each handler's stderr is a pipe read by a small thread until the handler closes
-//! it. Reading it always (never letting the pipe fill) means a handler that floods
+//! Each handler's stderr is a pipe the loader thread (`loader::spawner`) reads,
+//! with every other handler's, until the handler closes it. Reading it always (never letting the pipe fill) means a handler that floods
 //! stderr cannot block itself into missing its deadline; logging through a token
 //! bucket means it cannot flood the manager's log either. Lines are cut at
 //! [`MAX_LINE`] bytes and shown escaped (the text is untrusted).
@@ -88,57 +88,103 @@ fn parse_violation(line: &[u8]) -> Option<i64> {
     std::str::from_utf8(rest).ok()?.trim().parse().ok()
 }
 
-pub(crate) fn pump_stderr(driver: Arc<str>, pid: u32, fd: OwnedFd) -> Arc<StderrWatch> {
-    let watch = StderrWatch::new();
-    let shared = watch.clone();
-    let name = driver.clone();
-    let spawned = std::thread::Builder::new().name(format!("umd-stderr-{pid}")).spawn(move || {
-        let mut bucket = Bucket { tokens: BURST, last: Instant::now(), suppressed: 0 };
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut line: Vec<u8> = Vec::with_capacity(MAX_LINE);
-        let mut total: u64 = 0;
-        let emit = |line: &mut Vec<u8>, bucket: &mut Bucket| {
-            if let Some(nr) = parse_violation(line) {
-                shared.violation.store(nr, Ordering::Relaxed);
-            }
-            if bucket.take() {
-                let text = String::from_utf8_lossy(line);
-                tracing::warn!(target: "umd::handler", driver = %driver, pid, "stderr: {}", text.escape_debug());
-            }
-            line.clear();
-        };
+/// One handler's stderr as the loader thread drains it.
+pub(crate) struct Stream {
+    driver: Arc<str>,
+    pid: u32,
+    fd: OwnedFd,
+    bucket: Bucket,
+    line: Vec<u8>,
+    total: u64,
+    watch: Arc<StderrWatch>,
+}
+
+/// Bytes read from one stream before the loader thread turns to other work (the
+/// rest waits for the next turn): a flooding handler cannot starve the others,
+/// nor starts waiting for the thread.
+const TURN: usize = 256 * 1024;
+
+impl Stream {
+    /// The stream's fd, to wait on.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Reads what is there (up to [`TURN`] bytes), logs whole lines. Returns
+    /// false at the end of the stream (the handler closed it: it has exited),
+    /// after logging what was left and what was suppressed.
+    pub(crate) fn drain(&mut self, buf: &mut [u8]) -> bool {
+        let mut this_turn = 0;
         loop {
-            let n = match rustix::io::read(&fd, &mut buf) {
+            let n = match rustix::io::read(&self.fd, &mut *buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return true,
                 Err(_) => break,
             };
-            total += n as u64;
+            self.total += n as u64;
             for &b in &buf[..n] {
                 if b == b'\n' {
-                    emit(&mut line, &mut bucket);
-                } else if line.len() < MAX_LINE {
-                    line.push(b);
+                    self.emit();
+                } else if self.line.len() < MAX_LINE {
+                    self.line.push(b);
                 }
             }
+            this_turn += n;
+            if this_turn >= TURN {
+                return true;
+            }
         }
-        if !line.is_empty() {
-            emit(&mut line, &mut bucket);
+        if !self.line.is_empty() {
+            self.emit();
         }
-        shared.finish();
-        if bucket.suppressed > 0 {
+        self.watch.finish();
+        if self.bucket.suppressed > 0 {
             tracing::warn!(
                 target: "umd::handler",
-                driver = %driver, pid,
-                "stderr: {} lines suppressed by rate limit ({} bytes in all)", bucket.suppressed, total
+                driver = %self.driver, pid = self.pid,
+                "stderr: {} lines suppressed by rate limit ({} bytes in all)", self.bucket.suppressed, self.total
             );
         }
-    });
-    if let Err(e) = spawned {
+        false
+    }
+
+    fn emit(&mut self) {
+        if let Some(nr) = parse_violation(&self.line) {
+            self.watch.violation.store(nr, Ordering::Relaxed);
+        }
+        if self.bucket.take() {
+            let text = String::from_utf8_lossy(&self.line);
+            tracing::warn!(target: "umd::handler", driver = %self.driver, pid = self.pid, "stderr: {}", text.escape_debug());
+        }
+        self.line.clear();
+    }
+}
+
+/// Hands a handler's stderr to the loader thread, which drains it until the
+/// handler closes it (one thread for every handler's stderr, instead of a thread
+/// started and ended per handler).
+pub(crate) fn pump_stderr(driver: Arc<str>, pid: u32, fd: OwnedFd) -> Arc<StderrWatch> {
+    let watch = StderrWatch::new();
+    if let Err(e) = rustix::io::ioctl_fionbio(&fd, true) {
+        tracing::error!(driver = %driver, pid, "cannot make the handler's stderr non-blocking: {e}");
+        watch.finish();
+        return watch;
+    }
+    let stream = Stream {
+        driver: driver.clone(),
+        pid,
+        fd,
+        bucket: Bucket { tokens: BURST, last: Instant::now(), suppressed: 0 },
+        line: Vec::with_capacity(MAX_LINE),
+        total: 0,
+        watch: watch.clone(),
+    };
+    if let Err(e) = crate::loader::watch_stderr(stream) {
         // Without a reader the handler would block once the pipe fills; it then
         // misses its deadline and is replaced, so this is loud but not fatal.
-        tracing::error!(driver = %name, pid, "cannot start the stderr reader thread: {e}");
+        tracing::error!(driver = %driver, pid, "cannot drain the handler's stderr: {e}");
         watch.finish();
     }
     watch

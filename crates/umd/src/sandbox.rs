@@ -3,7 +3,7 @@
 //! A handler parses hostile input, so it is treated as compromised: it may compute
 //! and reply on its channel, nothing else. [`Policy`] says how, strict by default;
 //! [`Policy::prepare`] turns it into a [`Prepared`] set of pre-built values (so the
-//! child needs no allocation between `fork` and `exec`); [`Prepared::apply_in_child`]
+//! child needs no allocation between the clone and `exec`); [`Prepared::apply_in_child`]
 //! runs in the child; [`verify`] checks from `/proc` that a started handler is
 //! confined as the policy says before it gets its first request.
 //!
@@ -68,7 +68,7 @@ pub struct Namespaces {
     /// UTS namespace (host name).
     pub uts: bool,
     /// PID namespace: the handler is process 1 of its own namespace and sees no
-    /// other process. Set up by `clone3` at the fork (a PID namespace applies to
+    /// other process. Set up by the clone (a PID namespace applies to
     /// children, so it cannot be entered later).
     pub pid: bool,
 }
@@ -267,7 +267,7 @@ pub struct Prepared {
     pub(crate) policy: Arc<Policy>,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     ids: Option<(u32, u32)>,
-    /// Namespaces made by `clone3` at the fork.
+    /// Namespaces made by the clone itself.
     spawn_flags: u64,
     /// Namespaces made by `unshare` in the child.
     clone_flags: libc::c_int,
@@ -479,7 +479,7 @@ impl Prepared {
         &self.policy
     }
 
-    /// `clone3` flags the loader forks with (namespaces that must exist at the fork).
+    /// Clone flags the loader starts the child with (namespaces that must exist from the start).
     pub(crate) fn clone_flags_for_spawn(&self) -> u64 {
         self.spawn_flags
     }
@@ -489,9 +489,19 @@ impl Prepared {
         !self.external_filters.is_empty()
     }
 
-    /// Applies the policy in the forked child, just before `execveat`. Only
-    /// async-signal-safe system calls on pre-built data.
-    pub(crate) fn apply_in_child(&self) -> io::Result<()> {
+    /// Whether the loader may start handlers with `CLONE_VM | CLONE_VFORK` (the
+    /// child shares the manager's address space until its exec). Not when a user
+    /// namespace is involved: the kernel refuses `unshare(CLONE_NEWUSER)` to a
+    /// process that shares its memory, and the identity mapping written then is
+    /// kept on the path it was tested on (fork).
+    pub(crate) fn shares_address_space(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWUSER == 0 && self.spawn_flags & libc::CLONE_NEWUSER as u64 == 0
+    }
+
+    /// Applies the policy in the child, just before `execveat`. Only
+    /// async-signal-safe system calls on pre-built data. `shared_vm` is set when
+    /// the child shares the manager's address space (see `loader::RawChild`).
+    pub(crate) fn apply_in_child(&self, shared_vm: Option<crate::loader::SharedVm>) -> io::Result<()> {
         // SAFETY: each call below is a plain system call on integers or on memory
         // owned by `self`, which outlives this function.
         unsafe {
@@ -523,15 +533,26 @@ impl Prepared {
                         break;
                     }
                 }
-                // Raw system calls: libc's wrappers would try to change every
-                // thread of the parent process, which this child does not have.
+                // Raw system calls, which change this task only. glibc's wrappers
+                // would take glibc's thread-list lock and try to signal every
+                // thread on that list to change its ids too: those are the
+                // manager's threads (this child has none), and after a CLONE_VM
+                // start the list and its lock are the manager's live memory.
                 check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()))?;
                 check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
                 check(libc::syscall(libc::SYS_setresuid, uid, uid, uid))?;
-                // The uid change made the process non-dumpable, which hands its
-                // /proc files to root: make it dumpable again so it can write its
-                // own uid_map below. (The exec sets this flag anew anyway.)
-                check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) as libc::c_long)?;
+                // The uid change made the address space non-dumpable, which hands
+                // the process's /proc files to root.
+                let dumpable = match shared_vm {
+                    // That address space is still the manager's (CLONE_VM): give
+                    // the manager its own flag back. (No user namespace on this
+                    // path, so nothing below needs the child dumpable.)
+                    Some(vm) => vm.dumpable,
+                    // A copy: make it dumpable again so the child can write its
+                    // own uid_map below. (The exec sets this flag anew anyway.)
+                    None => 1,
+                };
+                check(libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0) as libc::c_long)?;
             }
             if later != 0 {
                 // With a user namespace in the same call when unprivileged: the

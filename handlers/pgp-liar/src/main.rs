@@ -91,6 +91,13 @@
 //!   description type cannot hold it).
 //! * `stall-frame` — announces as large a reply as the stream allows, sends
 //!   4 KiB of it and waits.
+//!
+//! Not lies, for the manager's recovery tests (honest answers otherwise; the
+//! start-up probe, a lone user ID, is answered at once):
+//!
+//! * `slow MS` — waits MS milliseconds before answering, time for a test to kill
+//!   it under a request.
+//! * `crash` — aborts instead of answering (a parser taken over, or a bug).
 
 use std::process::ExitCode;
 
@@ -164,6 +171,8 @@ enum Lie {
     WideSubpackets,
     DeepEmbedding,
     StallFrame,
+    Slow(u32),
+    Crash,
 }
 
 /// What the liar remembers from one request to the next.
@@ -235,6 +244,8 @@ fn parse_args(args: &[String]) -> Result<(Lie, Target, bool), String> {
         "wide-subpackets" => Lie::WideSubpackets,
         "deep-embedding" => Lie::DeepEmbedding,
         "stall-frame" => Lie::StallFrame,
+        "slow" => Lie::Slow(number(None)?),
+        "crash" => Lie::Crash,
         _ => return Err(format!("unknown lie {name:?}")),
     };
     Ok((lie, target, always))
@@ -362,6 +373,14 @@ fn stall(len: usize) -> ! {
     let _ = std::io::Write::flush(&mut stdout);
     let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
     std::process::abort()
+}
+
+/// Sleeps with ppoll(2) on no fds: ppoll is on the handler's allow-list,
+/// nanosleep is not.
+fn sleep(ms: u32) {
+    let ts =
+        rustix::time::Timespec { tv_sec: i64::from(ms / 1000), tv_nsec: i64::from(ms % 1000) * 1_000_000 };
+    let _ = rustix::event::poll(&mut [], Some(&ts));
 }
 
 /// Every key of the description.
@@ -578,5 +597,9 @@ fn tell(lie: &Lie, target: Target, d: &mut Description, memory: &mut Memory) {
         Lie::Empty => d.packets.clear(),
         // Told by `widen`, on targeted streams.
         Lie::WidePackets | Lie::WideSubpackets | Lie::DeepEmbedding | Lie::StallFrame | Lie::Bloat => {}
+        // Anything but the start-up probe (a lone user ID).
+        Lie::Slow(_) | Lie::Crash if d.packets.iter().all(|p| matches!(p.body, Body::UserId)) => {}
+        Lie::Slow(ms) => sleep(*ms),
+        Lie::Crash => std::process::abort(),
     }
 }

@@ -39,6 +39,12 @@
 //! * `stall-frame` — announces as large a reply as the input allows, sends
 //!   4 KiB of it and waits.
 //! * `many-blobs` — a database's answer holds as many empty blobs as it can.
+//!
+//! Not a lie, for the recovery tests:
+//!
+//! * `slow MS` — waits MS milliseconds before answering about a
+//!   header with files (time for a recovery test to kill it under a request).
+
 use std::cell::RefCell;
 
 use umd_rpm_wire::{tag, Command, DbBlob, DbBlobs, Description, Entry, Value};
@@ -187,6 +193,15 @@ fn main() -> std::process::ExitCode {
             std::io::Write::flush(&mut std::io::stdout()).map_err(|e| e.to_string())?;
             let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
             std::process::abort();
+        }
+        if how == "slow" && has_files(&mut d) {
+            let ms: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(300);
+            let ts = rustix::time::Timespec {
+                tv_sec: (ms / 1000) as i64,
+                tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+            };
+            // ppoll(2) on no fds: on the allow-list, where nanosleep is not.
+            let _ = rustix::event::poll(&mut [], Some(&ts));
         }
         lie(&how, always, &mut d, input.len(), &remembered);
         out.extend_from_slice(&d.encode().map_err(|e| e.to_string())?);
