@@ -260,7 +260,7 @@ pub fn run(a: &GuardArgs) -> u8 {
 }
 
 /// Options of the hidden `umd guard-bench-helper` (the far side of the guard's
-/// `umd bench` rows; see `umd_guard::bench_helper`). Run inside a private mount
+/// `umd bench` rows; see `umd_bench::guard::helper`). Run inside a private mount
 /// namespace only.
 #[derive(Args)]
 pub struct HelperArgs {
@@ -287,15 +287,15 @@ pub fn bench_helper(a: &HelperArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let cfg = umd_guard::bench_helper::HelperConfig {
+    let cfg = umd_bench::guard::helper::HelperConfig {
         umd,
         guard_args: a.guard_args.clone(),
         op: match a.op {
-            OpArg::Exec => umd_guard::bench_helper::Op::Exec,
-            OpArg::Open => umd_guard::bench_helper::Op::Open,
+            OpArg::Exec => umd_bench::guard::helper::Op::Exec,
+            OpArg::Open => umd_bench::guard::helper::Op::Open,
         },
     };
-    match umd_guard::bench_helper::run(&cfg) {
+    match umd_bench::guard::helper::run(&cfg) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("umd guard-bench-helper: {e}");

@@ -76,7 +76,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use umd_digest_list::{DigestList, ListError, Mark, VerifyingKey};
 
-pub mod bench_helper;
 pub mod fanotify;
 pub mod hash;
 pub mod state;
@@ -1253,43 +1252,6 @@ fn watchdog(s: &Shared) {
     }
 }
 
-/// The smallest program that runs: a static ELF executable of 129 bytes that
-/// exits with status 0 (x86_64 and aarch64; `None` elsewhere). Used by tests
-/// and benchmarks as "a tiny static binary" whose exec cost is nearly all
-/// kernel. Bytes appended after it change its digest, not its behaviour.
-pub fn tiny_program() -> Option<Vec<u8>> {
-    let (machine, code): (u16, &[u8]) = if cfg!(target_arch = "x86_64") {
-        // xor edi, edi; mov eax, 60 (exit); syscall
-        (62, &[0x31, 0xff, 0xb8, 0x3c, 0, 0, 0, 0x0f, 0x05])
-    } else if cfg!(target_arch = "aarch64") {
-        // mov x0, #0; mov x8, #93 (exit); svc #0
-        (183, &[0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4])
-    } else {
-        return None;
-    };
-    let base: u64 = 0x40_0000;
-    let total = (64 + 56 + code.len()) as u64;
-    let mut e = Vec::with_capacity(total as usize);
-    e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    e.extend_from_slice(&machine.to_le_bytes());
-    e.extend_from_slice(&1u32.to_le_bytes());
-    e.extend_from_slice(&(base + 120).to_le_bytes()); // entry
-    e.extend_from_slice(&64u64.to_le_bytes()); // phoff
-    e.extend_from_slice(&0u64.to_le_bytes()); // shoff
-    e.extend_from_slice(&0u32.to_le_bytes()); // flags
-    for v in [64u16, 56, 1, 64, 0, 0] {
-        e.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
-    }
-    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    e.extend_from_slice(&5u32.to_le_bytes()); // R + X
-    for v in [0u64, base, base, total, total, 0x1000] {
-        e.extend_from_slice(&v.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
-    }
-    e.extend_from_slice(code);
-    Some(e)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1319,16 +1281,6 @@ mod tests {
             load_list(&dir.path().join("missing"), &key.verifying_key()),
             Err(GuardError::ListRead { .. })
         ));
-    }
-
-    #[test]
-    fn the_tiny_program_is_a_static_elf_executable() {
-        let Some(p) = tiny_program() else { return };
-        assert_eq!(&p[..4], b"\x7fELF");
-        assert_eq!(p.len(), 64 + 56 + if cfg!(target_arch = "x86_64") { 9 } else { 12 });
-        // Entry point inside the loaded segment.
-        let entry = u64::from_le_bytes(p[24..32].try_into().unwrap());
-        assert!(entry >= 0x40_0000 && entry < 0x40_0000 + p.len() as u64);
     }
 
     #[test]
