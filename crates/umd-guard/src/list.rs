@@ -11,7 +11,7 @@
 //! that hold across restarts.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use umd_digest_list::{DigestList, VerifyingKey};
 
@@ -86,7 +86,8 @@ pub(crate) struct Lists {
     key: VerifyingKey,
     state: Option<PathBuf>,
     current: RwLock<Arc<Loaded>>,
-    /// The file as last read (accepted or not).
+    /// The file as last read (accepted or not). Its lock is also held for a
+    /// whole reload, so two reloads never interleave.
     stamp: Mutex<Option<ListStamp>>,
 }
 
@@ -132,21 +133,17 @@ impl Lists {
     /// since it was last read.
     pub(crate) fn changed(&self) -> bool {
         let now = list_stamp(&self.path);
-        match self.stamp.lock() {
-            Ok(s) => now.is_some() && *s != now,
-            Err(_) => false,
-        }
+        now.is_some() && *self.stamp.lock().unwrap_or_else(PoisonError::into_inner) != now
     }
 
     /// Reads the file again and swaps it in if it verifies, supersedes the list
     /// in use (larger sequence number, not older) and is not a rollback by the
     /// state file, which records it first. Otherwise the list in use stays.
     pub(crate) fn reload(&self) -> Result<Swapped, GuardError> {
+        let mut stamp = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
         // Remember what was looked at even if refused, so a periodic check
         // does not retry (and log) the same bad file every time.
-        if let Ok(mut s) = self.stamp.lock() {
-            *s = list_stamp(&self.path);
-        }
+        *stamp = list_stamp(&self.path);
         let new = load_list(&self.path, &self.key)?;
         let cur = self.current();
         if !new.supersedes(&cur.list) || new.created() < cur.list.created() {
@@ -170,6 +167,7 @@ impl Lists {
             Ok(mut l) => *l = loaded,
             Err(p) => *p.into_inner() = loaded,
         }
+        drop(stamp);
         Ok(Swapped { from: cur.list.sequence(), to })
     }
 }

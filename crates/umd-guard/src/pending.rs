@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Verdict;
@@ -45,21 +45,22 @@ pub(crate) struct Pending {
 pub(crate) struct PendingTable(Mutex<HashMap<RawFd, Pending>>);
 
 impl PendingTable {
+    /// The table, even after a panic in another thread: each entry is a
+    /// whole event, so it stays usable, and an event left out of it would
+    /// never be answered.
+    fn lock(&self) -> MutexGuard<'_, HashMap<RawFd, Pending>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Enters an event that will be answered later.
     pub(crate) fn insert(&self, fdnum: RawFd, p: Pending) {
-        if let Ok(mut t) = self.0.lock() {
-            t.insert(fdnum, p);
-        }
+        self.lock().insert(fdnum, p);
     }
 
     /// Answers the pending event `fdnum` if nobody has: returns whether this
     /// call answered it.
     pub(crate) fn answer(&self, group: &Group, counters: &Counters, fdnum: RawFd, verdict: Verdict) -> bool {
-        let p = match self.0.lock() {
-            Ok(mut t) => t.remove(&fdnum),
-            Err(t) => t.into_inner().remove(&fdnum),
-        };
-        let Some(p) = p else { return false };
+        let Some(p) = self.lock().remove(&fdnum) else { return false };
         // `p.fd` is still open here: the number cannot name another event.
         if let Err(e) = group.respond(fdnum, verdict == Verdict::Allow) {
             tracing::error!(target: LOG, fd = fdnum, pid = p.pid, "umd guard: answering the kernel: {e}");
@@ -75,20 +76,18 @@ impl PendingTable {
 
     /// The fd numbers of every event still waiting.
     pub(crate) fn fds(&self) -> Vec<RawFd> {
-        self.0.lock().map(|t| t.keys().copied().collect()).unwrap_or_default()
+        self.lock().keys().copied().collect()
     }
 
-    /// The events read `deadline` or longer before `now` (`None` if the table
-    /// is unusable). Each copy holds the event's fd, which keeps its number
-    /// from being reused while the caller looks at it.
-    fn expired(&self, now: Instant, deadline: Duration) -> Option<Vec<(RawFd, Pending)>> {
-        let t = self.0.lock().ok()?;
-        Some(
-            t.iter()
-                .filter(|(_, e)| now.duration_since(e.since) >= deadline)
-                .map(|(&fd, e)| (fd, e.clone()))
-                .collect(),
-        )
+    /// The events read `deadline` or longer before `now`. Each copy holds the
+    /// event's fd, which keeps its number from being reused while the caller
+    /// looks at it.
+    fn expired(&self, now: Instant, deadline: Duration) -> Vec<(RawFd, Pending)> {
+        let t = self.lock();
+        t.iter()
+            .filter(|(_, e)| now.duration_since(e.since) >= deadline)
+            .map(|(&fd, e)| (fd, e.clone()))
+            .collect()
     }
 }
 
@@ -98,8 +97,7 @@ pub(crate) fn watchdog(s: &Shared) {
     let tick = (s.deadline / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
     while !s.stop.load(Ordering::SeqCst) {
         std::thread::sleep(tick);
-        let Some(expired) = s.pending.expired(Instant::now(), s.deadline) else { continue };
-        for (fdnum, p) in expired {
+        for (fdnum, p) in s.pending.expired(Instant::now(), s.deadline) {
             // `p.fd` keeps the number from being reused while we look at it.
             let path = fd_path(fdnum);
             if s.answer(fdnum, s.timeout_verdict) {
