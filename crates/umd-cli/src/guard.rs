@@ -88,10 +88,37 @@ pub struct GuardArgs {
     /// atomically); a list with a lower one is refused, across restarts.
     #[arg(long, value_name = "FILE", default_value = umd_guard::state::DEFAULT_PATH)]
     state: PathBuf,
-    /// Test hook: deciders hang on files of this name.
-    #[arg(long, value_name = "NAME", hide = true)]
-    test_hang_on: Option<std::ffi::OsString>,
+    /// Hidden test options (none in a production build).
+    #[command(flatten)]
+    test_hooks: TestHookArgs,
 }
+
+// `--test-hang-on` exists only in the `umd` that `cargo test` builds: this
+// crate lists umd-guard with its `test-hooks` feature as a dev-dependency (see
+// umd_guard::if_test_hooks). A production `umd` has no test option.
+umd_guard::if_test_hooks! {{
+    /// `umd guard`'s test hooks.
+    #[derive(Args)]
+    struct TestHookArgs {
+        /// Test hook: deciders hang on files of this name.
+        #[arg(long, value_name = "NAME", hide = true)]
+        test_hang_on: Option<std::ffi::OsString>,
+    }
+
+    impl TestHookArgs {
+        fn apply(&self, cfg: &mut GuardConfig) {
+            cfg.test_hang_on = self.test_hang_on.clone();
+        }
+    }
+} else {
+    /// `umd guard`'s test hooks: none in this build.
+    #[derive(Args)]
+    struct TestHookArgs {}
+
+    impl TestHookArgs {
+        fn apply(&self, _: &mut GuardConfig) {}
+    }
+}}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum CacheArg {
@@ -198,7 +225,7 @@ pub fn run(a: &GuardArgs) -> u8 {
         VerdictArg::Deny => Verdict::Deny,
     };
     cfg.deciders = a.deciders as usize;
-    cfg.test_hang_on = a.test_hang_on.clone();
+    a.test_hooks.apply(&mut cfg);
     cfg.state = Some(a.state.clone());
     if a.json {
         cfg.sink = Some(Arc::new(|d: &Decision| {

@@ -90,8 +90,10 @@ pub struct GuardConfig {
     pub exclude_pids: Vec<i32>,
     /// Called with every decision, besides the `tracing` log.
     pub sink: Option<DecisionSink>,
-    /// Test hook: a decider that is given a file of this name hangs (until the
-    /// guard stops), so the watchdog must answer.
+    /// Test hook, only with the `test-hooks` feature: a decider that is given
+    /// a file of this name hangs (until the guard stops), so the watchdog must
+    /// answer.
+    #[cfg(feature = "test-hooks")]
     pub test_hang_on: Option<std::ffi::OsString>,
     /// Where the last accepted list is recorded ([`state`](crate::state)): a
     /// list with a lower sequence number is refused at start and on reload,
@@ -122,6 +124,7 @@ impl GuardConfig {
             queue_len: 4096,
             exclude_pids: Vec::new(),
             sink: None,
+            #[cfg(feature = "test-hooks")]
             test_hang_on: None,
             state: None,
         }

@@ -73,7 +73,8 @@ fn decide(s: &Shared, job: Job, buf: &mut [u8]) {
         job.pid,
         loaded.list.sequence(),
     );
-    hang_if_named(s, &d.path);
+    #[cfg(feature = "test-hooks")]
+    crate::test_hooks::hang_if_named(s, &d.path);
     let fd = job.fd.as_fd();
     let (listed, reason) = match FileStamp::of(fd) {
         Err(_) => (false, Reason::Unreadable),
@@ -115,18 +116,6 @@ fn decide(s: &Shared, job: Job, buf: &mut [u8]) {
             target: LOG, path = %d.path, verdict = ?d.verdict,
             "umd guard: decision after the watchdog answered; discarded"
         );
-    }
-}
-
-/// Test hook: makes the calling decider wait until the guard stops if the
-/// file at `path` is named as [`GuardConfig::test_hang_on`](crate::GuardConfig::test_hang_on) says.
-fn hang_if_named(s: &Shared, path: &str) {
-    let Some(name) = &s.hang_on else { return };
-    if std::path::Path::new(path).file_name() == Some(name.as_os_str()) {
-        tracing::warn!(target: LOG, path = %path, "umd guard: test hook: decider hangs");
-        while !s.stop.load(std::sync::atomic::Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
     }
 }
 

@@ -57,6 +57,7 @@ pub(crate) struct Shared {
     pub(crate) failed: AtomicBool,
     pub(crate) sink: Option<DecisionSink>,
     /// Test hook: deciders hang on files of this name.
+    #[cfg(feature = "test-hooks")]
     pub(crate) hang_on: Option<std::ffi::OsString>,
 }
 
@@ -101,6 +102,7 @@ impl Guard {
             stop: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             sink: config.sink.clone(),
+            #[cfg(feature = "test-hooks")]
             hang_on: config.test_hang_on.clone(),
         });
         let (wake_r, wake_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)

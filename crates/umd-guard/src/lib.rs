@@ -65,6 +65,14 @@
 //! | `stats` | [`Stats`] and the counters behind it (one list) | trusted |
 //! | `error` | [`GuardError`] | trusted |
 //!
+//! # Test hooks
+//!
+//! The `test-hooks` feature adds `GuardConfig::test_hang_on` (a decider that
+//! hangs, so the watchdog's tests have something to answer) and nothing else; a
+//! production build carries no test code. `cargo test` of the `umd` command
+//! turns it on through a dev-dependency, and [`if_test_hooks!`] lets that crate
+//! declare its hidden `--test-hang-on` option only then.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -96,6 +104,7 @@ mod pending;
 mod reader;
 pub mod state;
 mod stats;
+mod test_hooks;
 
 pub use cache::MAX_USER_CACHE;
 pub use config::{CacheMode, GuardConfig, Mode, Verdict, DEFAULT_DEADLINE, DEFAULT_MAX_FILE_SIZE};
