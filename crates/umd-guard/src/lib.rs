@@ -115,6 +115,11 @@ pub use guard::Guard;
 pub use list::{load_list, MAX_LIST_BYTES};
 pub use stats::Stats;
 
+// The README's example compiles (as a doc test).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The `tracing` target of the guard's own messages, whichever module logs
 /// them (decisions go to `umd_guard::decision`).
 const LOG: &str = "umd_guard";
