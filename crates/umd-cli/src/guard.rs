@@ -111,7 +111,8 @@ umd_guard::if_test_hooks! {{
         }
     }
 } else {
-    /// `umd guard`'s test hooks: none in this build.
+    // None in this build. (A plain comment: a doc comment would become
+    // clap's text, and a release binary carries no word of the hooks.)
     #[derive(Args)]
     struct TestHookArgs {}
 
