@@ -18,8 +18,8 @@
 //!   SHA-256 pass over the same bytes (the least any integrity check costs).
 //!
 //! The packages are built with `scripts/rpm-corpus` (Debian's rpm tools) into
-//! the temporary directory, once (reused by later runs): 40 RSA-3072-signed
-//! packages of 20 files each.
+//! the cargo target directory's `tmp`, once (reused by later runs of the same
+//! build): 40 RSA-3072-signed packages of 20 files each.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -45,12 +45,28 @@ struct Corpus {
     rpmkeys_db: PathBuf,
 }
 
+/// Where the corpus is kept between runs: in the `tmp` directory of the
+/// cargo target directory this binary was built in (the ancestor holding
+/// cargo's `CACHEDIR.TAG`), so checkouts and worktrees built side by side
+/// never share one (they did in a fixed `/tmp` path). A binary outside any
+/// target directory builds one of its own, named after its process.
+fn corpus_dir() -> PathBuf {
+    let name = format!("umd-bench-rpm-corpus-{PACKAGES}");
+    let exe = std::env::current_exe().ok();
+    let target =
+        exe.as_deref().and_then(|e| e.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()));
+    match target {
+        Some(t) => t.join("tmp").join(name),
+        None => std::env::temp_dir().join(format!("{name}-{}", std::process::id())),
+    }
+}
+
 fn corpus() -> Result<&'static Corpus, BenchError> {
     static C: OnceLock<Result<Corpus, String>> = OnceLock::new();
     let c = C.get_or_init(|| {
         // One corpus for every run (building it takes ~15 s): reused when a
         // previous run finished it (the marker is written last).
-        let dir = std::env::temp_dir().join(format!("umd-bench-rpm-corpus-{PACKAGES}"));
+        let dir = corpus_dir();
         let marker = dir.join("complete");
         if !marker.exists() {
             let _ = std::fs::remove_dir_all(&dir);

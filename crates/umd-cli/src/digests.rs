@@ -10,8 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use umd_digest_list::fapolicyd::{LeftOut, TrustFile};
 use umd_digest_list::{Builder, DigestList, ListError, Mark, SigningKey, VerifyingKey};
-use umd_rpm::package::{PackageVerifier, Rejection, Report};
+use umd_rpm::package::{FileDigest, PackageVerifier, Rejection, Report};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
 
@@ -68,6 +69,13 @@ pub struct BuildArgs {
     /// Packages verified at once (default: one per CPU).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Also write fapolicyd's trust file (`trust = file`): `PATH SIZE SHA256`
+    /// for each regular file of the verified packages, from their signed
+    /// headers. Files of unverified packages, with MD5/SHA-1 (or other
+    /// non-SHA-256) digests, without a size, or whose path fapolicyd cannot
+    /// read back are left out and counted.
+    #[arg(long, value_name = "FILE")]
+    fapolicyd_trust: Option<PathBuf>,
 }
 
 /// Options of `umd digests lookup`.
@@ -223,6 +231,68 @@ struct Tally {
     digests: usize,
 }
 
+/// fapolicyd's trust file being built, and the regular files left out of it.
+#[derive(Default)]
+struct Trust {
+    file: TrustFile,
+    /// Files of packages not verified (unsigned, unknown key, bad signature,
+    /// payload mismatch — listed marked or not).
+    unverified: usize,
+    /// Files of packages whose file digests are MD5 or SHA-1.
+    weak_digests: usize,
+    /// Files of verified packages with SHA-384/512 digests: fapolicyd 1.1.7
+    /// compares SHA-256.
+    not_sha256: usize,
+    /// Files of verified packages whose header gives no size.
+    no_size: usize,
+    /// Files whose path fapolicyd cannot read back.
+    unrepresentable: usize,
+}
+
+impl Trust {
+    /// Files of verified packages that did not make it into the trust file.
+    fn incomplete(&self) -> usize {
+        self.not_sha256 + self.no_size + self.unrepresentable + self.file.conflicting()
+    }
+
+    fn summary(&self, path: &Path) -> serde_json::Value {
+        json!({"file": path.display().to_string(), "files": self.file.len(), "left_out": {
+            "unverified": self.unverified, "weak_digests": self.weak_digests, "not_sha256": self.not_sha256,
+            "no_size": self.no_size, "unrepresentable": self.unrepresentable,
+            "conflicting": self.file.conflicting()}})
+    }
+
+    /// Adds one package's regular files (or counts them out).
+    fn add(&mut self, label: &str, r: &Report, verified: bool, digests: &[FileDigest], malformed: usize) {
+        let files = digests.len() + malformed;
+        if matches!(r.rejection(), Some(Rejection::WeakFileDigests { .. })) {
+            self.weak_digests += files;
+            return;
+        }
+        if !verified {
+            self.unverified += files;
+            return;
+        }
+        self.unrepresentable += malformed;
+        if r.file_algo != umd_digest_list::ALGO_SHA256 {
+            self.not_sha256 += digests.len();
+            return;
+        }
+        for d in digests {
+            let (Some(size), Ok(sha256)) = (d.size, <[u8; 32]>::try_from(d.digest.as_slice())) else {
+                self.no_size += 1;
+                continue;
+            };
+            if let Err(e) = self.file.add(&d.path, size, sha256) {
+                if e != LeftOut::Conflicting {
+                    self.unrepresentable += 1;
+                }
+                tracing::warn!(package = label, path = %String::from_utf8_lossy(&d.path), "left out of the fapolicyd trust file: {e}");
+            }
+        }
+    }
+}
+
 fn build(a: &BuildArgs) -> Result<u8, String> {
     let keyrings = a
         .keyrings
@@ -268,6 +338,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     };
     let mut builder = Builder::new();
     let mut tally = Tally::default();
+    let mut trust = a.fapolicyd_trust.as_ref().map(|_| Trust::default());
     let mut records = Vec::new();
     // Workers verify concurrently (descriptions, signature crypto, payload
     // digests); this thread takes the results in input order, so the list and
@@ -304,7 +375,7 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
             pending.insert(i, (label, result));
             while let Some((label, result)) = pending.remove(&want) {
                 want += 1;
-                match judge(&label, result, a.include_unverified, &mut builder, &mut tally) {
+                match judge(&label, result, a.include_unverified, &mut builder, &mut tally, trust.as_mut()) {
                     Ok((_, record)) if a.json => records.push(record),
                     Ok((line, _)) => bar.suspend(|| println!("{line}")),
                     Err(e) => {
@@ -337,11 +408,17 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let bytes = builder.finish(now, sequence, &key);
     write_atomic(&a.output, &bytes)?;
+    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+        write_atomic(path, &t.file.render())?;
+    }
 
-    let summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
+    let mut summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
         "rejected": tally.rejected, "errors": tally.errors, "digests": tally.digests,
         "list": a.output.display().to_string(), "bytes": bytes.len(), "sequence": sequence, "created": now,
         "signer": hex(key.verifying_key().as_bytes())});
+    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+        summary["fapolicyd"] = t.summary(path);
+    }
     if a.json {
         println!("{}", json!({"packages": records, "summary": summary}));
     } else {
@@ -357,8 +434,24 @@ fn build(a: &BuildArgs) -> Result<u8, String> {
             a.output.display(),
             bytes.len()
         );
+        if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+            println!(
+                "fapolicyd trust file {}: {} files; left out: {} of unverified packages, {} with MD5/SHA-1 \
+                 digests, {} with other than SHA-256 digests, {} without a size, {} with a path fapolicyd \
+                 cannot read, {} listed by two packages with other contents",
+                path.display(),
+                t.file.len(),
+                t.unverified,
+                t.weak_digests,
+                t.not_sha256,
+                t.no_size,
+                t.unrepresentable,
+                t.file.conflicting()
+            );
+        }
     }
-    Ok(if tally.rejected + tally.errors + tally.marked == 0 { EXIT_OK } else { EXIT_VERDICT })
+    let incomplete = trust.as_ref().map_or(0, Trust::incomplete);
+    Ok(if tally.rejected + tally.errors + tally.marked + incomplete == 0 { EXIT_OK } else { EXIT_VERDICT })
 }
 
 /// One package's verdict: adds it to the list if it may be, returns the text
@@ -369,6 +462,7 @@ fn judge(
     include_unverified: bool,
     builder: &mut Builder,
     tally: &mut Tally,
+    trust: Option<&mut Trust>,
 ) -> Result<(String, serde_json::Value), String> {
     let r = match result {
         Ok(r) => r,
@@ -391,6 +485,9 @@ fn judge(
         Some(rej) if include_unverified && rej.may_include_marked() => Some(mark_of(rej)),
         Some(_) => None,
     };
+    if let Some(t) = trust {
+        t.add(label, &r, mark == Some(Mark::Verified), &digests, malformed);
+    }
     let verdict = match (mark, &rejection) {
         (Some(Mark::Verified), _) => "listed",
         (Some(_), _) => "listed-marked",

@@ -5,6 +5,7 @@
 
 mod bench;
 mod digests;
+mod gpgv;
 mod guard;
 mod pgp;
 mod service;
@@ -58,6 +59,14 @@ enum Command {
     /// keyrings; the packets are parsed in a sandboxed handler, checked and
     /// verified by this process. Exit 0 verified, 1 bad, 2 cannot verify.
     Verify(pgp::VerifyArgs),
+    /// A drop-in for GnuPG's gpgv (what apt runs): gpgv's options, status lines
+    /// (--status-fd) and exit statuses, umd's verdicts. Also what runs when the
+    /// binary is called as `gpgv` or `umd-gpgv`. `umd gpgv --help` for its options.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Gpgv(GpgvArgs),
+    /// Create a `umd-gpgv` (or `gpgv`) link to this binary, for apt's
+    /// APT::Key::GPGVCommand; never replaces an existing file.
+    InstallGpgv(gpgv::InstallArgs),
     /// OpenPGP certificates.
     #[command(subcommand)]
     Pgp(pgp::PgpCommand),
@@ -86,6 +95,14 @@ enum Command {
     BenchService(service::BenchServiceArgs),
 }
 
+/// `umd gpgv`: everything after it goes to gpgv's own option parser.
+#[derive(Args)]
+struct GpgvArgs {
+    /// gpgv's options and files (see `umd gpgv --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    args: Vec<std::ffi::OsString>,
+}
+
 #[derive(Subcommand)]
 enum SampleCommand {
     /// Send one offset; the handler replies 128 KiB with that byte set, which the
@@ -106,7 +123,8 @@ enum SampleCommand {
         /// Unload the driver after every N requests (0 = never).
         #[arg(long, default_value_t = 50, value_name = "N")]
         unload_every: usize,
-        /// Seed of the random offsets (default: fixed, so runs are repeatable).
+        /// Seed of the random offsets [default: 7695716 (0x756d64, "umd"): fixed, so
+        /// runs are repeatable].
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
         #[command(flatten)]
@@ -178,7 +196,25 @@ impl SampleArgs {
     }
 }
 
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> ExitCode {
+    // Run as `gpgv` or `umd-gpgv` (a link made by `umd install-gpgv`): gpgv's
+    // command line, not umd's.
+    let mut args = std::env::args_os();
+    if let Some(prog) = args.next().as_deref().and_then(gpgv::program_name) {
+        init_logging("warn");
+        return ExitCode::from(gpgv::run(prog, &args.collect::<Vec<_>>()));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -187,19 +223,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli.log);
 
     let socket = service::named_socket(&cli.socket);
     let explicit_socket = cli.socket.is_some();
     let code = match cli.command {
-        Command::Pgp(_) | Command::Bench(_) | Command::InstallUnits(_) | Command::BenchService(_)
+        Command::Pgp(_)
+        | Command::Bench(_)
+        | Command::InstallUnits(_)
+        | Command::BenchService(_)
+        | Command::Gpgv(_)
+        | Command::InstallGpgv(_)
             if explicit_socket =>
         {
             eprintln!("umd: --socket: this command does not use the service (only sample, verify, ctl and serve do)");
@@ -229,6 +263,8 @@ fn main() -> ExitCode {
         Command::InstallUnits(args) => service::install_units(&args),
         Command::BenchService(args) => service::bench(&args),
         Command::Pgp(pgp::PgpCommand::Keys { files, json }) => pgp::keys(&files, json),
+        Command::Gpgv(GpgvArgs { args }) => gpgv::run("umd gpgv", &args),
+        Command::InstallGpgv(args) => gpgv::install(&args),
         Command::Digests(cmd) => digests::run(&cmd),
         Command::Guard(args) => guard::run(&args),
         Command::GuardBenchHelper(args) => guard::bench_helper(&args),

@@ -9,7 +9,8 @@ use umd_pgp::cert::{Cert, KeyInfo};
 use umd_pgp::cleartext;
 use umd_pgp::driver::PgpDriver;
 use umd_pgp::policy::{utc, Policy};
-use umd_pgp::verifier::{Outcome, Verifier};
+use umd_pgp::sniff::{self, InputError};
+use umd_pgp::verifier::{Outcome, Verifier, VerifyError};
 use umd_pgp::verify::{Status, Verdict};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
@@ -53,13 +54,122 @@ pub enum PgpCommand {
     },
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+/// Reads the keyrings named on the command line and gives each a first look
+/// (`sniff`): an error names the keyring by its path.
+pub(crate) fn read_keyrings(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).map_err(|e| format!("keyring {}: {e}", p.display()))?;
+            sniff::check_keyring(&bytes).map_err(|e| format!("keyring {}: {e}", p.display()))?;
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// A verifier error about one of the keyrings, named by its path (the library
+/// knows them by position, and an armor error by nothing at all).
+fn keyring_error(paths: &[PathBuf], data: &[Vec<u8>], e: VerifyError) -> String {
+    let name = |i: usize| paths.get(i).map_or_else(|| format!("#{}", i + 1), |p| p.display().to_string());
+    match e {
+        VerifyError::Framing { index, source } => format!("keyring {}: {source}", name(index)),
+        VerifyError::Keyring { index, source } => format!("keyring {}: {source}", name(index)),
+        VerifyError::Armor(a) => match data.iter().position(|k| umd_pgp::armor::binary(k).is_err()) {
+            Some(i) => format!("keyring {}: armor: {a}", name(i)),
+            None => format!("loading the keyrings: armor: {a}"),
+        },
+        other => format!("loading the keyrings: {other}"),
+    }
 }
 
 fn load(keyrings: &[PathBuf], driver: PgpDriver) -> Result<Verifier, String> {
-    let data = keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>()?;
-    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| format!("loading the keyring: {e}"))
+    let data = read_keyrings(keyrings)?;
+    Verifier::with_driver(driver, &data, Policy::new()).map_err(|e| keyring_error(keyrings, &data, e))
+}
+
+/// Loads each keyring's framing here, as the service will (no handler is
+/// started: the manager reads the framing itself), so that a broken keyring is
+/// named by its path before its bytes are sent: the service knows keyrings
+/// only by position.
+pub(crate) fn check_keyrings_framing(paths: &[PathBuf], data: &[Vec<u8>]) -> Result<(), String> {
+    for (p, k) in paths.iter().zip(data) {
+        let one = std::slice::from_ref(k);
+        Verifier::new(one, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(p), one, e))?;
+    }
+    Ok(())
+}
+
+/// One verification's input: the signature (or cleartext document) and the
+/// signed data of a detached signature.
+pub(crate) struct Inputs {
+    pub signature: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+}
+
+/// What to do when SIGNATURE is not an OpenPGP signature.
+const SIGNATURE_HINT: &str =
+    "give a detached signature (binary or armored) and its DATA, or a cleartext-signed document";
+
+/// Reads SIGNATURE and DATA (or the data file a `.sig`/`.asc`/`.gpg` name
+/// points at) and gives them a first look: an input that cannot be what it is
+/// given as is refused here, with what it looks like and what to give instead,
+/// before any handler is asked. Errors are for the verdict line
+/// `SIGNATURE: cannot verify: ...`, which names the file.
+pub(crate) fn read_inputs(sig: &Path, data: Option<&Path>) -> Result<Inputs, String> {
+    let signature = std::fs::read(sig).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut data_bytes = match data {
+        Some(d) => Some(std::fs::read(d).map_err(|e| format!("cannot read DATA {}: {e}", d.display()))?),
+        None => None,
+    };
+    sniff::check_signature(&signature, data_bytes.as_deref()).map_err(|e| match e {
+        InputError::NotOpenPgp { .. } => format!("{e}; {SIGNATURE_HINT}"),
+        _ => e.to_string(),
+    })?;
+    if data_bytes.is_none() && !cleartext::is_cleartext(&signature) {
+        let Some(d) = data_path(sig) else {
+            return Err("a detached signature needs its DATA: give the signed file after it \
+                        (or name the signature FILE.sig, FILE.asc or FILE.gpg beside FILE)"
+                .into());
+        };
+        let bytes = std::fs::read(&d).map_err(|e| {
+            format!(
+                "cannot read {}, the data its name points at: {e}; give the signed file as DATA",
+                d.display()
+            )
+        })?;
+        data_bytes = Some(bytes);
+    }
+    Ok(Inputs { signature, data: data_bytes })
+}
+
+/// The verdict for the verdict line: `verified`, `bad`, `too few good
+/// signatures (N good signatures, M required)`, or `cannot verify: ...`.
+pub(crate) fn verdict_words(
+    status: Status,
+    good: usize,
+    bad: bool,
+    others: usize,
+    required: usize,
+) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match status {
+        Status::Verified => "verified".into(),
+        Status::Bad if bad => "bad".into(),
+        Status::Bad => {
+            format!("too few good signatures ({}, {required} required)", plural(good, "good signature"))
+        }
+        Status::CannotVerify if others == 0 => "cannot verify: no signature in it".into(),
+        Status::CannotVerify => format!(
+            "cannot verify: no good signature by a key in the keyring ({} by other keys or not usable)",
+            plural(others, "signature")
+        ),
+    }
+}
+
+fn outcome_words(o: &Outcome, required: usize) -> String {
+    let good = o.reports.iter().filter(|r| matches!(r.verdict, Verdict::Good { .. })).count();
+    let bad = o.reports.iter().any(|r| matches!(r.verdict, Verdict::Bad { .. }));
+    verdict_words(o.status(required), good, bad, o.reports.len() - good, required)
 }
 
 /// The data file of a detached signature: the path without its suffix.
@@ -83,20 +193,12 @@ fn verify_one(
     data: Option<&Path>,
     at: SystemTime,
 ) -> Result<Outcome, String> {
-    let sig_bytes = read(sig)?;
-    match data {
-        Some(d) => verifier.verify_detached(&sig_bytes, &read(d)?, at).map_err(|e| e.to_string()),
-        None if cleartext::is_cleartext(&sig_bytes) => {
-            verifier.verify_cleartext(&sig_bytes, at).map_err(|e| e.to_string())
-        }
-        None => match data_path(sig) {
-            Some(d) => verifier.verify_detached(&sig_bytes, &read(&d)?, at).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
-                sig.display()
-            )),
-        },
+    let inputs = read_inputs(sig, data)?;
+    match &inputs.data {
+        Some(d) => verifier.verify_detached(&inputs.signature, d, at),
+        None => verifier.verify_cleartext(&inputs.signature, at),
     }
+    .map_err(|e| e.to_string())
 }
 
 fn exit_of(status: Status) -> u8 {
@@ -138,7 +240,9 @@ fn report_json(
                     Verdict::NotApplicable(why) => json!({"verdict": "ignored", "reason": why}),
                 })
                 .collect();
-            json!({"file": file.display().to_string(), "status": status_word(o.status(required)), "signatures": sigs})
+            let good = o.reports.iter().filter(|r| matches!(r.verdict, Verdict::Good { .. })).count();
+            json!({"file": file.display().to_string(), "status": status_word(o.status(required)),
+                "verdict": outcome_words(o, required), "good": good, "required": required, "signatures": sigs})
         }
     }
 }
@@ -153,7 +257,7 @@ fn report_text(
     match outcome {
         Err(e) => println!("{}: cannot verify: {e}", file.display()),
         Ok(o) => {
-            println!("{}: {}", file.display(), status_word(o.status(required)));
+            println!("{}: {}", file.display(), outcome_words(o, required));
             for r in &o.reports {
                 match &r.verdict {
                     Verdict::Good { cert, key } => {
@@ -284,8 +388,10 @@ fn key_line(k: &KeyInfo) -> String {
 pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
     let mut code = EXIT_OK;
     for f in files {
-        let result = read(f)
-            .and_then(|d| Verifier::new(&[d], Policy::new()).map_err(|e| format!("{}: {e}", f.display())))
+        let result = read_keyrings(std::slice::from_ref(f))
+            .and_then(|d| {
+                Verifier::new(&d, Policy::new()).map_err(|e| keyring_error(std::slice::from_ref(f), &d, e))
+            })
             .and_then(|v| v.certificates(SystemTime::now()).map_err(|e| format!("{}: {e}", f.display())));
         match result {
             Err(e) => {

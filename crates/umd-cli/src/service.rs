@@ -474,7 +474,19 @@ fn exit_of(s: VerifyStatus) -> u8 {
     }
 }
 
-fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
+/// The verdict words of a reply (see [`crate::pgp::verdict_words`]).
+fn reply_words(v: &VerifyReply, required: usize) -> String {
+    let status = match v.status {
+        VerifyStatus::Verified => umd_pgp::verify::Status::Verified,
+        VerifyStatus::Bad => umd_pgp::verify::Status::Bad,
+        VerifyStatus::CannotVerify => umd_pgp::verify::Status::CannotVerify,
+    };
+    let good = v.signatures.iter().filter(|s| matches!(s, SigVerdict::Good { .. })).count();
+    let bad = v.signatures.iter().any(|s| matches!(s, SigVerdict::Bad { .. }));
+    crate::pgp::verdict_words(status, good, bad, v.signatures.len() - good, required)
+}
+
+fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool, required: usize) {
     let name = file.display().to_string();
     match r {
         Err(e) if json_out => println!("{}", json!({"file": name, "status": "cannot verify", "error": e})),
@@ -494,7 +506,9 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
                     SigVerdict::Ignored { reason } => json!({"verdict": "ignored", "reason": reason}),
                 })
                 .collect();
-            let mut o = json!({"file": name, "status": status_word(v.status), "signatures": sigs});
+            let good = v.signatures.iter().filter(|s| matches!(s, SigVerdict::Good { .. })).count();
+            let mut o = json!({"file": name, "status": status_word(v.status), "verdict": reply_words(v, required),
+                "good": good, "required": required, "signatures": sigs});
             if let Some(e) = &v.error {
                 o["error"] = json!(e);
             }
@@ -503,7 +517,7 @@ fn report(file: &Path, r: &Result<VerifyReply, String>, json_out: bool) {
         Ok(v) => {
             match &v.error {
                 Some(e) => println!("{name}: cannot verify: {e}"),
-                None => println!("{name}: {}", status_word(v.status)),
+                None => println!("{name}: {}", reply_words(v, required)),
             }
             for s in &v.signatures {
                 match s {
@@ -530,25 +544,8 @@ fn verify_one(
     sig: &Path,
     data: Option<&Path>,
 ) -> Result<Result<VerifyReply, String>, ClientError> {
-    let signature = match read(sig) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
-    };
-    let data_path = match data {
-        Some(d) => Some(d.to_path_buf()),
-        None if umd_pgp::cleartext::is_cleartext(&signature) => None,
-        None => match crate::pgp::data_path(sig) {
-            Some(d) => Some(d),
-            None => {
-                return Ok(Err(format!(
-                "{}: not a cleartext document, and no DATA given (nor a .sig/.asc/.gpg suffix to find it)",
-                sig.display()
-            )))
-            }
-        },
-    };
-    let data = match data_path.as_deref().map(read).transpose() {
-        Ok(d) => d,
+    let (signature, data) = match crate::pgp::read_inputs(sig, data) {
+        Ok(i) => (i.signature, i.data),
         Err(e) => return Ok(Err(e)),
     };
     let req = VerifyRequest {
@@ -568,7 +565,9 @@ fn verify_one(
 
 /// `umd verify` through the service.
 pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
-    let keyrings = match args.keyrings.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>() {
+    let keyrings = match crate::pgp::read_keyrings(&args.keyrings)
+        .and_then(|k| crate::pgp::check_keyrings_framing(&args.keyrings, &k).map(|()| k))
+    {
         Ok(k) => k,
         Err(e) => {
             eprintln!("umd: verify: {e}");
@@ -594,7 +593,7 @@ pub fn verify(socket: &Path, args: &VerifyArgs) -> u8 {
             Ok(r) => r,
             Err(e) => return failed("verify", &e),
         };
-        report(sig, &r, args.json);
+        report(sig, &r, args.json, args.signatures);
         let code = r.as_ref().map_or(EXIT_ERROR, |v| exit_of(v.status));
         worst = worst.max(code);
         if code == EXIT_OK && !args.each {

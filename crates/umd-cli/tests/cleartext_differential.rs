@@ -15,6 +15,13 @@
 //! umd writes LF line endings, so gpgv's CR LF is compared as LF); where gpgv
 //! refuses, umd refuses. Where umd is stricter the row says so and why (the
 //! README says it too), and gpgv must then accept: a stale explanation fails.
+//!
+//! `umd gpgv --status-fd 1 --output` runs on every row too. It must give
+//! `umd verify`'s verdict and text, and gpgv's status lines: exactly where
+//! umd reads the framing (a `Hash:` header that does not announce a
+//! signature's hash included: gpgv's `ERRSIG … 1` for that signature); where
+//! umd refuses the framing itself, `NODATA 1`, `NODATA 4` (and `UNEXPECTED 0`
+//! for a packet other than a signature), as docs/gpgv.md says.
 //! The table is printed (`--nocapture`).
 
 use std::fmt::Write as _;
@@ -376,31 +383,49 @@ fn signed_here(dir: &Path, text: &[u8]) -> Vec<Case> {
 // ---------------------------------------------------------------------------
 // Running.
 
-/// A tool's answer: exit status and what `--output` wrote.
+/// A tool's answer: exit status, what `--output` wrote, and the status
+/// lines (for gpgv and `umd gpgv`, on stdout).
 struct Answer {
     code: i32,
     output: Option<Vec<u8>>,
+    status: Vec<String>,
 }
 
 fn run(cmd: &mut Command, out: &Path) -> Answer {
     let _ = std::fs::remove_file(out);
     let o = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     let code = o.status.code().unwrap_or_else(|| panic!("{cmd:?} died: {}", o.status));
-    Answer { code, output: std::fs::read(out).ok() }
+    let status = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    Answer { code, output: std::fs::read(out).ok(), status }
+}
+
+/// `program` (gpgv, or `umd gpgv`) with gpgv's arguments, status lines on stdout.
+fn gpgv_like(mut program: Command, home: &Path, keyring: &Path, doc: &Path, out: &Path) -> Answer {
+    program.arg("--homedir").arg(home).arg("--keyring").arg(keyring).args(["--status-fd", "1", "--output"]);
+    run(program.arg(out).arg(doc), out)
 }
 
 fn gpgv(home: &Path, keyring: &Path, doc: &Path, out: &Path) -> Answer {
-    run(
-        Command::new(GPGV)
-            .arg("--homedir")
-            .arg(home)
-            .arg("--keyring")
-            .arg(keyring)
-            .arg("--output")
-            .arg(out)
-            .arg(doc),
-        out,
-    )
+    gpgv_like(Command::new(GPGV), home, keyring, doc, out)
+}
+
+fn umd_gpgv(home: &Path, keyring: &Path, doc: &Path, out: &Path) -> Answer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_umd"));
+    cmd.env_remove("RUST_LOG").arg("gpgv");
+    gpgv_like(cmd, home, keyring, doc, out)
+}
+
+/// The status lines `umd gpgv` must write for a document, given gpgv's:
+/// gpgv's own, unless umd refuses the framing before reading a signature.
+fn expected_status(doc: &[u8], gpgv: &[String]) -> (Vec<String>, &'static str) {
+    let lines = |l: &[&str]| l.iter().map(|l| format!("[GNUPG:] {l}")).collect();
+    match umd_pgp::cleartext::split(doc) {
+        Err(_) => (lines(&["NODATA 1", "NODATA 4"]), "NODATA"),
+        Ok(c) if c.signatures.windows(LITERAL.len()).any(|w| w == LITERAL) => {
+            (lines(&["PLAINTEXT 74 0 ", "UNEXPECTED 0"]), "UNEXPECTED")
+        }
+        Ok(_) => (gpgv.to_vec(), "same"),
+    }
 }
 
 fn umd(keyring: &Path, doc: &Path, out: &Path) -> Answer {
@@ -423,7 +448,7 @@ fn lf(b: &[u8]) -> Vec<u8> {
 fn check(dir: &Path, cases: &[Case]) {
     let home = dir.join("gpgv-home");
     std::fs::create_dir_all(&home).unwrap();
-    let rows: Vec<(Answer, Answer)> = std::thread::scope(|s| {
+    let rows: Vec<(Answer, Answer, Answer)> = std::thread::scope(|s| {
         let chunks: Vec<_> = cases
             .chunks(cases.len().div_ceil(2).max(1))
             .enumerate()
@@ -438,7 +463,8 @@ fn check(dir: &Path, cases: &[Case]) {
                             std::fs::write(&doc, &c.doc).unwrap();
                             let g = gpgv(home, &c.keyring, &doc, &dir.join(format!("out-gpgv-{t}-{i}")));
                             let u = umd(&c.keyring, &doc, &dir.join(format!("out-umd-{t}-{i}")));
-                            (g, u)
+                            let ug = umd_gpgv(home, &c.keyring, &doc, &dir.join(format!("out-ug-{t}-{i}")));
+                            (g, u, ug)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -446,10 +472,11 @@ fn check(dir: &Path, cases: &[Case]) {
             .collect();
         chunks.into_iter().flat_map(|h| h.join().expect("a runner thread")).collect()
     });
-    let mut table = format!("\n{:<80} {:>6} {:>6}  output", "case", "gpgv", "umd");
+    let mut table =
+        format!("\n{:<80} {:>6} {:>6}  output  {:>8}  status lines", "case", "gpgv", "umd", "umd gpgv");
     let mut failures = Vec::new();
     let mut notes: Vec<&str> = Vec::new();
-    for (c, (g, u)) in cases.iter().zip(&rows) {
+    for (c, (g, u, ug)) in cases.iter().zip(&rows) {
         let umd_says = if u.code == 0 { Accept } else { Refuse };
         let gpgv_says = if g.code == 0 { Accept } else { Refuse };
         let mut same_output = "";
@@ -488,7 +515,25 @@ fn check(dir: &Path, cases: &[Case]) {
         let mark = c
             .stricter
             .map_or(String::new(), |w| format!(" [{}]", notes.iter().position(|n| *n == w).unwrap_or(0) + 1));
-        let _ = write!(table, "\n{:<80} {:>6} {:>6}  {same_output}{mark}", c.name, g.code, u.code);
+        // umd gpgv: umd verify's verdict and text, gpgv's status lines.
+        let (want, lines) = expected_status(&c.doc, &g.status);
+        if (ug.code == 0) != (u.code == 0) {
+            failures.push(format!("{}: umd gpgv exits {}, umd verify {}", c.name, ug.code, u.code));
+        }
+        if ug.output.is_some() != u.output.is_some() || (ug.code == 0 && ug.output != u.output) {
+            failures.push(format!("{}: umd gpgv --output differs from umd verify --output", c.name));
+        }
+        if ug.status != want {
+            failures.push(format!(
+                "{}: umd gpgv's status lines differ from what gpgv says ({lines})\n  umd gpgv: {:#?}\n  expected: {want:#?}",
+                c.name, ug.status
+            ));
+        }
+        let _ = write!(
+            table,
+            "\n{:<80} {:>6} {:>6}  {same_output:<6}  {:>8}  {lines}{mark}",
+            c.name, g.code, u.code, ug.code
+        );
     }
     for (i, why) in notes.iter().enumerate() {
         let _ = write!(table, "\n[{}] {why}", i + 1);

@@ -329,7 +329,13 @@ fn hostile_clients_get_clear_errors_and_do_not_disturb_others() {
     let stats = c.stats().unwrap();
     assert!(stats.bad_frames >= 4, "{stats:?}");
     assert!(stats.timeouts >= 10, "{stats:?}");
-    assert_eq!(c.status().unwrap().connections, 1, "every hostile connection is gone");
+    // A closed connection leaves the table when its thread ends, a moment after
+    // the close a client sees.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.status().unwrap().connections != 1 {
+        assert!(Instant::now() < deadline, "hostile connections never left: {:?}", c.status().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -359,9 +365,20 @@ fn per_uid_limits_refuse_the_greedy_with_busy() {
     assert_eq!(e.kind, ErrorKind::Busy);
     assert!(e.message.contains("too many connections"), "{e:?}");
     drop(held);
-    std::thread::sleep(Duration::from_millis(100));
-    let mut c = svc.client();
-    c.sample(0).unwrap();
+    // The four leave the table when their threads notice the close: until then
+    // a new connection may still be refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        let mut c = svc.client();
+        // Refused: a busy error, or the closed connection it leaves behind.
+        match c.sample(0) {
+            Ok(_) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the closed connections never left: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
     assert!(c.stats().unwrap().refused >= 1);
 }
 
@@ -544,7 +561,7 @@ fn a_greedy_user_cannot_starve_another() {
     let config = "[drivers.sample]\neveryone = true\npool_size = 2\n[drivers.pgp]\neveryone = true\n\
                   [limits]\nmax_in_flight_per_uid = 1\nmax_request_bytes = 1048576\n\
                   request_memory_per_uid = 2097152\nrequest_memory_bytes = 4194304\n\
-                  queue_timeout_ms = 30000\nframe_timeout_ms = 20000\n";
+                  queue_timeout_ms = 90000\nframe_timeout_ms = 60000\n";
     let svc = Service::start("greedy", config);
     let stallers: Vec<_> = (0..4)
         .map(|_| {
@@ -574,7 +591,10 @@ fn a_greedy_user_cannot_starve_another() {
     // Root's memory share (2 MiB) is taken by two of its stallers; the other two
     // wait for root's share, not the service's. Another user is unaffected, in
     // memory and in handlers. (With request_memory_per_uid equal to the whole
-    // budget, the other user's verification waits ~20 s: measured.)
+    // budget, the other user's verification waits for the stallers' frame
+    // deadline: ~20 s measured with a 20 s deadline. The deadline is 60 s here
+    // and the bound 30 s, so that a loaded machine cannot blur "served" and
+    // "waited for the stallers".)
     let t = Instant::now();
     let o = as_user(
         &svc,
@@ -594,7 +614,7 @@ fn a_greedy_user_cannot_starve_another() {
     let served: u64 = greedy.into_iter().map(|g| g.join().unwrap()).sum();
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("100 passed"), "{:?}", text(&o));
-    assert!(other < Duration::from_secs(10), "the other user waited {other:?} while the greedy one ran");
+    assert!(other < Duration::from_secs(30), "the other user waited {other:?} while the greedy one ran");
     assert!(served > 100, "the greedy user was served too ({served})");
     drop(stallers);
 }

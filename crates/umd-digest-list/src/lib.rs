@@ -27,6 +27,8 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::Signer;
+
+pub mod fapolicyd;
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::Digest as _;
 

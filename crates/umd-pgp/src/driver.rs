@@ -27,6 +27,10 @@ pub enum DescribeError {
     /// The stream is larger than [`MAX_STREAM`].
     #[error("packet stream of {0} bytes exceeds the {MAX_STREAM}-byte limit")]
     TooLarge(usize),
+    /// The stream is empty: nothing to describe (no handler was asked, so an
+    /// empty input never counts as a handler failure).
+    #[error("no OpenPGP packets: the input is empty")]
+    Empty,
     /// The driver failed: handler error, crash, deadline, or a description that
     /// did not check out (a lying or broken handler, then shut down).
     #[error(transparent)]
@@ -90,6 +94,9 @@ impl PgpDriver {
         let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
         let driver = Driver::builder(DRIVER_NAME)
             .framed(FramedConfig { limits, fd_passing: false })
+            // A request is pure (same request, same answer, no effect): one
+            // whose handler died under it is sent once more to a fresh handler.
+            .idempotent(true)
             .timeout(timeout)
             .pool_size(pool_size)
             .args(args)
@@ -127,6 +134,9 @@ impl PgpDriver {
     pub fn describe<'a>(&self, stream: &'a [u8]) -> Result<Vec<Checked<'a>>, DescribeError> {
         if stream.len() > MAX_STREAM {
             return Err(DescribeError::TooLarge(stream.len()));
+        }
+        if stream.is_empty() {
+            return Err(DescribeError::Empty);
         }
         let mut req = Vec::with_capacity(stream.len() + 1);
         req.push(Command::Describe as u8);

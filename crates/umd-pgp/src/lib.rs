@@ -14,7 +14,11 @@
 //! * [`cert`] — certificates whose self-signatures, bindings, back-signatures and
 //!   revocations the manager verified;
 //! * [`verify`], [`verifier`] — document signatures against a keyring;
-//! * [`driver`] — the `pgp` driver and its one request, *describe*.
+//! * [`driver`] — the `pgp` driver and its one request, *describe*;
+//! * [`gpgv`] — the same verdicts as gpgv's status lines, for apt;
+//! * [`sniff`] — a first look at a file a user gave as a signature or keyring,
+//!   so that text, an empty file or swapped arguments get a message, not a
+//!   parser's complaint.
 #![deny(missing_docs)]
 
 pub mod armor;
@@ -22,7 +26,9 @@ pub mod cert;
 pub mod cleartext;
 pub mod crypto;
 pub mod driver;
+pub mod gpgv;
 pub mod packet;
 pub mod policy;
+pub mod sniff;
 pub mod verifier;
 pub mod verify;

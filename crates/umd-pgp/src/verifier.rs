@@ -122,7 +122,7 @@ pub struct Verifier {
     streams: Vec<Vec<u8>>,
     slots: Vec<Slot>,
     checked: Vec<OnceLock<CheckedCert>>,
-    policy: Policy,
+    pub(crate) policy: Policy,
 }
 
 /// One certificate of a keyring, as the framing walk finds it.
@@ -238,7 +238,7 @@ impl Verifier {
 
     /// The certificates, as of `at`, having a key that a signature in
     /// `packets` names (by issuer fingerprint or key ID).
-    fn signers(&self, packets: &[Checked<'_>], at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
+    pub(crate) fn signers(&self, packets: &[Checked<'_>], at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
         let mut wanted = vec![false; self.slots.len()];
         for p in packets {
             let CheckedBody::Signature(sig) = &p.fields else { continue };

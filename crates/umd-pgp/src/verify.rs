@@ -79,7 +79,7 @@ fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert
 }
 
 /// Text-mode hashing of a detached file: every line ending becomes CR LF.
-fn crlf(data: &[u8]) -> Vec<u8> {
+pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32);
     let mut prev = 0u8;
     for &b in data {

@@ -88,6 +88,8 @@ pub mod tag {
     pub const ARCH: u32 = 1022;
     /// Old-style full file names (refused: not written by rpm ≥ 4.1 builds).
     pub const OLDFILENAMES: u32 = 1027;
+    /// File sizes (INT32), when every file is under 4 GiB.
+    pub const FILESIZES: u32 = 1028;
     /// File modes (INT16).
     pub const FILEMODES: u32 = 1030;
     /// File digests, hex (STRING_ARRAY).
@@ -100,6 +102,8 @@ pub mod tag {
     pub const BASENAMES: u32 = 1117;
     /// Directory names, with the trailing slash (STRING_ARRAY).
     pub const DIRNAMES: u32 = 1118;
+    /// File sizes (INT64), instead of [`FILESIZES`] when a file is 4 GiB or more.
+    pub const LONGFILESIZES: u32 = 5008;
     /// File digest algorithm (INT32, OpenPGP hash ids; absent: MD5).
     pub const FILEDIGESTALGO: u32 = 5011;
     /// Digest of the compressed payload, hex (STRING_ARRAY).
@@ -142,7 +146,8 @@ pub fn used_tag(tag: u32) -> Option<&'static [u32]> {
         DSAHEADER | RSAHEADER => &[BIN],
         SHA256HEADER => &[STRING],
         NAME | VERSION | RELEASE | ARCH => &[STRING],
-        EPOCH | FILEDIGESTALGO | PAYLOADDIGESTALGO | FILEFLAGS | DIRINDEXES => &[INT32],
+        EPOCH | FILEDIGESTALGO | PAYLOADDIGESTALGO | FILEFLAGS | DIRINDEXES | FILESIZES => &[INT32],
+        LONGFILESIZES => &[INT64],
         FILEMODES => &[INT16],
         FILEDIGESTS | BASENAMES | DIRNAMES | OLDFILENAMES | PAYLOADDIGEST => &[STRING_ARRAY],
         _ => return None,
@@ -235,6 +240,8 @@ pub enum Value {
     Bin(Vec<u8>),
     /// STRING_ARRAY elements, without their NULs.
     StringArray(Vec<Vec<u8>>),
+    /// INT64 elements.
+    Int64(Vec<u64>),
 }
 
 /// One file of the package, as the handler assembles it.
@@ -248,6 +255,9 @@ pub struct File {
     pub mode: u16,
     /// RPM file flags.
     pub flags: u32,
+    /// Size in bytes ([`tag::FILESIZES`] or [`tag::LONGFILESIZES`]); `None`
+    /// if the header has neither.
+    pub size: Option<u64>,
 }
 
 fn find(entries: &[Entry], t: u32) -> Option<&Value> {
@@ -285,13 +295,22 @@ pub fn assemble_files(entries: &[Entry]) -> Result<Vec<File>, String> {
     else {
         return Err(format!("FILEDIGESTS: missing, or not {n} values"));
     };
+    // rpm writes LONGFILESIZES instead of FILESIZES when a file is 4 GiB or more.
+    let sizes: Option<Vec<u64>> = match (find(entries, tag::LONGFILESIZES), find(entries, tag::FILESIZES)) {
+        (Some(Value::Int64(v)), _) if v.len() == n => Some(v.clone()),
+        (Some(_), _) => return Err(format!("LONGFILESIZES: not {n} INT64 values")),
+        (None, Some(Value::Int32(v))) if v.len() == n => Some(v.iter().map(|&s| u64::from(s)).collect()),
+        (None, Some(_)) => return Err(format!("FILESIZES: not {n} INT32 values")),
+        (None, None) => None,
+    };
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let dir = usize::try_from(idx[i]).ok().and_then(|d| dirs.get(d));
         let dir = dir.ok_or_else(|| format!("file {i}: directory index {} out of range", idx[i]))?;
         let mut path = dir.clone();
         path.extend_from_slice(&base[i]);
-        out.push(File { path, digest: digests[i].clone(), mode: modes[i], flags: flags[i] });
+        let size = sizes.as_ref().map(|s| s[i]);
+        out.push(File { path, digest: digests[i].clone(), mode: modes[i], flags: flags[i], size });
     }
     Ok(out)
 }
@@ -310,4 +329,32 @@ pub mod hash {
     pub const SHA512: u32 = 10;
     /// SHA2-224.
     pub const SHA224: u32 = 11;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes_come_from_filesizes_or_longfilesizes() {
+        let e = |tag, value| Entry { tag, ty: 0, offset: 0, count: 0, value };
+        let mut entries = vec![
+            e(tag::BASENAMES, Value::StringArray(vec![b"a".to_vec(), b"b".to_vec()])),
+            e(tag::DIRNAMES, Value::StringArray(vec![b"/d/".to_vec()])),
+            e(tag::DIRINDEXES, Value::Int32(vec![0, 0])),
+            e(tag::FILEFLAGS, Value::Int32(vec![0, 0])),
+            e(tag::FILEMODES, Value::Int16(vec![0o100644, 0o100644])),
+            e(tag::FILEDIGESTS, Value::StringArray(vec![b"00".to_vec(), b"11".to_vec()])),
+        ];
+        let sizes =
+            |entries: &[Entry]| assemble_files(entries).map(|f| f.iter().map(|f| f.size).collect::<Vec<_>>());
+        assert_eq!(sizes(&entries), Ok(vec![None, None]));
+        entries.push(e(tag::FILESIZES, Value::Int32(vec![1, 2])));
+        assert_eq!(sizes(&entries), Ok(vec![Some(1), Some(2)]));
+        entries.push(e(tag::LONGFILESIZES, Value::Int64(vec![5 << 32, 3])));
+        assert_eq!(sizes(&entries), Ok(vec![Some(5 << 32), Some(3)]));
+        entries.pop();
+        entries.push(e(tag::LONGFILESIZES, Value::Int64(vec![1])));
+        assert!(sizes(&entries).is_err(), "a size per file");
+    }
 }

@@ -137,6 +137,7 @@ fn encode(what: &'static str, t: u32, count: u32, v: &Value) -> Result<Vec<u8>, 
     match (t, v) {
         (ty::INT16, Value::Int16(x)) if x.len() == n => x.iter().for_each(|x| out.extend(x.to_be_bytes())),
         (ty::INT32, Value::Int32(x)) if x.len() == n => x.iter().for_each(|x| out.extend(x.to_be_bytes())),
+        (ty::INT64, Value::Int64(x)) if x.len() == n => x.iter().for_each(|x| out.extend(x.to_be_bytes())),
         (ty::BIN, Value::Bin(x)) if x.len() == n => out.extend_from_slice(x),
         (ty::STRING, Value::String(s)) if n == 1 => {
             if s.contains(&0) {

@@ -75,6 +75,9 @@ impl RpmDriver {
         let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
         let driver = Driver::builder(DRIVER_NAME)
             .framed(FramedConfig { limits, fd_passing: false })
+            // A request is pure (same request, same answer, no effect): one
+            // whose handler died under it is sent once more to a fresh handler.
+            .idempotent(true)
             .timeout(timeout)
             .pool_size(handlers)
             .args(args)

@@ -222,6 +222,8 @@ pub struct FileDigest {
     pub mode: u16,
     /// Its RPM file flags.
     pub flags: u32,
+    /// Its size in bytes, from the header (`None` if the header has none).
+    pub size: Option<u64>,
 }
 
 impl FileDigest {
@@ -294,9 +296,13 @@ impl Report {
                 continue;
             }
             match unhex(&f.digest).filter(|d| Some(d.len()) == len) {
-                Some(digest) => {
-                    out.push(FileDigest { path: f.path.clone(), digest, mode: f.mode, flags: f.flags })
-                }
+                Some(digest) => out.push(FileDigest {
+                    path: f.path.clone(),
+                    digest,
+                    mode: f.mode,
+                    flags: f.flags,
+                    size: f.size,
+                }),
                 None => bad += 1,
             }
         }

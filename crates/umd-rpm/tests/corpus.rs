@@ -46,6 +46,30 @@ fn rsa_and_eddsa_signed_packages_verify_and_their_digests_match_rpm() {
     }
 }
 
+/// File sizes come from the signed header (FILESIZES), as rpm reads them.
+#[test]
+fn file_sizes_are_the_headers_as_rpm_reads_them() {
+    let v = verifier();
+    for name in ["hello-rsa.rpm", "tools-ed.rpm"] {
+        let r = v.package(&rpm(name)).unwrap();
+        let path = corpus().join("rpms").join(name);
+        let out = Command::new("rpm")
+            .args(["-qp", path.to_str().unwrap(), "--qf", "[%{FILESIZES} %{FILENAMES}\\n]"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let want: BTreeSet<String> =
+            String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+        let got: BTreeSet<String> = r
+            .files
+            .iter()
+            .map(|f| format!("{} {}", f.size.expect("a size"), String::from_utf8_lossy(&f.path)))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        assert!(r.digests().iter().all(|d| d.size.is_some()));
+    }
+}
+
 #[test]
 fn a_package_without_files_verifies_and_lists_nothing() {
     let r = verifier().package(&rpm("empty-rsa.rpm")).unwrap();
@@ -174,4 +198,39 @@ fn a_used_tag_added_after_the_signed_region_of_a_database_header_is_refused() {
     assert!(dl < data.len() as u32);
     let e = v.db_header(&forged).unwrap_err();
     assert!(e.to_string().contains("tag 1003 lies outside the signed region"), "{e}");
+}
+
+/// The same with file sizes as INT64 (LONGFILESIZES, for files of 4 GiB or
+/// more): the handler describes the 64-bit value, the manager re-encodes it,
+/// and refuses it for where it lies.
+#[test]
+fn an_int64_size_tag_after_the_signed_region_is_described_checked_and_refused() {
+    let v = verifier();
+    let (_, blob) = common::db_headers()
+        .into_iter()
+        .find(|(_, b)| v.db_header(b).is_ok_and(|r| r.identity.name == "hello"))
+        .unwrap();
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let il = be(&blob, 0);
+    let index_end = 8 + 16 * il as usize;
+    let mut data = blob[index_end..].to_vec();
+    while data.len() % 8 != 0 {
+        data.push(0);
+    }
+    let off = data.len() as u32;
+    // One size per file, as the file list needs.
+    let n = v.db_header(&blob).unwrap().files.len() as u32;
+    for i in 0..u64::from(n) {
+        data.extend_from_slice(&((5u64 << 32) + i).to_be_bytes());
+    }
+    let mut forged = Vec::new();
+    forged.extend_from_slice(&(il + 1).to_be_bytes());
+    forged.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    forged.extend_from_slice(&blob[8..index_end]);
+    for x in [5008u32, 5, off, n] {
+        forged.extend_from_slice(&x.to_be_bytes());
+    }
+    forged.extend_from_slice(&data);
+    let e = v.db_header(&forged).unwrap_err();
+    assert!(e.to_string().contains("tag 5008 lies outside the signed region"), "{e}");
 }

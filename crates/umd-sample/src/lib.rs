@@ -145,6 +145,9 @@ impl SampleDriver {
         let driver = Driver::builder(DRIVER_NAME)
             .policy(options.policy)
             .raw(SIZES)
+            // A request is pure (same request, same answer, no effect): one
+            // whose handler died under it is sent once more to a fresh handler.
+            .idempotent(true)
             .timeout(options.timeout)
             .pool_size(options.pool_size)
             .args(options.args)
@@ -156,7 +159,8 @@ impl SampleDriver {
                 }
                 .map_err(|e| match source {
                     HandlerSource::Embedded => format!("embedded sample handler: {e}"),
-                    HandlerSource::Path(p) => format!("handler {}: {e}", p.display()),
+                    // The loader's error names the file.
+                    HandlerSource::Path(_) => format!("handler program {e}"),
                 })
             })
             .post_start(|s| {

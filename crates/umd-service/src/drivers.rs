@@ -159,6 +159,16 @@ impl PgpHost {
             VerifyError::Describe(DescribeError::Driver(d)) => Err(driver_error(&d)),
             other => Ok(cannot(other.to_string())),
         };
+        // A first look before any handler is asked: text, an empty file, keys
+        // given as a signature or swapped arguments get a message that says so.
+        for (i, k) in req.keyrings.iter().enumerate() {
+            if let Err(e) = umd_pgp::sniff::check_keyring(k) {
+                return Ok(cannot(format!("keyring #{} (in the order given): {e}", i + 1)));
+            }
+        }
+        if let Err(e) = umd_pgp::sniff::check_signature(&req.signature, req.data.as_deref()) {
+            return Ok(cannot(e.to_string()));
+        }
         let verifier = match self.verifier(&req.keyrings) {
             Ok(v) => v,
             Err(VerifyError::Describe(DescribeError::Driver(d))) => return Err(driver_error(&d)),

@@ -48,6 +48,16 @@ impl fmt::Display for HandlerFate {
     }
 }
 
+impl HandlerFate {
+    /// Whether the handler ended of its own accord: it exited, or a signal the
+    /// manager did not send killed it (an operator's or the OOM killer's SIGKILL,
+    /// a crash). A seccomp violation is not counted: the same request would
+    /// make the same call again.
+    pub fn died_on_its_own(&self) -> bool {
+        matches!(self, HandlerFate::Exited(_) | HandlerFate::Signaled(_))
+    }
+}
+
 /// A short name for common signals.
 pub fn signal_name(sig: i32) -> &'static str {
     match sig {
@@ -114,12 +124,14 @@ pub enum Error {
     },
     /// A freshly started handler failed its start (start-up handshake, confinement
     /// check or `post_start`) and was killed.
-    #[error("driver {driver}: handler failed its start check: {reason}")]
+    #[error("driver {driver}: handler failed its start check: {reason} ({fate})")]
     PostStart {
         /// Driver name.
         driver: String,
         /// What went wrong.
         reason: String,
+        /// What became of the handler.
+        fate: HandlerFate,
     },
     /// The request does not fit the driver's wire format (caller error; no handler
     /// was involved).
@@ -134,7 +146,7 @@ pub enum Error {
     },
     /// Talking to the handler failed; it was shut down and the next call starts a
     /// fresh one.
-    #[error("driver {driver}: request {request}: {source}; {fate}")]
+    #[error("driver {driver}: request {request}: {source}; {fate}{}", retry_note(*retried))]
     Channel {
         /// Driver name.
         driver: String,
@@ -144,6 +156,13 @@ pub enum Error {
         source: ChanError,
         /// What became of the handler.
         fate: HandlerFate,
+        /// Whether the whole request had been written to the handler before the
+        /// channel failed (see [`Error::delivered`]).
+        delivered: bool,
+        /// Whether this is the second attempt: the first handler died under the
+        /// request, the driver is idempotent and sent it once more to a fresh
+        /// handler, which failed too.
+        retried: bool,
     },
     /// The handler did not answer within the deadline and was killed.
     #[error("driver {driver}: request {request}: no reply within {timeout:?}; handler killed")]
@@ -154,10 +173,12 @@ pub enum Error {
         request: u64,
         /// The deadline that passed.
         timeout: Duration,
+        /// Whether the whole request had been written before the deadline passed.
+        delivered: bool,
     },
     /// The handler answered with an error frame (framed mode): it is alive and
     /// keeps serving.
-    #[error("driver {driver}: request {request}: handler reported: {message}")]
+    #[error("driver {driver}: request {request}: the handler refused the input: {message}")]
     Handler {
         /// Driver name.
         driver: String,
@@ -179,7 +200,59 @@ pub enum Error {
     },
 }
 
+fn retry_note(retried: bool) -> &'static str {
+    if retried {
+        "; it had been sent again to a fresh handler (one retry), which failed too"
+    } else {
+        ""
+    }
+}
+
 impl Error {
+    /// Whether the whole request reached a handler, so that the handler may have
+    /// acted on it (a caller whose request has effects must assume it did).
+    ///
+    /// False when the request was refused or failed before it was written
+    /// completely: no program ([`Error::NotAvailable`]), a failed load or start
+    /// ([`Error::Program`], [`Error::Spawn`], [`Error::Sandbox`],
+    /// [`Error::PostStart`]: the new handler never saw this request), a request
+    /// that does not fit the wire format ([`Error::BadRequest`]), and a channel
+    /// failure or deadline while writing it. True when a handler answered
+    /// ([`Error::Handler`], [`Error::BadReply`]) or failed after the request was
+    /// written ([`Error::Channel`], [`Error::Deadline`] while waiting for the
+    /// reply).
+    pub fn delivered(&self) -> bool {
+        match self {
+            Error::NotAvailable { .. }
+            | Error::AlreadyLoaded { .. }
+            | Error::Program { .. }
+            | Error::Spawn { .. }
+            | Error::Sandbox { .. }
+            | Error::PostStart { .. }
+            | Error::BadRequest { .. } => false,
+            Error::Channel { delivered, .. } | Error::Deadline { delivered, .. } => *delivered,
+            Error::Handler { .. } | Error::BadReply { .. } => true,
+        }
+    }
+
+    /// Whether sending the same request again may succeed: its handler died of
+    /// its own accord while serving it ([`Error::Channel`] with a
+    /// [`HandlerFate::died_on_its_own`] fate: it exited, crashed, or was killed
+    /// by a signal the manager did not send, such as an operator's or the OOM
+    /// killer's SIGKILL), and the request was not already retried. The next
+    /// call meets a fresh handler.
+    ///
+    /// A driver built with [`idempotent(true)`](crate::DriverBuilder::idempotent)
+    /// makes that one retry itself, so its errors say `false` here: a second
+    /// death under the same request points at the request. Never retryable: a
+    /// seccomp violation, a missed deadline, a rejected reply, a handler that
+    /// broke the wire format or answered with an error frame, a bad request, and
+    /// failures to load or start a handler. Whether a retry is *safe* is the
+    /// caller's to judge, with [`Error::delivered`].
+    pub fn retryable(&self) -> bool {
+        matches!(self, Error::Channel { fate, retried: false, .. } if fate.died_on_its_own())
+    }
+
     /// Whether this error is a negative verdict about the handler's answer (as
     /// opposed to a usage or system error): the CLI maps it to exit status 1.
     pub fn is_verdict(&self) -> bool {

@@ -67,7 +67,11 @@ impl Reply<'_> {
 pub(crate) enum CallError {
     /// The request does not fit the wire mode (no byte was sent).
     BadRequest(String),
-    /// The channel failed; the handler must be shut down.
+    /// The channel failed while the request was being sent (the handler cannot
+    /// have received all of it); the handler must be shut down.
+    Send(ChanError),
+    /// The channel failed after the whole request was sent; the handler must be
+    /// shut down.
     Chan(ChanError),
     /// The handler answered with an error frame; it stays usable.
     Handler(String),
@@ -99,18 +103,25 @@ impl Handler {
         Endpoint { rx: self.process.rx.as_fd(), tx: self.process.tx.as_fd(), socket: self.process.socket }
     }
 
-    /// Cheap check before a request: the handler has not closed its end (it died)
-    /// and has not written anything since its last reply.
+    /// Cheap check before a request, one `poll(2)` on two fds: the process has
+    /// not exited (its pidfd is not readable), has not closed its end of the
+    /// channel, and has not written anything since its last reply.
     pub fn check_idle(&self) -> Result<(), &'static str> {
-        let mut fds = [PollFd::from_borrowed_fd(self.process.rx.as_fd(), PollFlags::IN)];
+        let mut fds = [
+            PollFd::from_borrowed_fd(self.process.pidfd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(self.process.rx.as_fd(), PollFlags::IN),
+        ];
         match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
             Ok(0) => Ok(()),
             Ok(_) => {
-                let ev = fds[0].revents();
+                let (exited, ev) = (!fds[0].revents().is_empty(), fds[1].revents());
                 // A socket whose peer is gone is readable (end of stream) as well
-                // as hung up: test the hang-up first so the log names the cause.
-                if ev.intersects(PollFlags::HUP | PollFlags::ERR) {
-                    Err("handler closed its channel")
+                // as hung up: test the exit and the hang-up first so the log names
+                // the cause.
+                if exited {
+                    Err("handler exited while idle")
+                } else if ev.intersects(PollFlags::HUP | PollFlags::ERR) {
+                    Err("handler closed its channel while idle")
                 } else {
                     Err("handler wrote bytes outside a reply")
                 }
@@ -178,7 +189,7 @@ impl Handler {
                 sizes.request
             )));
         }
-        chan::write_all(self.endpoint(), &[bytes], None, Some(deadline))?;
+        chan::write_all(self.endpoint(), &[bytes], None, Some(deadline)).map_err(CallError::Send)?;
         if self.buf.len() < sizes.reply {
             self.buf.resize(sizes.reply, 0);
         }
@@ -242,7 +253,7 @@ impl Handler {
             }
         };
         let ep = self.endpoint();
-        chan::send_frame(ep, kind, payload, &cfg.limits, Some(deadline))?;
+        chan::send_frame(ep, kind, payload, &cfg.limits, Some(deadline)).map_err(CallError::Send)?;
         let ep = Endpoint {
             rx: self.process.rx.as_fd(),
             tx: self.process.tx.as_fd(),

@@ -14,7 +14,10 @@
 //! ```
 //!
 //! * [`Driver`] — the manager: `load`, `unload`, [`Driver::call`] /
-//!   [`Driver::send_recv`], `post_start`, provider, pool, [`Stats`].
+//!   [`Driver::send_recv`], `post_start`, provider, pool, [`Stats`]; recovery
+//!   (a dead idle handler replaced before the request, one retry for
+//!   [`idempotent`](DriverBuilder::idempotent) drivers, [`Error::retryable`],
+//!   [`Error::delivered`], [`Driver::kill_handlers`]).
 //! * [`Program`] and [`loader::spawn`] — the loader.
 //! * [`handler`] — the manager's side of one running handler (the exchange).
 //!
@@ -52,7 +55,8 @@ pub use umd_wire::memfd::SealedMemfd;
 pub use umd_wire::sample as wire_sample;
 pub use umd_wire::{Limits, RawSizes};
 
-/// The README's library example, compiled and run as a doctest.
+/// The README's Rust blocks, compiled as doctests (its Library example is a
+/// whole crate: `scripts/readme-example` builds and runs it).
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

@@ -16,7 +16,7 @@
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -92,17 +92,29 @@ impl Program {
 
     /// Reads a program file once into a sealed memfd (for handlers written in other
     /// languages, [`ProgramKind::External`]). The file is never executed in place.
+    /// Every error names the file.
+    ///
+    /// ```
+    /// let e = umd::Program::from_path(std::path::Path::new("/nonexistent/handler")).unwrap_err();
+    /// assert_eq!(e.to_string(), "/nonexistent/handler: No such file or directory (os error 2)");
+    /// let e = umd::Program::from_path(std::path::Path::new("/etc/hostname")).unwrap_err();
+    /// assert!(e.to_string().starts_with("/etc/hostname is not an ELF executable"));
+    /// ```
     pub fn from_path(path: &Path) -> io::Result<Program> {
-        let file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len();
         if len > MAX_PROGRAM_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program"),
+                format!(
+                    "{}: {len} bytes is larger than the {MAX_PROGRAM_SIZE}-byte limit for a handler program",
+                    path.display()
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(len as usize);
-        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes)?;
+        file.take(MAX_PROGRAM_SIZE + 1).read_to_end(&mut bytes).map_err(named)?;
         let name = path.display().to_string();
         Program::from_blob(&name, &bytes)
     }
@@ -151,7 +163,10 @@ fn check_executable(name: &str, blob: &[u8]) -> io::Result<()> {
         ));
     }
     if !blob.starts_with(b"\x7fELF") {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name} is not an ELF executable")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is not an ELF executable (a handler is a compiled, statically linked program)"),
+        ));
     }
     Ok(())
 }
@@ -230,6 +245,17 @@ impl Process {
         self.child.id()
     }
 
+    /// The handler's pidfd: readable once the process has exited.
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.child.pidfd.as_fd()
+    }
+
+    /// A shared handle on the pidfd, to signal the process from another thread
+    /// (a signal through a pidfd never hits a recycled pid).
+    pub(crate) fn pidfd_handle(&self) -> Arc<OwnedFd> {
+        self.child.pidfd.clone()
+    }
+
     /// Returns how the process ended if it has, without blocking.
     pub(crate) fn try_fate(&mut self) -> Option<HandlerFate> {
         if self.fate.is_none() {
@@ -247,9 +273,7 @@ impl Process {
         if let Some(f) = self.try_fate() {
             return f;
         }
-        let until = Instant::now() + grace;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_micros(200));
+        if !grace.is_zero() && self.child.wait_exit(grace) {
             if let Some(f) = self.try_fate() {
                 return f;
             }
@@ -504,7 +528,9 @@ fn child_main(fds: &ChildFds, memfd: i32, exec: &ExecArgs, sandbox: &Prepared) -
 /// valid) until we reap it.
 pub(crate) struct RawChild {
     pid: libc::pid_t,
-    pidfd: OwnedFd,
+    /// Shared with the driver's registry of handlers, which signals through it
+    /// (`Driver::kill_handlers`).
+    pidfd: Arc<OwnedFd>,
     reaped: bool,
 }
 
@@ -551,7 +577,7 @@ impl RawChild {
             unsafe { libc::_exit(127) }
         }
         // SAFETY: the kernel wrote a fresh pidfd we now own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd) });
         Ok(RawChild { pid: pid as libc::pid_t, pidfd, reaped: false })
     }
 
@@ -560,7 +586,26 @@ impl RawChild {
     }
 
     fn kill(&self) {
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        let _ = rustix::process::pidfd_send_signal(&*self.pidfd, rustix::process::Signal::KILL);
+    }
+
+    /// Waits up to `timeout` for the process to exit (its pidfd turns readable,
+    /// poll(2)); true if it has. Does not reap it.
+    fn wait_exit(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let ts = rustix::time::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [rustix::event::PollFd::new(&*self.pidfd, rustix::event::PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(n) => return n > 0,
+                Err(rustix::io::Errno::INTR) if !left.is_zero() => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     fn wait_flags(&mut self, flags: libc::c_int) -> Option<std::process::ExitStatus> {

@@ -9,8 +9,17 @@
 //! * an idle handler that died or wrote out of turn → shut down and restarted;
 //! * every start (first load, restart, pool member) runs `post_start` before the
 //!   handler serves anyone; a failure kills it;
+//! * an idle handler is checked before each request (one `poll(2)` on its pidfd
+//!   and its channel): one that exited, closed its channel or wrote out of turn
+//!   is reaped and replaced by a fresh one, and the request goes to that one;
 //! * a channel error, missed deadline or rejected reply → the handler is shut down
 //!   and the next call starts a fresh one;
+//! * a handler that dies of its own accord under a request (a crash, an exit, a
+//!   SIGKILL the manager did not send) → on an idempotent driver
+//!   ([`DriverBuilder::idempotent`]) the request is sent once more to a fresh
+//!   handler; a second death, a seccomp violation, a deadline or a rejected reply
+//!   is the caller's error ([`Error::retryable`], [`Error::delivered`] tell what
+//!   it may do);
 //! * a pool of up to `pool_size` handlers serves concurrent callers; with 1 (the
 //!   default) calls are serialized as in the kernel.
 
@@ -35,6 +44,11 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler whose channel broke may take to exit by itself before it is
 /// killed (so its real fate — a crash, an exit status — is what gets reported).
 const EXIT_GRACE: Duration = Duration::from_millis(50);
+/// The same, when the handler closed its end of the channel: it is almost
+/// certainly dying (its fds are closed on the way out), and a death seen as
+/// such, not as "killed by the manager", is what lets an idempotent driver
+/// retry. Waited for on the pidfd: an exit ends the wait at once.
+const CLOSED_GRACE: Duration = Duration::from_millis(500);
 
 /// The `post_start` hook: a real exchange with a freshly started handler that must
 /// succeed before the handler serves anyone.
@@ -62,10 +76,12 @@ impl Session<'_> {
     ) -> Result<T, String> {
         match self.handler.exchange(self.wire, req, self.deadline) {
             Ok(reply) => check(reply.as_bytes()),
-            Err(CallError::Chan(ChanError::Timeout)) => Err("no reply before the start deadline".into()),
-            Err(CallError::Chan(e)) => Err(e.to_string()),
+            Err(CallError::Chan(ChanError::Timeout) | CallError::Send(ChanError::Timeout)) => {
+                Err("no reply before the start deadline".into())
+            }
+            Err(CallError::Chan(e) | CallError::Send(e)) => Err(e.to_string()),
             Err(CallError::BadRequest(r)) => Err(format!("bad request: {r}")),
-            Err(CallError::Handler(m)) => Err(format!("handler reported: {m}")),
+            Err(CallError::Handler(m)) => Err(format!("the handler refused the input: {m}")),
         }
     }
 
@@ -88,10 +104,12 @@ pub struct DriverConfig {
     pub start_timeout: Duration,
     /// Most handlers running at once.
     pub pool_size: usize,
-    /// Arguments passed to the handler after argv[0].
+    /// Arguments passed to the handler after `argv[0]`.
     pub args: Vec<String>,
     /// How handlers are confined.
     pub policy: Policy,
+    /// Whether a request may be sent twice: see [`DriverBuilder::idempotent`].
+    pub idempotent: bool,
 }
 
 /// Builds a [`Driver`].
@@ -132,9 +150,29 @@ impl DriverBuilder {
         self
     }
 
-    /// Arguments given to each handler after argv[0].
+    /// Arguments given to each handler after `argv[0]`.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.config.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a request may be sent a second time (default: `false`).
+    ///
+    /// Set it for a driver whose requests are pure — the same request always
+    /// gets the same answer and changes nothing, like the sample's offsets or a
+    /// parser's descriptions. Then a request whose handler dies of its own
+    /// accord while serving it (it crashed, exited, or was killed by a signal
+    /// the manager did not send: an operator's or the OOM killer's SIGKILL) is
+    /// sent once more, to a fresh handler, with a deadline of its own; only if
+    /// that one fails too does the caller get the error, which then says it
+    /// was retried. A seccomp violation, a missed deadline, a rejected reply or
+    /// a broken wire format is never retried: the same request would likely do
+    /// the same again. Retries are counted in [`Stats::retries`].
+    ///
+    /// Without it, such a failure is returned at once and
+    /// [`Error::retryable`] tells the caller that a retry may succeed.
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.config.idempotent = yes;
         self
     }
 
@@ -235,7 +273,7 @@ fn pipe_size_for(len: usize) -> Option<usize> {
 ///
 /// let driver = Driver::builder("echo")
 ///     .framed(FramedConfig::default())
-///     .provider(|_name| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+///     .provider(|_driver| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
 ///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo".into()) }))
 ///     .build();
 /// assert_eq!(driver.send_recv(b"hello").unwrap(), b"hello");
@@ -255,9 +293,16 @@ struct Inner {
     cond: Condvar,
     counters: Counters,
     next_request: AtomicU64,
-    pids: Mutex<Vec<u32>>,
+    /// Every running handler (idle, busy or starting), by pid and pidfd.
+    pids: Mutex<Vec<Registered>>,
     /// Threads blocked on `cond`.
     waiters: std::sync::atomic::AtomicUsize,
+}
+
+/// A running handler as the registry knows it: enough to list and to signal it.
+struct Registered {
+    pid: u32,
+    pidfd: Arc<std::os::fd::OwnedFd>,
 }
 
 /// A loaded program with its sandbox prepared for it.
@@ -364,6 +409,7 @@ impl Driver {
                 pool_size: 1,
                 args: Vec::new(),
                 policy: Policy::default(),
+                idempotent: false,
             },
             post_start: None,
             provider: None,
@@ -555,6 +601,46 @@ impl Driver {
         drop(program);
     }
 
+    /// Kills every running handler of this driver with SIGKILL, sent through
+    /// its pidfd (never a recycled pid), and returns how many were signalled.
+    /// An operator's tool: a handler suspected of being stuck or compromised is
+    /// gone, the program stays loaded, and the next request starts a fresh
+    /// handler (counted in [`Stats::restarts`]; the kills in [`Stats::kills`]).
+    ///
+    /// Idle handlers are reaped before this returns. A request in flight on a
+    /// killed handler fails as under any external SIGKILL: an idempotent driver
+    /// sends it once more to a fresh handler; otherwise the caller gets an
+    /// [`Error::Channel`] that is [`retryable`](Error::retryable). Handlers
+    /// being started at that moment are killed too and their start fails.
+    pub fn kill_handlers(&self) -> usize {
+        let signalled = {
+            let pids = self.inner.pids.lock().unwrap_or_else(|p| p.into_inner());
+            pids.iter()
+                .filter(|r| {
+                    rustix::process::pidfd_send_signal(&*r.pidfd, rustix::process::Signal::KILL).is_ok()
+                })
+                .count()
+        };
+        self.inner.counters.kills.fetch_add(signalled as u64, Relaxed);
+        // The idle ones leave the pool now; their slots are restarts.
+        let idle = {
+            let mut st = self.lock();
+            let idle = std::mem::take(&mut st.idle);
+            st.live -= idle.len();
+            st.pending_restarts += idle.len();
+            idle
+        };
+        self.wake();
+        for mut h in idle {
+            let fate = h.process.shut_down(EXIT_GRACE, "kill_handlers");
+            let pid = h.process.pid();
+            self.forget_pid(pid);
+            tracing::info!(driver = %self.name(), pid, %fate, "handler killed on request (kill_handlers)");
+        }
+        tracing::info!(driver = %self.name(), signalled, "kill_handlers");
+        signalled
+    }
+
     /// Whether a program is loaded.
     pub fn is_loaded(&self) -> bool {
         self.lock().program.is_some()
@@ -569,7 +655,7 @@ impl Driver {
 
     fn forget_pid(&self, pid: u32) {
         let mut pids = self.inner.pids.lock().unwrap_or_else(|p| p.into_inner());
-        pids.retain(|&p| p != pid);
+        pids.retain(|r| r.pid != pid);
     }
 
     /// Starts one handler: spawn, start-up handshake (runtime handlers), check of
@@ -585,7 +671,8 @@ impl Driver {
             Error::Spawn { driver: self.name().into(), program: program.name().into(), source }
         })?;
         let pid = process.pid();
-        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+        let pidfd = process.pidfd_handle();
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).push(Registered { pid, pidfd });
         let mut handler = Handler::new(process, generation);
         tracing::debug!(driver = %self.name(), pid, restart, "handler started");
         let deadline = Instant::now() + self.inner.config.start_timeout;
@@ -626,7 +713,7 @@ impl Driver {
         let pid = handler.process.pid();
         self.forget_pid(pid);
         tracing::warn!(driver = %self.name(), pid, %fate, "handler start failed: {reason}");
-        Error::PostStart { driver: self.name().into(), reason: format!("{reason} ({fate})") }
+        Error::PostStart { driver: self.name().into(), reason, fate }
     }
 
     fn count_fate(&self, fate: &HandlerFate) {
@@ -729,68 +816,126 @@ impl Driver {
         req: Request<'_>,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, Error> {
-        let lease = self.acquire()?;
-        let mut handler = match lease.handler {
-            Some(h) => match h.check_idle() {
-                Ok(()) => h,
-                Err(why) => {
-                    // Restart in place: the slot stays ours.
-                    let mut h = h;
-                    self.inner.counters.handler_failures.fetch_add(1, Relaxed);
-                    let fate = h.process.shut_down(EXIT_GRACE, why);
-                    self.count_fate(&fate);
-                    self.forget_pid(h.process.pid());
-                    tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; restarting");
-                    drop(h);
-                    self.start_in_slot(&lease.program, lease.generation, true)?
-                }
-            },
-            None => self.start_in_slot(&lease.program, lease.generation, lease.restart)?,
-        };
-        drop(lease.program);
-        let driver = || self.name().to_string();
-        let timeout = self.inner.config.timeout;
-        let deadline = Instant::now() + timeout;
-        let outcome = match handler.exchange(&self.inner.config.wire, req, deadline) {
+        let mut retried = false;
+        loop {
+            let mut handler = self.ready_handler()?;
+            let deadline = Instant::now() + self.inner.config.timeout;
+            let reply = match handler.exchange(&self.inner.config.wire, req, deadline) {
+                Ok(reply) => reply,
+                Err(e) => match self.exchange_failed(handler, e, request, retried) {
+                    Some(error) => return Err(error),
+                    None => {
+                        retried = true;
+                        continue;
+                    }
+                },
+            };
             // The caller's check may panic: the slot must be freed before the
             // panic goes on, or every later call would wait for it forever.
-            Ok(reply) => match std::panic::catch_unwind(AssertUnwindSafe(|| check(reply.as_bytes()))) {
-                Ok(Ok(v)) => Outcome::Done(v),
-                Ok(Err(reason)) => Outcome::Rejected(reason),
-                Err(panic) => Outcome::Panicked(panic),
-            },
-            Err(e) => Outcome::Failed(e),
+            let checked = std::panic::catch_unwind(AssertUnwindSafe(|| check(reply.as_bytes())));
+            return match checked {
+                Ok(Ok(v)) => {
+                    self.release(handler);
+                    Ok(v)
+                }
+                Ok(Err(reason)) => {
+                    self.discard(handler, Duration::ZERO, "reply rejected");
+                    Err(Error::BadReply { driver: self.name().into(), request, reason })
+                }
+                Err(panic) => {
+                    self.inner.counters.failures.fetch_add(1, Relaxed);
+                    self.discard(handler, Duration::ZERO, "the caller's reply check panicked");
+                    std::panic::resume_unwind(panic)
+                }
+            };
+        }
+    }
+
+    /// Deals with a failed exchange: keeps or shuts down the handler, and returns
+    /// the caller's error, or `None` when the request is to be sent once more to a
+    /// fresh handler (an idempotent driver whose handler died under the request
+    /// for the first time).
+    fn exchange_failed(&self, handler: Handler, e: CallError, request: u64, retried: bool) -> Option<Error> {
+        let driver = || self.name().to_string();
+        let (source, delivered) = match e {
+            CallError::BadRequest(reason) => {
+                self.release(handler);
+                return Some(Error::BadRequest { driver: driver(), request, reason });
+            }
+            CallError::Handler(message) => {
+                // The handler refused this input and stays in service: a
+                // malformed input is not a handler failure.
+                self.release(handler);
+                return Some(Error::Handler { driver: driver(), request, message });
+            }
+            CallError::Send(ChanError::Timeout) => {
+                return Some(self.missed_deadline(handler, request, false))
+            }
+            CallError::Chan(ChanError::Timeout) => return Some(self.missed_deadline(handler, request, true)),
+            CallError::Send(source) => (source, false),
+            CallError::Chan(source) => (source, true),
         };
-        match outcome {
-            Outcome::Done(v) => {
-                self.release(handler);
-                Ok(v)
-            }
-            Outcome::Panicked(panic) => {
-                self.inner.counters.failures.fetch_add(1, Relaxed);
-                self.discard(handler, Duration::ZERO, "the caller's reply check panicked");
-                std::panic::resume_unwind(panic)
-            }
-            Outcome::Rejected(reason) => {
-                self.discard(handler, Duration::ZERO, "reply rejected");
-                Err(Error::BadReply { driver: driver(), request, reason })
-            }
-            Outcome::Failed(CallError::BadRequest(reason)) => {
-                self.release(handler);
-                Err(Error::BadRequest { driver: driver(), request, reason })
-            }
-            Outcome::Failed(CallError::Handler(message)) => {
-                self.release(handler);
-                Err(Error::Handler { driver: driver(), request, message })
-            }
-            Outcome::Failed(CallError::Chan(ChanError::Timeout)) => {
-                self.inner.counters.deadline_kills.fetch_add(1, Relaxed);
-                self.discard(handler, Duration::ZERO, "missed its deadline");
-                Err(Error::Deadline { driver: driver(), request, timeout })
-            }
-            Outcome::Failed(CallError::Chan(source)) => {
-                let fate = self.discard(handler, EXIT_GRACE, "channel error");
-                Err(Error::Channel { driver: driver(), request, source, fate })
+        let grace = if peer_closed(&source) { CLOSED_GRACE } else { EXIT_GRACE };
+        let fate = self.discard(handler, grace, "channel error");
+        let error = Error::Channel { driver: driver(), request, source, fate, delivered, retried };
+        if self.inner.config.idempotent && error.retryable() {
+            self.inner.counters.retries.fetch_add(1, Relaxed);
+            tracing::info!(driver = %self.name(), request, "sending the request again to a fresh handler: {error}");
+            return None;
+        }
+        Some(error)
+    }
+
+    /// Kills a handler that missed its deadline (never retried: the same request
+    /// would likely hang again).
+    fn missed_deadline(&self, handler: Handler, request: u64, delivered: bool) -> Error {
+        self.inner.counters.deadline_kills.fetch_add(1, Relaxed);
+        self.discard(handler, Duration::ZERO, "missed its deadline");
+        Error::Deadline { driver: self.name().into(), request, timeout: self.inner.config.timeout, delivered }
+    }
+
+    /// Takes a pool slot and makes sure a live handler fills it: an idle one
+    /// that passes the idle check (else it is reaped and a fresh one started in
+    /// its slot), or a new one. A start (or on-demand load) whose new handler
+    /// was killed during its start by a signal the manager did not send (an
+    /// external SIGKILL, a crash) is tried once more: the request has not been
+    /// sent, so this is safe for any driver. A handler that exits by itself
+    /// during its start is not tried again: that is the program's own answer.
+    fn ready_handler(&self) -> Result<Handler, Error> {
+        let mut tried_again = false;
+        loop {
+            // An on-demand load starts the first handler inside `acquire`.
+            let lease = match self.acquire() {
+                Err(Error::PostStart { fate: ref fate @ HandlerFate::Signaled(_), .. }) if !tried_again => {
+                    tried_again = true;
+                    tracing::info!(driver = %self.name(), %fate, "the first handler was killed during its start; loading again");
+                    continue;
+                }
+                other => other?,
+            };
+            let started = match lease.handler {
+                Some(h) => match h.check_idle() {
+                    Ok(()) => return Ok(h),
+                    Err(why) => {
+                        // Restart in place: the slot stays ours.
+                        let mut h = h;
+                        self.inner.counters.handler_failures.fetch_add(1, Relaxed);
+                        let fate = h.process.shut_down(EXIT_GRACE, why);
+                        self.count_fate(&fate);
+                        self.forget_pid(h.process.pid());
+                        tracing::warn!(driver = %self.name(), pid = h.process.pid(), %fate, "{why}; starting a fresh one");
+                        drop(h);
+                        self.start_in_slot(&lease.program, lease.generation, true)
+                    }
+                },
+                None => self.start_in_slot(&lease.program, lease.generation, lease.restart),
+            };
+            match started {
+                Err(Error::PostStart { fate: ref fate @ HandlerFate::Signaled(_), .. }) if !tried_again => {
+                    tried_again = true;
+                    tracing::info!(driver = %self.name(), %fate, "a new handler was killed during its start; starting another");
+                }
+                other => return other,
             }
         }
     }
@@ -830,16 +975,20 @@ impl Driver {
 
     /// Process ids of the running handlers (idle or busy).
     pub fn handler_pids(&self) -> Vec<u32> {
-        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| r.pid).collect()
     }
 }
 
-/// How one exchange ended, before the handler is released or discarded.
-enum Outcome<T> {
-    Done(T),
-    Rejected(String),
-    Failed(CallError),
-    Panicked(Box<dyn Any + Send>),
+/// Whether a channel error means the handler closed its end: end of stream on a
+/// read, or a write meeting no reader.
+fn peer_closed(e: &ChanError) -> bool {
+    match e {
+        ChanError::Eof { .. } => true,
+        ChanError::Io { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET))
+        }
+        _ => false,
+    }
 }
 
 /// The message of a panic payload, if it is text.

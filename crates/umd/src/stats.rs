@@ -1,5 +1,6 @@
 //! Per-driver counters and a latency histogram, updated without locks.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -124,6 +125,8 @@ pub(crate) struct Counters {
     pub handler_failures: AtomicU64,
     pub post_start_failures: AtomicU64,
     pub violations: AtomicU64,
+    pub retries: AtomicU64,
+    pub kills: AtomicU64,
     pub latency: Histogram,
 }
 
@@ -140,6 +143,8 @@ impl Counters {
             handler_failures: self.handler_failures.load(Relaxed),
             post_start_failures: self.post_start_failures.load(Relaxed),
             violations: self.violations.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            kills: self.kills.load(Relaxed),
             latency: self.latency.snapshot(),
         }
     }
@@ -169,8 +174,78 @@ pub struct Stats {
     pub post_start_failures: u64,
     /// Handlers killed for a seccomp violation.
     pub violations: u64,
+    /// Requests sent a second time, to a fresh handler, because their handler
+    /// died under them (idempotent drivers only).
+    pub retries: u64,
+    /// Handlers killed through [`Driver::kill_handlers`](crate::Driver::kill_handlers).
+    pub kills: u64,
     /// Latency of successful calls, end to end (including on-demand loads).
     pub latency: LatencySummary,
+}
+
+/// Nanoseconds for people: `850 ns`, `34.7 µs`, `1.25 ms`, `2.50 s`.
+fn human_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+impl fmt::Display for LatencySummary {
+    /// `p50 34.7 µs, p90 40.1 µs, p99 112.0 µs, max 1.20 ms over 500 calls`, or
+    /// `no calls`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.count == 0 {
+            return f.write_str("no calls");
+        }
+        write!(
+            f,
+            "p50 {}, p90 {}, p99 {}, max {} over {} call{}",
+            human_ns(self.p50_ns),
+            human_ns(self.p90_ns),
+            human_ns(self.p99_ns),
+            human_ns(self.max_ns),
+            self.count,
+            if self.count == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl fmt::Display for Stats {
+    /// One line for a log or a terminal, every counter named:
+    ///
+    /// ```
+    /// let s = umd::Stats { requests: 3, failures: 1, retries: 1, starts: 2, restarts: 1, loads: 1, ..Default::default() };
+    /// assert_eq!(
+    ///     s.to_string(),
+    ///     "3 requests (1 failed, 1 retried), 1 load, 0 unloads, 2 handlers started (1 restart), \
+    ///      0 handler failures, 0 deadline kills, 0 failed starts, 0 seccomp violations, 0 killed on request; \
+    ///      latency: no calls"
+    /// );
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n =
+            |count: u64, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+        write!(
+            f,
+            "{} ({} failed, {} retried), {}, {}, {} ({}), {}, {}, {}, {}, {} killed on request; latency: {}",
+            n(self.requests, "request", "requests"),
+            self.failures,
+            self.retries,
+            n(self.loads, "load", "loads"),
+            n(self.unloads, "unload", "unloads"),
+            n(self.starts, "handler started", "handlers started"),
+            n(self.restarts, "restart", "restarts"),
+            n(self.handler_failures, "handler failure", "handler failures"),
+            n(self.deadline_kills, "deadline kill", "deadline kills"),
+            n(self.post_start_failures, "failed start", "failed starts"),
+            n(self.violations, "seccomp violation", "seccomp violations"),
+            self.kills,
+            self.latency
+        )
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +261,33 @@ mod tests {
                 assert!(bucket_high(b - 1) < ns, "ns {ns} should not fit bucket {}", b - 1);
             }
         }
+    }
+
+    #[test]
+    fn stats_display_names_every_counter_and_the_latency() {
+        let h = Histogram::default();
+        h.record(Duration::from_micros(40));
+        h.record(Duration::from_millis(2));
+        let s = Stats {
+            requests: 2,
+            loads: 1,
+            starts: 1,
+            violations: 1,
+            kills: 2,
+            latency: h.snapshot(),
+            ..Default::default()
+        };
+        let text = s.to_string();
+        assert!(
+            text.starts_with(
+                "2 requests (0 failed, 0 retried), 1 load, 0 unloads, 1 handler started (0 restarts)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("1 seccomp violation, 2 killed on request"), "{text}");
+        assert!(text.ends_with("max 2.00 ms over 2 calls"), "{text}");
+        // Percentiles are bucket bounds (at most 12.5 % above the value).
+        assert!(text.contains("latency: p50 41.0 µs, p90 2.00 ms"), "{text}");
     }
 
     #[test]

@@ -323,7 +323,14 @@ fn exhausting_memory_in_one_mapping_is_refused_by_the_address_space_limit() {
 
 #[test]
 fn exhausting_memory_gradually_stops_at_the_address_space_limit() {
-    let driver = strict("memory-gradually");
+    // The handler touches every page it gets until the limit stops it: CPU work
+    // in proportion to the limit. A 256 MiB limit keeps that work small, and the
+    // deadline is generous because the time is not what is under test (a
+    // gigabyte under the 5 s default missed it on a loaded 2-CPU machine).
+    const LIMIT_MIB: u64 = 256;
+    let limits = umd::sandbox::ResourceLimits { address_space: LIMIT_MIB << 20, ..Default::default() };
+    let policy = Policy { limits: Some(limits), ..Policy::default() };
+    let driver = malicious_driver("memory-gradually", policy, Duration::from_secs(60), &[]);
     assert_contained(started(&driver));
     let reply = denied_with(&driver, "exhaust-memory-gradually", libc::ENOMEM);
     let mib: u64 = reply
@@ -332,7 +339,10 @@ fn exhausting_memory_gradually_stops_at_the_address_space_limit() {
         .and_then(|r| r.strip_suffix(" MiB"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected reply {reply}"));
-    assert!(mib > 0 && mib <= 1024, "the handler got {mib} MiB before the limit stopped it");
+    assert!(
+        mib > 0 && mib <= LIMIT_MIB,
+        "the handler got {mib} MiB before the {LIMIT_MIB} MiB limit stopped it"
+    );
 }
 
 #[test]
@@ -393,11 +403,19 @@ fn bytes_written_outside_a_reply_get_the_handler_replaced() {
     // reply, the exchange fails on trailing bytes; if it arrives after, the
     // manager finds it before the next request. Either way the handler is
     // replaced and its words are never taken as the answer to another request.
+    let written_before = proc_io(pid, "wchar").expect("the handler's write count");
     let failed = match attack(&driver, "reply-then-scribble") {
         Ok(reply) => {
             assert!(reply.is_empty() || reply == "scribbled", "{reply:?}");
-            // Give the extra bytes time to arrive, as a real scribbler would have had.
-            std::thread::sleep(Duration::from_millis(50));
+            // Wait until the handler has written all of it (the 8-byte frame
+            // header out of turn, then its 17-byte reply frame), so the extra
+            // bytes lie between this request and the next however slow the
+            // machine (a fixed sleep raced with a descheduled handler).
+            let all = written_before + 8 + 8 + "scribbled".len() as u64;
+            assert!(
+                wait_until(Duration::from_secs(10), || proc_io(pid, "wchar").is_some_and(|w| w >= all)),
+                "the handler never finished writing"
+            );
             0
         }
         Err(Error::Channel {

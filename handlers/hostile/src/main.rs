@@ -135,12 +135,18 @@ fn main() -> ExitCode {
             "exit-after" if served > n => return ExitCode::SUCCESS,
             _ => {}
         }
+        let deaf = mode == "deaf-after" && served >= n;
+        if deaf {
+            // Closed before the reply is written, so that the manager, which
+            // sends its next request only after this reply, always finds no
+            // reader (closing after the reply raced with that request).
+            // SAFETY: closing our own fd 0; nothing reads it from here on.
+            unsafe { rustix::io::close(0) };
+        }
         if stdout.write_all(&reply).and_then(|()| stdout.flush()).is_err() {
             return ExitCode::from(2);
         }
-        if mode == "deaf-after" && served >= n {
-            // SAFETY: closing our own fd 0; nothing reads it from here on.
-            unsafe { rustix::io::close(0) };
+        if deaf {
             sleep_forever();
         }
     }

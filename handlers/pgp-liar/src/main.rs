@@ -75,6 +75,13 @@
 //! * `empty` — no packet at all, even for the start-up probe.
 //! * `bloat` — a description holding a target signature gets 200,000 more
 //!   (opaque, empty) packets: far more bytes than the stream could need.
+//!
+//! Not lies, for the manager's recovery tests (honest answers otherwise; the
+//! start-up probe, a lone user ID, is answered at once):
+//!
+//! * `slow MS` — waits MS milliseconds before answering, time for a test to kill
+//!   it under a request.
+//! * `crash` — aborts instead of answering (a parser taken over, or a bug).
 
 use std::process::ExitCode;
 
@@ -144,6 +151,8 @@ enum Lie {
     Replay,
     Empty,
     Bloat,
+    Slow(u32),
+    Crash,
 }
 
 /// What the liar remembers from one request to the next.
@@ -208,6 +217,8 @@ fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
         "replay" => Lie::Replay,
         "empty" => Lie::Empty,
         "bloat" => Lie::Bloat,
+        "slow" => Lie::Slow(number(None)?),
+        "crash" => Lie::Crash,
         _ => return Err(format!("unknown lie {name:?}")),
     };
     Ok((lie, target))
@@ -245,6 +256,14 @@ fn main() -> ExitCode {
         out.extend_from_slice(&d.encode().map_err(|e| format!("encoding the description: {e}"))?);
         Ok(())
     })
+}
+
+/// Sleeps with ppoll(2) on no fds: ppoll is on the handler's allow-list,
+/// nanosleep is not.
+fn sleep(ms: u32) {
+    let ts =
+        rustix::time::Timespec { tv_sec: i64::from(ms / 1000), tv_nsec: i64::from(ms % 1000) * 1_000_000 };
+    let _ = rustix::event::poll(&mut [], Some(&ts));
 }
 
 /// Every key of the description.
@@ -459,6 +478,10 @@ fn tell(lie: &Lie, target: Target, d: &mut Description, memory: &mut Memory) {
             None => {}
         },
         Lie::Empty => d.packets.clear(),
+        // Anything but the start-up probe (a lone user ID).
+        Lie::Slow(_) | Lie::Crash if d.packets.iter().all(|p| matches!(p.body, Body::UserId)) => {}
+        Lie::Slow(ms) => sleep(*ms),
+        Lie::Crash => std::process::abort(),
         Lie::Bloat => {
             if d.packets.iter().any(|p| is_target(p, target)) {
                 let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };

@@ -21,6 +21,8 @@
 //! * `shrink-data` — the main header claims a data store 16 bytes shorter.
 //! * `crash` — the handler aborts (a parser taken over, or a bug) instead of
 //!   answering about a header with files.
+//! * `slow MS` — not a lie: waits MS milliseconds before answering about a
+//!   header with files (time for a recovery test to kill it under a request).
 
 use std::cell::RefCell;
 
@@ -105,6 +107,15 @@ fn main() -> std::process::ExitCode {
         let mut d = umd_rpm_handler::describe(command, input)?;
         if how == "crash" && !d.files.is_empty() {
             std::process::abort();
+        }
+        if how == "slow" && !d.files.is_empty() {
+            let ms: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(300);
+            let ts = rustix::time::Timespec {
+                tv_sec: (ms / 1000) as i64,
+                tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+            };
+            // ppoll(2) on no fds: on the allow-list, where nanosleep is not.
+            let _ = rustix::event::poll(&mut [], Some(&ts));
         }
         lie(&how, &mut d, &remembered);
         out.extend_from_slice(&d.encode().map_err(|e| e.to_string())?);

@@ -123,6 +123,12 @@ fn value(data: &[u8], typ: u32, off: i32, count: u32) -> Result<Value, String> {
         ty::INT32 => Value::Int32(
             slice(4 * n)?.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
         ),
+        ty::INT64 => Value::Int64(
+            slice(8 * n)?
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+        ),
         ty::BIN => Value::Bin(slice(n)?.to_vec()),
         ty::STRING => {
             if count != 1 {

@@ -8,6 +8,51 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+pub mod gpg;
+
+/// Whether a missing tool or kernel feature must fail the test rather than
+/// skip it (`UMD_REQUIRE_SANDBOX=1`, as CI sets).
+pub fn required() -> bool {
+    std::env::var("UMD_REQUIRE_SANDBOX").as_deref() == Ok("1")
+}
+
+/// True if `ready`; otherwise a loud skip, or a failure under
+/// `UMD_REQUIRE_SANDBOX=1`.
+pub fn ready_or_skip(ready: bool, test: &str, why: &str) -> bool {
+    if ready {
+        return true;
+    }
+    if required() {
+        panic!("UMD_REQUIRE_SANDBOX=1 but {test} cannot run: {why}");
+    }
+    let bar = "!".repeat(80);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\n!!! SKIPPED: {test}: {why}\n!!! UMD_REQUIRE_SANDBOX=1 makes this a failure.\n{bar}"
+    );
+    false
+}
+
+/// Whether every program in `programs` can be found on PATH (or by its path).
+pub fn programs_present(programs: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| {
+            if p.contains('/') {
+                return !Path::new(p).exists();
+            }
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            !std::env::split_paths(&path).any(|d| d.join(p).exists())
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{missing:?} not installed (scripts/test installs them)"))
+    }
+}
+
 /// Runs the `umd` binary built by this package with `args`.
 pub fn umd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_umd"))

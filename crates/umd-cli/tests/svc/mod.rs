@@ -136,9 +136,58 @@ impl Service {
         children_of(self.pid())
     }
 
-    /// Open fds of the service.
-    pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+    /// Open fds of the service, by what they are (`pipe`, `socket`,
+    /// `anon_inode:[pidfd]`, a path, ...) with how many of each: two snapshots
+    /// compare by kind, not by a bare count that a transient fd can move either
+    /// way.
+    pub fn fds(&self) -> FdKinds {
+        let mut kinds = FdKinds::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) {
+            for e in dir.flatten() {
+                let Ok(target) = std::fs::read_link(e.path()) else { continue };
+                *kinds.entry(fd_kind(&target.to_string_lossy())).or_default() += 1;
+            }
+        }
+        kinds
+    }
+
+    /// Threads of the service by name (`umd-conn`, `umd-stderr-...`, ...).
+    pub fn threads(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) {
+            for t in tasks.flatten() {
+                if let Ok(comm) = std::fs::read_to_string(t.path().join("comm")) {
+                    names.push(comm.trim_end().to_string());
+                }
+            }
+        }
+        names
+    }
+
+    /// Waits until the service is quiescent — no handler process, no handler
+    /// stderr reader still draining a dead handler's pipe, exactly `connections`
+    /// connection threads, and the same fds in two readings 100 ms apart — and
+    /// returns its fds then. Panics after 30 s, saying what was still moving.
+    pub fn quiescent_fds(&self, connections: usize) -> FdKinds {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = self.fds();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let threads = self.threads();
+            let stderr_readers = threads.iter().filter(|t| t.starts_with("umd-stderr")).count();
+            let conns = threads.iter().filter(|t| *t == "umd-conn").count();
+            let children = self.children();
+            let now = self.fds();
+            if children.is_empty() && stderr_readers == 0 && conns == connections && now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service never settled: children {children:?}, {stderr_readers} stderr readers, \
+                 {conns} connection threads (want {connections}), fds {last:?} then {now:?}"
+            );
+            last = now;
+        }
     }
 
     /// Resident memory of the service, KiB.
@@ -150,6 +199,37 @@ impl Service {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Open fds by kind, with their number.
+pub type FdKinds = std::collections::BTreeMap<String, usize>;
+
+/// What an fd is, from its `/proc/PID/fd` link, without the inode number that
+/// tells two pipes apart: `pipe`, `socket`, `anon_inode:[pidfd]`, `memfd:NAME`,
+/// or the path.
+pub fn fd_kind(target: &str) -> String {
+    if let Some((kind, _)) = target.split_once(":[") {
+        if kind == "pipe" || kind == "socket" {
+            return kind.to_string();
+        }
+    }
+    match target.strip_prefix("/memfd:") {
+        Some(name) => format!("memfd:{}", name.trim_end_matches(" (deleted)")),
+        None => target.to_string(),
+    }
+}
+
+/// The difference between two fd snapshots, for a failure message:
+/// `+1 pipe, -1 socket`.
+pub fn fd_diff(before: &FdKinds, after: &FdKinds) -> String {
+    let mut out = Vec::new();
+    for k in before.keys().chain(after.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let (b, a) = (before.get(k).copied().unwrap_or(0), after.get(k).copied().unwrap_or(0));
+        if a != b {
+            out.push(format!("{:+} {k}", a as i64 - b as i64));
+        }
+    }
+    out.join(", ")
 }
 
 /// Child processes of `pid` (every thread's children).

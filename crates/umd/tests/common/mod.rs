@@ -251,6 +251,13 @@ pub fn proc_limit(pid: u32, name: &str) -> Option<(String, String)> {
     Some((f.next()?.to_string(), f.next()?.to_string()))
 }
 
+/// A counter of `/proc/PID/io` (`rchar`: bytes read, `wchar`: bytes written,
+/// through any fd), or `None` if the process is gone.
+pub fn proc_io(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(": ")?.trim().parse().ok())
+}
+
 /// The open fds of process `pid`, sorted.
 pub fn proc_fds(pid: u32) -> Vec<u32> {
     let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
