@@ -4,6 +4,10 @@
 //! needs to act: which path, which list and sequence numbers, which state file.
 //! The messages name files and numbers only, never the contents of a judged
 //! file (a denied program is a [`Decision`](crate::Decision), not an error).
+//!
+//! Trust: trusted. What the errors carry is the caller's configuration (paths,
+//! the key) and numbers the guard read under its own bounds (a verified list's
+//! sequence, the state file's record).
 
 use std::path::PathBuf;
 use std::time::Duration;
