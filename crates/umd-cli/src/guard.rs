@@ -88,10 +88,38 @@ pub struct GuardArgs {
     /// atomically); a list with a lower one is refused, across restarts.
     #[arg(long, value_name = "FILE", default_value = umd_guard::state::DEFAULT_PATH)]
     state: PathBuf,
-    /// Test hook: deciders hang on files of this name.
-    #[arg(long, value_name = "NAME", hide = true)]
-    test_hang_on: Option<std::ffi::OsString>,
+    /// Hidden test options (none in a production build).
+    #[command(flatten)]
+    test_hooks: TestHookArgs,
 }
+
+// `--test-hang-on` exists only in the `umd` that `cargo test` builds: this
+// crate lists umd-guard with its `test-hooks` feature as a dev-dependency (see
+// umd_guard::if_test_hooks). A production `umd` has no test option.
+umd_guard::if_test_hooks! {{
+    /// `umd guard`'s test hooks.
+    #[derive(Args)]
+    struct TestHookArgs {
+        /// Test hook: deciders hang on files of this name.
+        #[arg(long, value_name = "NAME", hide = true)]
+        test_hang_on: Option<std::ffi::OsString>,
+    }
+
+    impl TestHookArgs {
+        fn apply(&self, cfg: &mut GuardConfig) {
+            cfg.test_hang_on = self.test_hang_on.clone();
+        }
+    }
+} else {
+    // None in this build. (A plain comment: a doc comment would become
+    // clap's text, and a release binary carries no word of the hooks.)
+    #[derive(Args)]
+    struct TestHookArgs {}
+
+    impl TestHookArgs {
+        fn apply(&self, _: &mut GuardConfig) {}
+    }
+}}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum CacheArg {
@@ -198,7 +226,7 @@ pub fn run(a: &GuardArgs) -> u8 {
         VerdictArg::Deny => Verdict::Deny,
     };
     cfg.deciders = a.deciders as usize;
-    cfg.test_hang_on = a.test_hang_on.clone();
+    a.test_hooks.apply(&mut cfg);
     cfg.state = Some(a.state.clone());
     if a.json {
         cfg.sink = Some(Arc::new(|d: &Decision| {
@@ -260,7 +288,7 @@ pub fn run(a: &GuardArgs) -> u8 {
 }
 
 /// Options of the hidden `umd guard-bench-helper` (the far side of the guard's
-/// `umd bench` rows; see `umd_guard::bench_helper`). Run inside a private mount
+/// `umd bench` rows; see `umd_bench::guard::helper`). Run inside a private mount
 /// namespace only.
 #[derive(Args)]
 pub struct HelperArgs {
@@ -287,15 +315,15 @@ pub fn bench_helper(a: &HelperArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let cfg = umd_guard::bench_helper::HelperConfig {
+    let cfg = umd_bench::guard::helper::HelperConfig {
         umd,
         guard_args: a.guard_args.clone(),
         op: match a.op {
-            OpArg::Exec => umd_guard::bench_helper::Op::Exec,
-            OpArg::Open => umd_guard::bench_helper::Op::Open,
+            OpArg::Exec => umd_bench::guard::helper::Op::Exec,
+            OpArg::Open => umd_bench::guard::helper::Op::Open,
         },
     };
-    match umd_guard::bench_helper::run(&cfg) {
+    match umd_bench::guard::helper::run(&cfg) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("umd guard-bench-helper: {e}");
