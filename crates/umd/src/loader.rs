@@ -22,6 +22,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -328,12 +329,6 @@ struct ExecArgs {
     envp: [*const libc::c_char; 1],
 }
 
-// SAFETY: the pointers refer into `_storage`, owned by the same value and never
-// mutated; the child only reads them.
-unsafe impl Send for ExecArgs {}
-// SAFETY: as above; shared access is read-only.
-unsafe impl Sync for ExecArgs {}
-
 impl ExecArgs {
     fn new(argv0: &str, args: &[String]) -> io::Result<ExecArgs> {
         let mut storage = Vec::with_capacity(args.len() + 1);
@@ -414,50 +409,28 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
         }
     };
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
-    // The child reports a failure before its exec here; a successful exec closes
-    // the write end (close-on-exec), which the parent reads as end of file.
-    let (report_r, report_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
     let args = ChildArgs {
         fds: ChildFds {
             stdin: their_in.as_raw_fd(),
             stdout: their_out.as_raw_fd(),
             stderr: err_w.as_raw_fd(),
-            report: report_w.as_raw_fd(),
         },
         memfd,
         exec: &exec,
         sandbox: sandbox.as_ref(),
         shared_vm: None,
+        failure: None,
     };
-    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
-    drop((their_in, their_out, err_w, report_w));
-
-    // Wait for the exec (or the child's report of why it failed). After a
-    // `CLONE_VFORK` start the child has exec'd or exited already: this read does
-    // not block.
-    let mut report = [0u8; 5];
-    let mut got = 0;
-    while got < report.len() {
-        match rustix::io::read(&report_r, &mut report[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // Returns once the child has exec'd, or failed before (a stage and an errno)
+    // and exited.
+    let (child, failure) =
+        RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
+    drop((their_in, their_out, err_w));
     let mut process = Process { child, rx, tx, socket, fate: None, stderr: None };
-    if got > 0 {
+    if let Some(failure) = failure {
         process.shut_down(Duration::ZERO, "start failed");
-        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
-        let stage = match report[0] {
-            STAGE_STDIO => "wiring fds 0-2",
-            STAGE_SIGNALS => "resetting signals",
-            STAGE_CONFINE => "confinement",
-            _ => "execveat",
-        };
-        let e = io::Error::from_raw_os_error(errno);
-        return Err(io::Error::new(e.kind(), format!("{stage} in the child: {e}")));
+        return Err(failure.into());
     }
     // Deadlines need non-blocking ends: every wait is a bounded poll.
     if let Err(e) = rustix::io::ioctl_fionbio(&process.rx, true)
@@ -470,12 +443,11 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     Ok(process)
 }
 
-/// The fds the child puts on 0, 1 and 2, and its report pipe.
+/// The fds the child puts on 0, 1 and 2.
 struct ChildFds {
     stdin: i32,
     stdout: i32,
     stderr: i32,
-    report: i32,
 }
 
 /// Everything the child needs, built before the clone: the child neither
@@ -488,6 +460,9 @@ struct ChildArgs<'a> {
     /// Set by [`RawChild::spawn`] when the child shares the manager's memory
     /// (`CLONE_VM`): what the child must undo or avoid for the manager's sake.
     shared_vm: Option<SharedVm>,
+    /// Set by [`RawChild::spawn`]: memory the parent can read once the clone
+    /// returns, where the child leaves a [`Failure`] before it exits.
+    failure: Option<&'a AtomicU64>,
 }
 
 /// What a child that shares the manager's address space must know.
@@ -499,10 +474,69 @@ pub(crate) struct SharedVm {
     pub(crate) dumpable: libc::c_int,
 }
 
-const STAGE_STDIO: u8 = 1;
-const STAGE_CONFINE: u8 = 2;
-const STAGE_EXEC: u8 = 3;
-const STAGE_SIGNALS: u8 = 4;
+/// The step of the child that failed before its exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Stage {
+    /// Putting every signal disposition back to its default, unblocking them.
+    Signals = 1,
+    /// `dup2` of the channel and stderr onto fds 0, 1 and 2.
+    Stdio = 2,
+    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`: no other fd survives the exec.
+    Fds = 3,
+    /// The sandbox's steps ([`Prepared::apply_in_child`]).
+    Confine = 4,
+    /// `execveat` itself.
+    Exec = 5,
+}
+
+impl Stage {
+    const ALL: [Stage; 5] = [Stage::Signals, Stage::Stdio, Stage::Fds, Stage::Confine, Stage::Exec];
+
+    fn describe(self) -> &'static str {
+        match self {
+            Stage::Signals => "resetting signals",
+            Stage::Stdio => "wiring fds 0-2",
+            Stage::Fds => "marking inherited fds close-on-exec (close_range)",
+            Stage::Confine => "confinement",
+            Stage::Exec => "execveat",
+        }
+    }
+}
+
+/// A step of the child that failed before its exec, and its errno: left by the
+/// child in memory the parent reads once the clone has returned (`CLONE_VFORK`:
+/// by then the child has exec'd or exited), as glibc's `posix_spawn` does. A
+/// report cannot be lost on the way, and no pipe is needed to carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Failure {
+    stage: Stage,
+    errno: i32,
+}
+
+impl Failure {
+    /// One word, so the child's store is a single write; 0 means "no failure"
+    /// (every stage is non-zero).
+    fn encode(self) -> u64 {
+        (self.stage as u64) << 32 | u64::from(self.errno as u32)
+    }
+
+    fn decode(word: u64) -> Option<Failure> {
+        let stage = Stage::ALL.into_iter().find(|&s| s as u64 == word >> 32)?;
+        Some(Failure { stage, errno: word as u32 as i32 })
+    }
+}
+
+impl From<Failure> for io::Error {
+    fn from(f: Failure) -> io::Error {
+        let e = io::Error::from_raw_os_error(f.errno);
+        io::Error::new(e.kind(), format!("{} in the child: {e}", f.stage.describe()))
+    }
+}
+
+/// The exit status of a child that failed before its exec (its [`Failure`] says
+/// why), as a shell's for a command it could not execute.
+const PRE_EXEC_EXIT: libc::c_int = 127;
 
 /// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 both
 /// have `sa_restorer`): used instead of libc's `sigaction`, which refuses glibc's
@@ -522,20 +556,22 @@ const MAX_SIGNAL: libc::c_int = 64;
 /// system calls on pre-built data are allowed here: the parent has other threads
 /// (no allocation, no locks, no libc state that a fork would have reset), and
 /// after a `CLONE_VM` start the child runs on a small stack of its own in the
-/// manager's memory (nothing may be written there but the child's own stack).
+/// manager's memory (nothing may be written there but the child's own stack and
+/// its failure slot).
 ///
-/// A failure is reported on the report pipe as a stage and an errno, then the
-/// child exits with status 127.
+/// Every step's result is checked. A failure is left in the failure slot as a
+/// [`Stage`] and an errno, then the child exits with [`PRE_EXEC_EXIT`].
 fn child_main(args: &ChildArgs<'_>) -> ! {
     let fds = &args.fds;
-    let fail = |stage: u8| -> ! {
-        // SAFETY: errno read, a write to our own pipe, and _exit: all async-signal-safe.
+    let fail = |stage: Stage| -> ! {
+        // SAFETY: an errno read, a store to memory the parent keeps alive until we
+        // have exited (CLONE_VFORK), and _exit: all async-signal-safe.
         unsafe {
             let errno = *libc::__errno_location();
-            let e = errno.to_ne_bytes();
-            let msg = [stage, e[0], e[1], e[2], e[3]];
-            libc::write(fds.report, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
+            if let Some(slot) = args.failure {
+                slot.store(Failure { stage, errno }.encode(), Ordering::Release);
+            }
+            libc::_exit(PRE_EXEC_EXIT);
         }
     };
     // SAFETY: plain system calls on integers and on memory owned by the caller.
@@ -555,7 +591,7 @@ fn child_main(args: &ChildArgs<'_>) -> ! {
             if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8)
                 < 0
             {
-                fail(STAGE_SIGNALS);
+                fail(Stage::Signals);
             }
             if old.handler != libc::SIG_DFL && (old.handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
                 let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
@@ -567,7 +603,7 @@ fn child_main(args: &ChildArgs<'_>) -> ! {
                     8,
                 ) < 0
                 {
-                    fail(STAGE_SIGNALS);
+                    fail(Stage::Signals);
                 }
             }
         }
@@ -575,7 +611,7 @@ fn child_main(args: &ChildArgs<'_>) -> ! {
         if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, std::ptr::null_mut::<u64>(), 8)
             < 0
         {
-            fail(STAGE_SIGNALS);
+            fail(Stage::Signals);
         }
         // A source already numbered 0-2 (the manager ran with a standard fd
         // closed) is first moved above 2, so no dup2 below overwrites another
@@ -585,22 +621,25 @@ fn child_main(args: &ChildArgs<'_>) -> ! {
             if *s < 3 {
                 *s = libc::fcntl(*s, libc::F_DUPFD_CLOEXEC, 3);
                 if *s < 0 {
-                    fail(STAGE_STDIO);
+                    fail(Stage::Stdio);
                 }
             }
         }
         for (to, from) in sources.into_iter().enumerate() {
             if libc::dup2(from, to as i32) < 0 {
-                fail(STAGE_STDIO);
+                fail(Stage::Stdio);
             }
         }
         // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
-        // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: the report
-        // pipe and the memfd must stay open until the exec itself).
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: the memfd
+        // must stay open until the exec itself). Without it (Linux < 5.11) an fd
+        // of the manager could leak into the handler: no start then.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
+            fail(Stage::Fds);
+        }
     }
     if args.sandbox.apply_in_child(args.shared_vm).is_err() {
-        fail(STAGE_CONFINE);
+        fail(Stage::Confine);
     }
     let empty: &CStr = c"";
     // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
@@ -615,7 +654,7 @@ fn child_main(args: &ChildArgs<'_>) -> ! {
             libc::AT_EMPTY_PATH,
         );
     }
-    fail(STAGE_EXEC)
+    fail(Stage::Exec)
 }
 
 /// A child process started with `clone3(2)`, held by pid and pidfd. Signals go
@@ -696,7 +735,8 @@ impl Drop for ChildStack {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `new` mapped; the child that used it has
         // exec'd or exited (CLONE_VFORK).
-        unsafe { libc::munmap(self.base, self.len) };
+        let r = unsafe { libc::munmap(self.base, self.len) };
+        debug_assert_eq!(r, 0, "munmap of a child stack: {}", io::Error::last_os_error());
     }
 }
 
@@ -722,8 +762,9 @@ impl AllSignalsBlocked {
 
 impl Drop for AllSignalsBlocked {
     fn drop(&mut self) {
-        // SAFETY: restoring the mask saved by `new`.
-        unsafe {
+        // SAFETY: restoring the mask saved by `new`, from an 8-byte sigset on our
+        // stack.
+        let r = unsafe {
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
                 libc::SIG_SETMASK,
@@ -732,6 +773,60 @@ impl Drop for AllSignalsBlocked {
                 8,
             )
         };
+        // Cannot fail with a valid `how` and sigset (EFAULT, EINVAL only); if it
+        // ever did, this thread would keep every signal blocked: say so loudly.
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            debug_assert!(false, "restoring the signal mask after a spawn: {e}");
+            tracing::error!(
+                "restoring the signal mask after a spawn: {e}; this thread keeps signals blocked"
+            );
+        }
+    }
+}
+
+/// One page of memory shared with a forked child (`MAP_SHARED`), unmapped on
+/// drop: where a child that does not share the manager's memory leaves its
+/// [`Failure`].
+struct SharedPage {
+    base: *mut libc::c_void,
+}
+
+impl SharedPage {
+    const LEN: usize = 4096;
+
+    fn new() -> io::Result<SharedPage> {
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedPage { base })
+    }
+
+    /// The first word of the page (zeroed by the kernel; page-aligned).
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is page-aligned, readable and writable, and lives as
+        // long as `self`; it is only accessed through this atomic.
+        unsafe { &*self.base.cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped; the child that may have
+        // written it has exec'd or exited (CLONE_VFORK).
+        let r = unsafe { libc::munmap(self.base, Self::LEN) };
+        debug_assert_eq!(r, 0, "munmap of the shared page: {}", io::Error::last_os_error());
     }
 }
 
@@ -760,21 +855,35 @@ impl RawChild {
     /// Either way every signal is blocked in the calling thread across the clone,
     /// so no signal handler of the manager runs in the child before `child_main`
     /// has put every disposition back to its default.
-    fn spawn(flags: u64, shared_vm: bool, mut args: ChildArgs<'_>) -> io::Result<RawChild> {
+    ///
+    /// Both clones are `CLONE_VFORK`: they return once the child has exec'd or
+    /// exited, and the child's [`Failure`], if any, is then in memory both share
+    /// (the caller's stack for a `CLONE_VM` child, a shared page otherwise).
+    fn spawn(flags: u64, shared_vm: bool, args: ChildArgs<'_>) -> io::Result<(RawChild, Option<Failure>)> {
         let _blocked = AllSignalsBlocked::new()?;
         // SAFETY: PR_GET_DUMPABLE takes no pointer.
         let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
         // The child can put back 0 or 1 (`PR_SET_DUMPABLE`), not 2 (a set-uid
         // manager under `suid_dumpable = 2`): such a manager forks.
-        let (pid, pidfd) = if shared_vm && (dumpable == 0 || dumpable == 1) {
+        let on_stack = AtomicU64::new(0);
+        let shared_page;
+        // (Rebound for a lifetime that ends before the slots': they are its.)
+        let mut args = args;
+        let (pid, pidfd, slot) = if shared_vm && (dumpable == 0 || dumpable == 1) {
             args.shared_vm = Some(SharedVm { dumpable });
-            Self::clone_shared_vm(flags, &args)?
+            args.failure = Some(&on_stack);
+            let (pid, pidfd) = Self::clone_shared_vm(flags, &args)?;
+            (pid, pidfd, &on_stack)
         } else {
-            Self::clone_forked(flags, &args)?
+            shared_page = SharedPage::new()?;
+            args.failure = Some(shared_page.word());
+            let (pid, pidfd) = Self::clone_forked(flags, &args)?;
+            (pid, pidfd, shared_page.word())
         };
         // SAFETY: the kernel wrote a fresh pidfd we now own.
         let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd) });
-        Ok(RawChild { pid, pidfd, reaped: false })
+        let failure = Failure::decode(slot.load(Ordering::Acquire));
+        Ok((RawChild { pid, pidfd, reaped: false }, failure))
     }
 
     /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: returns once the child has
@@ -785,8 +894,9 @@ impl RawChild {
         let mut pidfd: libc::c_int = -1;
         // SAFETY: the child runs `vm_child_entry` on `stack`, which stays mapped
         // until the child has exec'd or exited (CLONE_VFORK suspends this thread
-        // until then); it reads `args` and writes only its own stack and the
-        // kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
+        // until then); it reads `args` and writes only its own stack, the
+        // failure slot `args` points to (on this thread's stack, alive across
+        // the call) and the kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
         // returned through the parent-tid argument.
         let pid = unsafe {
             libc::clone(
@@ -803,18 +913,21 @@ impl RawChild {
         Ok((pid, pidfd))
     }
 
-    /// `clone3` with `CLONE_PIDFD`: like `fork`, but the child can start in a new
-    /// PID namespace, and we get its pidfd.
+    /// `clone3` with `CLONE_VFORK | CLONE_PIDFD`: like `vfork` without the shared
+    /// memory, so the child can start in a new PID namespace and make a user
+    /// namespace (refused to a process sharing its memory), and we get its pidfd.
+    /// Returns once the child has exec'd or exited.
     fn clone_forked(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
         let mut pidfd: libc::c_int = -1;
         let clone_args = CloneArgs {
-            flags: libc::CLONE_PIDFD as u64 | flags,
+            flags: (libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | flags,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
         // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
-        // space (as with fork) and runs only `child_main`, which never returns.
+        // space (as with fork) and runs only `child_main`, which never returns;
+        // this thread waits (CLONE_VFORK) until it has exec'd or exited.
         let pid = unsafe {
             libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
         };
@@ -1057,6 +1170,18 @@ mod tests {
             !prepared(user).shares_address_space(),
             "unshare(CLONE_NEWUSER) needs a private address space"
         );
+    }
+
+    #[test]
+    fn a_childs_failure_report_survives_its_one_word_encoding() {
+        for stage in Stage::ALL {
+            for errno in [0, libc::EPERM, libc::ENOEXEC, i32::MAX] {
+                let f = Failure { stage, errno };
+                assert_ne!(f.encode(), 0, "0 means no failure");
+                assert_eq!(Failure::decode(f.encode()), Some(f));
+            }
+        }
+        assert_eq!(Failure::decode(0), None, "an untouched slot is no failure");
     }
 
     #[test]

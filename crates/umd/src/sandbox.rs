@@ -290,11 +290,6 @@ pub struct Prepared {
     pub landlock_abi: i32,
 }
 
-// SAFETY: `Prepared` holds plain data, C strings and an fd; all are only read.
-unsafe impl Send for Prepared {}
-// SAFETY: as above.
-unsafe impl Sync for Prepared {}
-
 impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Prepared").field("policy", &self.policy).finish_non_exhaustive()
@@ -445,8 +440,8 @@ fn errno() -> io::Error {
 }
 
 /// Turns a failed call into its errno. (The child cannot allocate, so the step is
-/// not attached: the error reaches the parent through std's exec-error pipe as a
-/// bare errno, and `loader::spawn` names the stage "confinement".)
+/// not attached: the error reaches the parent as a bare errno, and
+/// `loader::spawn` names the stage "confinement".)
 fn check(r: libc::c_long) -> io::Result<()> {
     if r < 0 {
         Err(errno())
