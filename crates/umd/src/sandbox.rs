@@ -27,6 +27,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -184,9 +185,16 @@ pub struct Policy {
     /// Kill the handler when the manager process dies.
     pub parent_death_signal: bool,
     /// Refuse to start a handler when a layer is unavailable on this kernel, instead
-    /// of starting it with that layer missing (and a warning).
+    /// of starting it with that layer missing (and a warning). Off in
+    /// [`Policy::default`] unless the program said otherwise
+    /// ([`Policy::set_default_require_all`]).
     pub require_all: bool,
 }
+
+/// What [`Policy::default`] puts in `require_all`: the program's choice, made once
+/// at start-up. The library reads no environment variable; the `umd` CLI sets it
+/// from `UMD_REQUIRE_SANDBOX=1`.
+static DEFAULT_REQUIRE_ALL: AtomicBool = AtomicBool::new(false);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -199,7 +207,7 @@ impl Default for Policy {
             extra_syscalls: Vec::new(),
             cgroup: None,
             parent_death_signal: true,
-            require_all: std::env::var_os("UMD_REQUIRE_SANDBOX").is_some_and(|v| v == "1"),
+            require_all: DEFAULT_REQUIRE_ALL.load(Ordering::Relaxed),
         }
     }
 }
@@ -219,6 +227,31 @@ impl Policy {
             parent_death_signal: false,
             require_all: false,
         }
+    }
+
+    /// Makes every later [`Policy::default`] in this process require every layer
+    /// (`on`) or start handlers with a missing layer and a warning (the default).
+    /// For a program whose drivers are built by libraries that take no `Policy`
+    /// (the `pgp` and `rpm` drivers): the `umd` CLI calls it at start-up with
+    /// `UMD_REQUIRE_SANDBOX=1`. A policy built by hand says it with
+    /// [`Policy::requiring_every_layer`] instead.
+    ///
+    /// ```
+    /// use umd::Policy;
+    /// assert!(!Policy::default().require_all, "best effort unless the program asks");
+    /// Policy::set_default_require_all(true);
+    /// assert!(Policy::default().require_all);
+    /// assert!(!Policy::unconfined().require_all, "nothing to require");
+    /// ```
+    pub fn set_default_require_all(on: bool) {
+        DEFAULT_REQUIRE_ALL.store(on, Ordering::Relaxed);
+    }
+
+    /// This policy, refusing to start a handler when a layer is unavailable on
+    /// this kernel (`on`), or starting it without that layer and a warning.
+    pub fn requiring_every_layer(mut self, on: bool) -> Policy {
+        self.require_all = on;
+        self
     }
 
     /// Widens the seccomp allow-list by one system call, e.g. `"clock_nanosleep"`.
