@@ -13,10 +13,11 @@
 //! the child runs in the manager's address space, on a stack of its own, until
 //! its exec, so no page table is copied (a fork's cost grows with the manager's
 //! memory). Policies that make a user namespace use a fork-style `clone3`
-//! instead. The child set-up runs between clone and exec in `child_main`, the
-//! one place where confinement steps (sandbox) are applied.
+//! instead. Between the clone and the exec the child runs
+//! [`crate::confine`]'s steps, in the order that module lists them; the loader
+//! only provides the clone, the failure slot and the fds.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -30,9 +31,9 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::pipe::PipeFlags;
 use umd_wire::memfd::{Exec, SealedMemfd};
 
+use crate::confine::{self, Child, ChildFds, ExecArgs, Failure, Prepared, SharedVm};
 use crate::error::HandlerFate;
 use crate::log::StderrWatch;
-use crate::sandbox::Prepared;
 
 /// Largest handler program accepted from a file: 256 MiB.
 pub const MAX_PROGRAM_SIZE: u64 = 256 << 20;
@@ -214,7 +215,7 @@ pub enum Transport {
 pub struct SpawnSpec {
     /// Driver name (logs, thread names).
     pub driver: Arc<str>,
-    /// Arguments after argv[0].
+    /// Arguments after `argv[0]`.
     pub args: Vec<String>,
     /// Channel layout.
     pub transport: Transport,
@@ -322,29 +323,6 @@ impl Drop for Process {
     }
 }
 
-/// Pointers for `execveat`, built before `fork` (the child must not allocate).
-struct ExecArgs {
-    _storage: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    envp: [*const libc::c_char; 1],
-}
-
-impl ExecArgs {
-    fn new(argv0: &str, args: &[String]) -> io::Result<ExecArgs> {
-        let mut storage = Vec::with_capacity(args.len() + 1);
-        for a in std::iter::once(argv0).chain(args.iter().map(String::as_str)) {
-            storage.push(
-                CString::new(a)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains NUL"))?,
-            );
-        }
-        let mut argv: Vec<*const libc::c_char> = storage.iter().map(|s| s.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        // An empty environment: the handler needs nothing from the manager's.
-        Ok(ExecArgs { _storage: storage, argv, envp: [std::ptr::null()] })
-    }
-}
-
 /// Starts one handler process from `program`, confined as `sandbox` says.
 ///
 /// When the policy asks for a parent-death signal the clone happens on a thread
@@ -410,7 +388,7 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     };
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
-    let args = ChildArgs {
+    let args = Child {
         fds: ChildFds {
             stdin: their_in.as_raw_fd(),
             stdout: their_out.as_raw_fd(),
@@ -441,220 +419,6 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     }
     process.stderr = Some(crate::log::pump_stderr(spec.driver.clone(), process.pid(), err_r));
     Ok(process)
-}
-
-/// The fds the child puts on 0, 1 and 2.
-struct ChildFds {
-    stdin: i32,
-    stdout: i32,
-    stderr: i32,
-}
-
-/// Everything the child needs, built before the clone: the child neither
-/// allocates nor takes a lock.
-struct ChildArgs<'a> {
-    fds: ChildFds,
-    memfd: i32,
-    exec: &'a ExecArgs,
-    sandbox: &'a Prepared,
-    /// Set by [`RawChild::spawn`] when the child shares the manager's memory
-    /// (`CLONE_VM`): what the child must undo or avoid for the manager's sake.
-    shared_vm: Option<SharedVm>,
-    /// Set by [`RawChild::spawn`]: memory the parent can read once the clone
-    /// returns, where the child leaves a [`Failure`] before it exits.
-    failure: Option<&'a AtomicU64>,
-}
-
-/// What a child that shares the manager's address space must know.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedVm {
-    /// The manager's `PR_GET_DUMPABLE` (0 or 1). The dumpable flag belongs to the
-    /// address space, and the kernel resets it when the child changes its uid: the
-    /// child puts the manager's value back.
-    pub(crate) dumpable: libc::c_int,
-}
-
-/// The step of the child that failed before its exec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-enum Stage {
-    /// Putting every signal disposition back to its default, unblocking them.
-    Signals = 1,
-    /// `dup2` of the channel and stderr onto fds 0, 1 and 2.
-    Stdio = 2,
-    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`: no other fd survives the exec.
-    Fds = 3,
-    /// The sandbox's steps ([`Prepared::apply_in_child`]).
-    Confine = 4,
-    /// `execveat` itself.
-    Exec = 5,
-}
-
-impl Stage {
-    const ALL: [Stage; 5] = [Stage::Signals, Stage::Stdio, Stage::Fds, Stage::Confine, Stage::Exec];
-
-    fn describe(self) -> &'static str {
-        match self {
-            Stage::Signals => "resetting signals",
-            Stage::Stdio => "wiring fds 0-2",
-            Stage::Fds => "marking inherited fds close-on-exec (close_range)",
-            Stage::Confine => "confinement",
-            Stage::Exec => "execveat",
-        }
-    }
-}
-
-/// A step of the child that failed before its exec, and its errno: left by the
-/// child in memory the parent reads once the clone has returned (`CLONE_VFORK`:
-/// by then the child has exec'd or exited), as glibc's `posix_spawn` does. A
-/// report cannot be lost on the way, and no pipe is needed to carry it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Failure {
-    stage: Stage,
-    errno: i32,
-}
-
-impl Failure {
-    /// One word, so the child's store is a single write; 0 means "no failure"
-    /// (every stage is non-zero).
-    fn encode(self) -> u64 {
-        (self.stage as u64) << 32 | u64::from(self.errno as u32)
-    }
-
-    fn decode(word: u64) -> Option<Failure> {
-        let stage = Stage::ALL.into_iter().find(|&s| s as u64 == word >> 32)?;
-        Some(Failure { stage, errno: word as u32 as i32 })
-    }
-}
-
-impl From<Failure> for io::Error {
-    fn from(f: Failure) -> io::Error {
-        let e = io::Error::from_raw_os_error(f.errno);
-        io::Error::new(e.kind(), format!("{} in the child: {e}", f.stage.describe()))
-    }
-}
-
-/// The exit status of a child that failed before its exec (its [`Failure`] says
-/// why), as a shell's for a command it could not execute.
-const PRE_EXEC_EXIT: libc::c_int = 127;
-
-/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 both
-/// have `sa_restorer`): used instead of libc's `sigaction`, which refuses glibc's
-/// internal signals — whose handlers must not run in the child either.
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Highest signal number on Linux (`_NSIG - 1`).
-const MAX_SIGNAL: libc::c_int = 64;
-
-/// Runs in the child between the clone and `execveat`. Only async-signal-safe
-/// system calls on pre-built data are allowed here: the parent has other threads
-/// (no allocation, no locks, no libc state that a fork would have reset), and
-/// after a `CLONE_VM` start the child runs on a small stack of its own in the
-/// manager's memory (nothing may be written there but the child's own stack and
-/// its failure slot).
-///
-/// Every step's result is checked. A failure is left in the failure slot as a
-/// [`Stage`] and an errno, then the child exits with [`PRE_EXEC_EXIT`].
-fn child_main(args: &ChildArgs<'_>) -> ! {
-    let fds = &args.fds;
-    let fail = |stage: Stage| -> ! {
-        // SAFETY: an errno read, a store to memory the parent keeps alive until we
-        // have exited (CLONE_VFORK), and _exit: all async-signal-safe.
-        unsafe {
-            let errno = *libc::__errno_location();
-            if let Some(slot) = args.failure {
-                slot.store(Failure { stage, errno }.encode(), Ordering::Release);
-            }
-            libc::_exit(PRE_EXEC_EXIT);
-        }
-    };
-    // SAFETY: plain system calls on integers and on memory owned by the caller.
-    unsafe {
-        // Signals. The parent blocked every signal before the clone, so none can
-        // arrive before this point. No handler of the manager may ever run here
-        // (after a CLONE_VM start it would run on the manager's memory): every
-        // caught signal goes back to its default, ignored ones stay ignored (as
-        // across any exec) except SIGPIPE, which goes back to its default too (the
-        // manager ignores it; a handler writing to a vanished manager should just
-        // die). Then nothing is blocked.
-        for sig in 1..=MAX_SIGNAL {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-            if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8)
-                < 0
-            {
-                fail(Stage::Signals);
-            }
-            if old.handler != libc::SIG_DFL && (old.handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
-                let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-                if libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    &dfl,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8,
-                ) < 0
-                {
-                    fail(Stage::Signals);
-                }
-            }
-        }
-        let empty: u64 = 0;
-        if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, std::ptr::null_mut::<u64>(), 8)
-            < 0
-        {
-            fail(Stage::Signals);
-        }
-        // A source already numbered 0-2 (the manager ran with a standard fd
-        // closed) is first moved above 2, so no dup2 below overwrites another
-        // source, and none is a dup2 onto itself (which keeps close-on-exec).
-        let mut sources = [fds.stdin, fds.stdout, fds.stderr];
-        for s in &mut sources {
-            if *s < 3 {
-                *s = libc::fcntl(*s, libc::F_DUPFD_CLOEXEC, 3);
-                if *s < 0 {
-                    fail(Stage::Stdio);
-                }
-            }
-        }
-        for (to, from) in sources.into_iter().enumerate() {
-            if libc::dup2(from, to as i32) < 0 {
-                fail(Stage::Stdio);
-            }
-        }
-        // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
-        // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: the memfd
-        // must stay open until the exec itself). Without it (Linux < 5.11) an fd
-        // of the manager could leak into the handler: no start then.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) < 0 {
-            fail(Stage::Fds);
-        }
-    }
-    if args.sandbox.apply_in_child(args.shared_vm).is_err() {
-        fail(Stage::Confine);
-    }
-    let empty: &CStr = c"";
-    // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
-    // `exec`, which outlives this call; `memfd` is open (close-on-exec) in the child.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            args.memfd,
-            empty.as_ptr(),
-            args.exec.argv.as_ptr(),
-            args.exec.envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-    }
-    fail(Stage::Exec)
 }
 
 /// A child process started with `clone3(2)`, held by pid and pidfd. Signals go
@@ -833,19 +597,19 @@ impl Drop for SharedPage {
 /// The entry point of a child started with `CLONE_VM` (glibc's `clone` calls it
 /// on the child's stack).
 extern "C" fn vm_child_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildArgs` that `spawn_shared_vm` passed; the parent is
+    // SAFETY: `arg` is the `Child` that `clone_shared_vm` passed; the parent is
     // suspended (CLONE_VFORK) until this child execs or exits, so it stays alive
     // and unchanged.
-    let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
-    child_main(args)
+    let args = unsafe { &*arg.cast::<Child<'_>>() };
+    confine::in_child(args)
 }
 
 impl RawChild {
-    /// Starts a child that runs `child_main(args)`, which ends in an exec or
+    /// Starts a child that runs `confine::in_child(args)`, which ends in an exec or
     /// `_exit`; returns it held by pid and pidfd. `flags` are namespaces the
     /// child must be created in.
     ///
-    /// With `shared_vm` (see [`Prepared::shares_address_space`] for when) the
+    /// With `shared_vm` (see `Prepared::shares_address_space` for when) the
     /// child is a `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: it runs
     /// in the manager's address space on a stack of its own while the calling
     /// thread waits, so no page table is copied and nothing is copied on write
@@ -853,13 +617,13 @@ impl RawChild {
     /// not. Otherwise a fork-style `clone3`.
     ///
     /// Either way every signal is blocked in the calling thread across the clone,
-    /// so no signal handler of the manager runs in the child before `child_main`
+    /// so no signal handler of the manager runs in the child before `in_child`
     /// has put every disposition back to its default.
     ///
     /// Both clones are `CLONE_VFORK`: they return once the child has exec'd or
     /// exited, and the child's [`Failure`], if any, is then in memory both share
     /// (the caller's stack for a `CLONE_VM` child, a shared page otherwise).
-    fn spawn(flags: u64, shared_vm: bool, args: ChildArgs<'_>) -> io::Result<(RawChild, Option<Failure>)> {
+    fn spawn(flags: u64, shared_vm: bool, args: Child<'_>) -> io::Result<(RawChild, Option<Failure>)> {
         let _blocked = AllSignalsBlocked::new()?;
         // SAFETY: PR_GET_DUMPABLE takes no pointer.
         let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
@@ -888,7 +652,7 @@ impl RawChild {
 
     /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: returns once the child has
     /// exec'd or exited.
-    fn clone_shared_vm(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+    fn clone_shared_vm(flags: u64, args: &Child<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
         let stack = ChildStack::new()?;
         let flags = i32::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut pidfd: libc::c_int = -1;
@@ -903,7 +667,7 @@ impl RawChild {
                 vm_child_entry,
                 stack.top(),
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD | flags,
-                args as *const ChildArgs<'_> as *mut libc::c_void,
+                args as *const Child<'_> as *mut libc::c_void,
                 &mut pidfd as *mut libc::c_int,
             )
         };
@@ -917,7 +681,7 @@ impl RawChild {
     /// memory, so the child can start in a new PID namespace and make a user
     /// namespace (refused to a process sharing its memory), and we get its pidfd.
     /// Returns once the child has exec'd or exited.
-    fn clone_forked(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+    fn clone_forked(flags: u64, args: &Child<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
         let mut pidfd: libc::c_int = -1;
         let clone_args = CloneArgs {
             flags: (libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | flags,
@@ -926,7 +690,7 @@ impl RawChild {
             ..CloneArgs::default()
         };
         // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
-        // space (as with fork) and runs only `child_main`, which never returns;
+        // space (as with fork) and runs only `confine::in_child`, which never returns;
         // this thread waits (CLONE_VFORK) until it has exec'd or exited.
         let pid = unsafe {
             libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
@@ -935,7 +699,7 @@ impl RawChild {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            child_main(args);
+            confine::in_child(args);
         }
         Ok((pid as libc::pid_t, pidfd))
     }
@@ -1170,18 +934,6 @@ mod tests {
             !prepared(user).shares_address_space(),
             "unshare(CLONE_NEWUSER) needs a private address space"
         );
-    }
-
-    #[test]
-    fn a_childs_failure_report_survives_its_one_word_encoding() {
-        for stage in Stage::ALL {
-            for errno in [0, libc::EPERM, libc::ENOEXEC, i32::MAX] {
-                let f = Failure { stage, errno };
-                assert_ne!(f.encode(), 0, "0 means no failure");
-                assert_eq!(Failure::decode(f.encode()), Some(f));
-            }
-        }
-        assert_eq!(Failure::decode(0), None, "an untouched slot is no failure");
     }
 
     #[test]
