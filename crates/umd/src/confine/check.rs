@@ -3,6 +3,12 @@
 //! refuses (kills) a handler that is not confined as its policy says. A runtime
 //! handler installs its seccomp filter itself, so this is where the manager stops
 //! taking its word for it.
+//!
+//! `/proc` shows the seccomp mode and the number of filters, not the program.
+//! A manager with `CAP_SYS_ADMIN` could read the program itself
+//! (`PTRACE_SECCOMP_GET_FILTER`) and compare it with the expected one; measured
+//! at ~2 % of a cold start, it is not done here (`docs/design.md`, "What the
+//! manager can check, and what it cannot"; `examples/seccomp_filter_check.rs`).
 
 use std::io;
 
