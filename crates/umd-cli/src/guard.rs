@@ -173,7 +173,9 @@ fn sd_notify(state: &str) {
 
 /// Blocks the signals the main thread waits for, in this thread and every
 /// thread started after (the guard's), so that only `sigtimedwait` sees them.
-fn block_signals() -> libc::sigset_t {
+/// Must succeed: otherwise SIGTERM would kill the guard mid-decision instead of
+/// stopping it cleanly.
+fn block_signals() -> std::io::Result<libc::sigset_t> {
     // SAFETY: sigset manipulation on a local, then pthread_sigmask on this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -181,8 +183,11 @@ fn block_signals() -> libc::sigset_t {
         for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
             libc::sigaddset(&mut set, s);
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+        // pthread_sigmask returns the error number rather than setting errno.
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+            0 => Ok(set),
+            e => Err(std::io::Error::from_raw_os_error(e)),
+        }
     }
 }
 
@@ -237,7 +242,13 @@ pub fn run(a: &GuardArgs) -> u8 {
             }
         }));
     }
-    let set = block_signals();
+    let set = match block_signals() {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("umd guard: blocking SIGHUP, SIGTERM and SIGINT: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let guard = match Guard::start(cfg) {
         Ok(g) => g,
         Err(e) => {
