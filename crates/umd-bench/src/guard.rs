@@ -1,6 +1,6 @@
 //! Exec-control rows: what `umd guard` adds to an `exec`.
 //!
-//! A helper process (`umd guard-bench-helper`, in `umd_guard::bench_helper`)
+//! A helper process (`umd guard-bench-helper`, in [`helper`])
 //! in a private mount namespace (`unshare -m --propagation private`) mounts two
 //! tmpfs, installs the same 129-byte static program on both and starts
 //! `umd guard --enforce` on the first only, with the program listed.
@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use crate::pin::Pin;
 use crate::{BenchError, BoxedWorkload, Workload};
+
+pub mod helper;
 
 /// A running helper.
 pub struct GuardHelper {

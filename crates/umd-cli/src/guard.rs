@@ -88,10 +88,38 @@ pub struct GuardArgs {
     /// atomically); a list with a lower one is refused, across restarts.
     #[arg(long, value_name = "FILE", default_value = umd_guard::state::DEFAULT_PATH)]
     state: PathBuf,
-    /// Test hook: deciders hang on files of this name.
-    #[arg(long, value_name = "NAME", hide = true)]
-    test_hang_on: Option<std::ffi::OsString>,
+    /// Hidden test options (none in a production build).
+    #[command(flatten)]
+    test_hooks: TestHookArgs,
 }
+
+// `--test-hang-on` exists only in the `umd` that `cargo test` builds: this
+// crate lists umd-guard with its `test-hooks` feature as a dev-dependency (see
+// umd_guard::if_test_hooks). A production `umd` has no test option.
+umd_guard::if_test_hooks! {{
+    /// `umd guard`'s test hooks.
+    #[derive(Args)]
+    struct TestHookArgs {
+        /// Test hook: deciders hang on files of this name.
+        #[arg(long, value_name = "NAME", hide = true)]
+        test_hang_on: Option<std::ffi::OsString>,
+    }
+
+    impl TestHookArgs {
+        fn apply(&self, cfg: &mut GuardConfig) {
+            cfg.test_hang_on = self.test_hang_on.clone();
+        }
+    }
+} else {
+    // None in this build. (A plain comment: a doc comment would become
+    // clap's text, and a release binary carries no word of the hooks.)
+    #[derive(Args)]
+    struct TestHookArgs {}
+
+    impl TestHookArgs {
+        fn apply(&self, _: &mut GuardConfig) {}
+    }
+}}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum CacheArg {
@@ -145,7 +173,9 @@ fn sd_notify(state: &str) {
 
 /// Blocks the signals the main thread waits for, in this thread and every
 /// thread started after (the guard's), so that only `sigtimedwait` sees them.
-fn block_signals() -> libc::sigset_t {
+/// Must succeed: otherwise SIGTERM would kill the guard mid-decision instead of
+/// stopping it cleanly.
+fn block_signals() -> std::io::Result<libc::sigset_t> {
     // SAFETY: sigset manipulation on a local, then pthread_sigmask on this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -153,8 +183,11 @@ fn block_signals() -> libc::sigset_t {
         for s in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
             libc::sigaddset(&mut set, s);
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+        // pthread_sigmask returns the error number rather than setting errno.
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+            0 => Ok(set),
+            e => Err(std::io::Error::from_raw_os_error(e)),
+        }
     }
 }
 
@@ -198,7 +231,7 @@ pub fn run(a: &GuardArgs) -> u8 {
         VerdictArg::Deny => Verdict::Deny,
     };
     cfg.deciders = a.deciders as usize;
-    cfg.test_hang_on = a.test_hang_on.clone();
+    a.test_hooks.apply(&mut cfg);
     cfg.state = Some(a.state.clone());
     if a.json {
         cfg.sink = Some(Arc::new(|d: &Decision| {
@@ -209,7 +242,13 @@ pub fn run(a: &GuardArgs) -> u8 {
             }
         }));
     }
-    let set = block_signals();
+    let set = match block_signals() {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("umd guard: blocking SIGHUP, SIGTERM and SIGINT: {e}");
+            return EXIT_ERROR;
+        }
+    };
     let guard = match Guard::start(cfg) {
         Ok(g) => g,
         Err(e) => {
@@ -260,7 +299,7 @@ pub fn run(a: &GuardArgs) -> u8 {
 }
 
 /// Options of the hidden `umd guard-bench-helper` (the far side of the guard's
-/// `umd bench` rows; see `umd_guard::bench_helper`). Run inside a private mount
+/// `umd bench` rows; see `umd_bench::guard::helper`). Run inside a private mount
 /// namespace only.
 #[derive(Args)]
 pub struct HelperArgs {
@@ -287,15 +326,15 @@ pub fn bench_helper(a: &HelperArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let cfg = umd_guard::bench_helper::HelperConfig {
+    let cfg = umd_bench::guard::helper::HelperConfig {
         umd,
         guard_args: a.guard_args.clone(),
         op: match a.op {
-            OpArg::Exec => umd_guard::bench_helper::Op::Exec,
-            OpArg::Open => umd_guard::bench_helper::Op::Open,
+            OpArg::Exec => umd_bench::guard::helper::Op::Exec,
+            OpArg::Open => umd_bench::guard::helper::Op::Open,
         },
     };
-    match umd_guard::bench_helper::run(&cfg) {
+    match umd_bench::guard::helper::run(&cfg) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("umd guard-bench-helper: {e}");

@@ -208,6 +208,11 @@ fn init_logging(level: &str) {
 }
 
 fn main() -> ExitCode {
+    // `UMD_REQUIRE_SANDBOX=1`: a handler that would run without a sandbox layer
+    // this kernel lacks is not started at all (README, "Prerequisites"). Every
+    // driver of this process, the service's included, gets it through
+    // `Policy::default()`; the library itself reads no environment variable.
+    Policy::set_default_require_all(std::env::var_os("UMD_REQUIRE_SANDBOX").is_some_and(|v| v == "1"));
     // Run as `gpgv` or `umd-gpgv` (a link made by `umd install-gpgv`): gpgv's
     // command line, not umd's.
     let mut args = std::env::args_os();

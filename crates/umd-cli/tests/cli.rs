@@ -50,6 +50,27 @@ fn json_selftest_output_parses_and_counts_on_demand_loads() {
 }
 
 #[test]
+fn umd_require_sandbox_1_makes_the_cli_require_every_sandbox_layer() {
+    // The library reads no environment variable: the CLI turns the variable into
+    // the policy's `require_all`, which the JSON summary shows.
+    let require_all = |value: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_umd"));
+        cmd.args(["sample", "selftest", "--iterations", "1", "--json"]).env_remove("RUST_LOG");
+        match value {
+            Some(v) => cmd.env("UMD_REQUIRE_SANDBOX", v),
+            None => cmd.env_remove("UMD_REQUIRE_SANDBOX"),
+        };
+        let o = cmd.output().expect("running the umd binary");
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+        v["policy"]["policy"]["require_all"].as_bool().unwrap_or_else(|| panic!("no require_all in {v}"))
+    };
+    assert!(require_all(Some("1")));
+    assert!(!require_all(Some("0")));
+    assert!(!require_all(None));
+}
+
+#[test]
 fn help_and_version_exit_0() {
     let o = umd(&["--help"]);
     let (out, _) = text(&o);

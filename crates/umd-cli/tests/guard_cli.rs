@@ -21,7 +21,8 @@ use umd_digest_list::{Builder, Mark, SigningKey, ALGO_SHA256};
 const SCRIPT: &[u8] = b"#!/bin/sh\nexit 0\n";
 
 fn tiny() -> Vec<u8> {
-    umd_guard::tiny_program().unwrap_or_else(|| std::fs::read("/bin/true").expect("reading /bin/true"))
+    umd_bench::guard::helper::tiny_program()
+        .unwrap_or_else(|| std::fs::read("/bin/true").expect("reading /bin/true"))
 }
 
 /// The same program with different bytes (so a different digest).

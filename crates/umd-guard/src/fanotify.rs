@@ -6,6 +6,13 @@
 //! calls directly: `fanotify_init(2)`, `fanotify_mark(2)`, and `read(2)`/`write(2)`
 //! on the group fd, with every event fd returned as an [`OwnedFd`].
 //!
+//! Trust: the records come from the kernel, but they are still decoded as
+//! bytes: a record with an unknown metadata version or a length that does not
+//! fit the buffer ends the batch with an error, and every event fd is owned
+//! (so closed) before anything else about its record is checked. The events
+//! themselves are caused by any process on the marked mounts: what they mean
+//! is decided elsewhere ([`crate::Guard`]).
+//!
 //! # References
 //! fanotify(7), fanotify_init(2), fanotify_mark(2).
 

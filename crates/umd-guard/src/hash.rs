@@ -3,6 +3,11 @@
 //!
 //! The fd is the kernel's read-only open of the very file being executed (not a
 //! path lookup, which could be raced). `pread` leaves the fd's offset alone.
+//!
+//! Trust: the bytes are hostile — any program a user can put on a marked mount
+//! — and they are only hashed, never parsed. Nothing is read past the size
+//! `fstat` gave, nor from a file over the caller's bound; a file that grows or
+//! shrinks while it is read is reported as changed, not hashed.
 
 use std::os::fd::BorrowedFd;
 
@@ -37,8 +42,16 @@ pub struct FileStamp {
 impl FileStamp {
     /// `fstat(2)` of `fd`.
     pub fn of(fd: BorrowedFd<'_>) -> std::io::Result<FileStamp> {
-        let st = rustix::fs::fstat(fd)?;
-        Ok(FileStamp {
+        Ok(FileStamp::from_stat(&rustix::fs::fstat(fd)?))
+    }
+
+    /// `stat(2)` of `path` (following symbolic links).
+    pub(crate) fn of_path(path: &std::path::Path) -> std::io::Result<FileStamp> {
+        Ok(FileStamp::from_stat(&rustix::fs::stat(path)?))
+    }
+
+    fn from_stat(st: &rustix::fs::Stat) -> FileStamp {
+        FileStamp {
             dev: st.st_dev,
             ino: st.st_ino,
             size: st.st_size as u64,
@@ -46,7 +59,7 @@ impl FileStamp {
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
             regular: rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile,
             root_only_writable: st.st_uid == 0 && st.st_mode & 0o022 == 0,
-        })
+        }
     }
 }
 

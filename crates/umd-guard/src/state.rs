@@ -16,6 +16,10 @@
 //! * A record for **another signing key** is an error too (the lists of a new
 //!   key start their own sequence): remove the file when the key was replaced.
 //!
+//! Trust: the file is the guard's own (root-owned, in `/var/lib/umd`), but it
+//! is read as untrusted text: at most 4 KiB, exactly four lines, digits only
+//! where numbers go, anything else an error naming the file.
+//!
 //! The file is written atomically: a temporary file in the same directory,
 //! written and fsynced, renamed over the old one, then the directory fsynced
 //! (rename(2) is atomic; the fsyncs make the new record survive a crash).
@@ -32,6 +36,8 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::hash::hex;
 
 /// Where `umd guard` (and `umd serve --guard-*`) keep it by default.
 pub const DEFAULT_PATH: &str = "/var/lib/umd/guard.state";
@@ -94,10 +100,6 @@ pub enum StateError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {

@@ -1,10 +1,18 @@
-//! Start-up confinement of a handler built on this runtime.
+//! Start-up confinement of a handler built on this runtime: step 16 of the
+//! confinement order, which is described in one place, the `umd` crate's
+//! `confine` module (`crates/umd/src/confine/mod.rs`).
 //!
-//! The loader has already applied what must happen before `exec` (identity, no new
-//! privileges, resource limits, Landlock, namespaces). What is left is the seccomp
-//! allow-list: installed here, after the runtime's own start-up and before the
-//! first request is read, so start-up calls need not be on the list. See
-//! `umd_wire::handshake` for the exchange with the manager.
+//! Steps 1–15 have run before this code: the manager prepared the policy, and the
+//! child set up by the loader reset its signals, kept only fds 0–2, changed its
+//! identity and namespaces, took its resource limits, parent-death signal,
+//! no-new-privileges and Landlock, then exec'd this program. What is left is the
+//! seccomp allow-list, installed here in the same order as the loader installs it
+//! for other handlers (no-new-privileges, then the filter): after the runtime's
+//! own start-up and before the first request is read, so start-up calls need not
+//! be on the list, with a SIGSYS reporter first, so that a violation is reported
+//! with the call's name. The manager then reads the result back from `/proc`
+//! (step 17) before it sends a request. See `umd_wire::handshake` for the
+//! exchange with the manager.
 
 use std::time::Instant;
 

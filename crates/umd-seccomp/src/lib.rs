@@ -1,7 +1,10 @@
 //! The seccomp side of the handler sandbox.
 //!
 //! [`allowlist`] holds the data (the one reviewed place); this module turns it into
-//! BPF programs with `seccompiler` and installs them.
+//! BPF programs with `seccompiler` and installs them. When they are installed, in
+//! the order of every confinement step, is said in one place: the `umd` crate's
+//! `confine` module (step 14 for the loader's filter, step 16 for a runtime
+//! handler's own).
 //!
 //! Two flavours exist because two kinds of handler exist:
 //!

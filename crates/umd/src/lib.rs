@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod confine;
 pub mod error;
 pub mod handler;
 pub mod loader;

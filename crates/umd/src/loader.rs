@@ -13,15 +13,17 @@
 //! the child runs in the manager's address space, on a stack of its own, until
 //! its exec, so no page table is copied (a fork's cost grows with the manager's
 //! memory). Policies that make a user namespace use a fork-style `clone3`
-//! instead. The child set-up runs between clone and exec in `child_main`, the
-//! one place where confinement steps (sandbox) are applied.
+//! instead. Between the clone and the exec the child runs
+//! [`crate::confine`]'s steps, in the order that module lists them; the loader
+//! only provides the clone, the failure slot and the fds.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +31,9 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::pipe::PipeFlags;
 use umd_wire::memfd::{Exec, SealedMemfd};
 
+use crate::confine::{self, Child, ChildFds, ExecArgs, Failure, Prepared, SharedVm};
 use crate::error::HandlerFate;
 use crate::log::StderrWatch;
-use crate::sandbox::Prepared;
 
 /// Largest handler program accepted from a file: 256 MiB.
 pub const MAX_PROGRAM_SIZE: u64 = 256 << 20;
@@ -213,7 +215,7 @@ pub enum Transport {
 pub struct SpawnSpec {
     /// Driver name (logs, thread names).
     pub driver: Arc<str>,
-    /// Arguments after argv[0].
+    /// Arguments after `argv[0]`.
     pub args: Vec<String>,
     /// Channel layout.
     pub transport: Transport,
@@ -321,35 +323,6 @@ impl Drop for Process {
     }
 }
 
-/// Pointers for `execveat`, built before `fork` (the child must not allocate).
-struct ExecArgs {
-    _storage: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    envp: [*const libc::c_char; 1],
-}
-
-// SAFETY: the pointers refer into `_storage`, owned by the same value and never
-// mutated; the child only reads them.
-unsafe impl Send for ExecArgs {}
-// SAFETY: as above; shared access is read-only.
-unsafe impl Sync for ExecArgs {}
-
-impl ExecArgs {
-    fn new(argv0: &str, args: &[String]) -> io::Result<ExecArgs> {
-        let mut storage = Vec::with_capacity(args.len() + 1);
-        for a in std::iter::once(argv0).chain(args.iter().map(String::as_str)) {
-            storage.push(
-                CString::new(a)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains NUL"))?,
-            );
-        }
-        let mut argv: Vec<*const libc::c_char> = storage.iter().map(|s| s.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        // An empty environment: the handler needs nothing from the manager's.
-        Ok(ExecArgs { _storage: storage, argv, envp: [std::ptr::null()] })
-    }
-}
-
 /// Starts one handler process from `program`, confined as `sandbox` says.
 ///
 /// When the policy asks for a parent-death signal the clone happens on a thread
@@ -414,50 +387,28 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
         }
     };
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
-    // The child reports a failure before its exec here; a successful exec closes
-    // the write end (close-on-exec), which the parent reads as end of file.
-    let (report_r, report_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
 
-    let args = ChildArgs {
+    let args = Child {
         fds: ChildFds {
             stdin: their_in.as_raw_fd(),
             stdout: their_out.as_raw_fd(),
             stderr: err_w.as_raw_fd(),
-            report: report_w.as_raw_fd(),
         },
         memfd,
         exec: &exec,
         sandbox: sandbox.as_ref(),
         shared_vm: None,
+        failure: None,
     };
-    let child = RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
-    drop((their_in, their_out, err_w, report_w));
-
-    // Wait for the exec (or the child's report of why it failed). After a
-    // `CLONE_VFORK` start the child has exec'd or exited already: this read does
-    // not block.
-    let mut report = [0u8; 5];
-    let mut got = 0;
-    while got < report.len() {
-        match rustix::io::read(&report_r, &mut report[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // Returns once the child has exec'd, or failed before (a stage and an errno)
+    // and exited.
+    let (child, failure) =
+        RawChild::spawn(sandbox.clone_flags_for_spawn(), sandbox.shares_address_space(), args)?;
+    drop((their_in, their_out, err_w));
     let mut process = Process { child, rx, tx, socket, fate: None, stderr: None };
-    if got > 0 {
+    if let Some(failure) = failure {
         process.shut_down(Duration::ZERO, "start failed");
-        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
-        let stage = match report[0] {
-            STAGE_STDIO => "wiring fds 0-2",
-            STAGE_SIGNALS => "resetting signals",
-            STAGE_CONFINE => "confinement",
-            _ => "execveat",
-        };
-        let e = io::Error::from_raw_os_error(errno);
-        return Err(io::Error::new(e.kind(), format!("{stage} in the child: {e}")));
+        return Err(failure.into());
     }
     // Deadlines need non-blocking ends: every wait is a bounded poll.
     if let Err(e) = rustix::io::ioctl_fionbio(&process.rx, true)
@@ -468,154 +419,6 @@ fn spawn_here(program: &Program, spec: &SpawnSpec, sandbox: &Arc<Prepared>) -> i
     }
     process.stderr = Some(crate::log::pump_stderr(spec.driver.clone(), process.pid(), err_r));
     Ok(process)
-}
-
-/// The fds the child puts on 0, 1 and 2, and its report pipe.
-struct ChildFds {
-    stdin: i32,
-    stdout: i32,
-    stderr: i32,
-    report: i32,
-}
-
-/// Everything the child needs, built before the clone: the child neither
-/// allocates nor takes a lock.
-struct ChildArgs<'a> {
-    fds: ChildFds,
-    memfd: i32,
-    exec: &'a ExecArgs,
-    sandbox: &'a Prepared,
-    /// Set by [`RawChild::spawn`] when the child shares the manager's memory
-    /// (`CLONE_VM`): what the child must undo or avoid for the manager's sake.
-    shared_vm: Option<SharedVm>,
-}
-
-/// What a child that shares the manager's address space must know.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedVm {
-    /// The manager's `PR_GET_DUMPABLE` (0 or 1). The dumpable flag belongs to the
-    /// address space, and the kernel resets it when the child changes its uid: the
-    /// child puts the manager's value back.
-    pub(crate) dumpable: libc::c_int,
-}
-
-const STAGE_STDIO: u8 = 1;
-const STAGE_CONFINE: u8 = 2;
-const STAGE_EXEC: u8 = 3;
-const STAGE_SIGNALS: u8 = 4;
-
-/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 both
-/// have `sa_restorer`): used instead of libc's `sigaction`, which refuses glibc's
-/// internal signals — whose handlers must not run in the child either.
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Highest signal number on Linux (`_NSIG - 1`).
-const MAX_SIGNAL: libc::c_int = 64;
-
-/// Runs in the child between the clone and `execveat`. Only async-signal-safe
-/// system calls on pre-built data are allowed here: the parent has other threads
-/// (no allocation, no locks, no libc state that a fork would have reset), and
-/// after a `CLONE_VM` start the child runs on a small stack of its own in the
-/// manager's memory (nothing may be written there but the child's own stack).
-///
-/// A failure is reported on the report pipe as a stage and an errno, then the
-/// child exits with status 127.
-fn child_main(args: &ChildArgs<'_>) -> ! {
-    let fds = &args.fds;
-    let fail = |stage: u8| -> ! {
-        // SAFETY: errno read, a write to our own pipe, and _exit: all async-signal-safe.
-        unsafe {
-            let errno = *libc::__errno_location();
-            let e = errno.to_ne_bytes();
-            let msg = [stage, e[0], e[1], e[2], e[3]];
-            libc::write(fds.report, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
-        }
-    };
-    // SAFETY: plain system calls on integers and on memory owned by the caller.
-    unsafe {
-        // Signals. The parent blocked every signal before the clone, so none can
-        // arrive before this point. No handler of the manager may ever run here
-        // (after a CLONE_VM start it would run on the manager's memory): every
-        // caught signal goes back to its default, ignored ones stay ignored (as
-        // across any exec) except SIGPIPE, which goes back to its default too (the
-        // manager ignores it; a handler writing to a vanished manager should just
-        // die). Then nothing is blocked.
-        for sig in 1..=MAX_SIGNAL {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut old = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-            if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8)
-                < 0
-            {
-                fail(STAGE_SIGNALS);
-            }
-            if old.handler != libc::SIG_DFL && (old.handler != libc::SIG_IGN || sig == libc::SIGPIPE) {
-                let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-                if libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    &dfl,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8,
-                ) < 0
-                {
-                    fail(STAGE_SIGNALS);
-                }
-            }
-        }
-        let empty: u64 = 0;
-        if libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, std::ptr::null_mut::<u64>(), 8)
-            < 0
-        {
-            fail(STAGE_SIGNALS);
-        }
-        // A source already numbered 0-2 (the manager ran with a standard fd
-        // closed) is first moved above 2, so no dup2 below overwrites another
-        // source, and none is a dup2 onto itself (which keeps close-on-exec).
-        let mut sources = [fds.stdin, fds.stdout, fds.stderr];
-        for s in &mut sources {
-            if *s < 3 {
-                *s = libc::fcntl(*s, libc::F_DUPFD_CLOEXEC, 3);
-                if *s < 0 {
-                    fail(STAGE_STDIO);
-                }
-            }
-        }
-        for (to, from) in sources.into_iter().enumerate() {
-            if libc::dup2(from, to as i32) < 0 {
-                fail(STAGE_STDIO);
-            }
-        }
-        // No fd but 0, 1 and 2 survives the exec, whatever the rest of the process
-        // opened without O_CLOEXEC (close_range(2), CLOSE_RANGE_CLOEXEC: the report
-        // pipe and the memfd must stay open until the exec itself).
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-    }
-    if args.sandbox.apply_in_child(args.shared_vm).is_err() {
-        fail(STAGE_CONFINE);
-    }
-    let empty: &CStr = c"";
-    // SAFETY: `argv` and `envp` are NULL-terminated arrays of valid C strings owned by
-    // `exec`, which outlives this call; `memfd` is open (close-on-exec) in the child.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            args.memfd,
-            empty.as_ptr(),
-            args.exec.argv.as_ptr(),
-            args.exec.envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-    }
-    fail(STAGE_EXEC)
 }
 
 /// A child process started with `clone3(2)`, held by pid and pidfd. Signals go
@@ -696,7 +499,8 @@ impl Drop for ChildStack {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `new` mapped; the child that used it has
         // exec'd or exited (CLONE_VFORK).
-        unsafe { libc::munmap(self.base, self.len) };
+        let r = unsafe { libc::munmap(self.base, self.len) };
+        debug_assert_eq!(r, 0, "munmap of a child stack: {}", io::Error::last_os_error());
     }
 }
 
@@ -722,8 +526,9 @@ impl AllSignalsBlocked {
 
 impl Drop for AllSignalsBlocked {
     fn drop(&mut self) {
-        // SAFETY: restoring the mask saved by `new`.
-        unsafe {
+        // SAFETY: restoring the mask saved by `new`, from an 8-byte sigset on our
+        // stack.
+        let r = unsafe {
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
                 libc::SIG_SETMASK,
@@ -732,25 +537,79 @@ impl Drop for AllSignalsBlocked {
                 8,
             )
         };
+        // Cannot fail with a valid `how` and sigset (EFAULT, EINVAL only); if it
+        // ever did, this thread would keep every signal blocked: say so loudly.
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            debug_assert!(false, "restoring the signal mask after a spawn: {e}");
+            tracing::error!(
+                "restoring the signal mask after a spawn: {e}; this thread keeps signals blocked"
+            );
+        }
+    }
+}
+
+/// One page of memory shared with a forked child (`MAP_SHARED`), unmapped on
+/// drop: where a child that does not share the manager's memory leaves its
+/// [`Failure`].
+struct SharedPage {
+    base: *mut libc::c_void,
+}
+
+impl SharedPage {
+    const LEN: usize = 4096;
+
+    fn new() -> io::Result<SharedPage> {
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedPage { base })
+    }
+
+    /// The first word of the page (zeroed by the kernel; page-aligned).
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is page-aligned, readable and writable, and lives as
+        // long as `self`; it is only accessed through this atomic.
+        unsafe { &*self.base.cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped; the child that may have
+        // written it has exec'd or exited (CLONE_VFORK).
+        let r = unsafe { libc::munmap(self.base, Self::LEN) };
+        debug_assert_eq!(r, 0, "munmap of the shared page: {}", io::Error::last_os_error());
     }
 }
 
 /// The entry point of a child started with `CLONE_VM` (glibc's `clone` calls it
 /// on the child's stack).
 extern "C" fn vm_child_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildArgs` that `spawn_shared_vm` passed; the parent is
+    // SAFETY: `arg` is the `Child` that `clone_shared_vm` passed; the parent is
     // suspended (CLONE_VFORK) until this child execs or exits, so it stays alive
     // and unchanged.
-    let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
-    child_main(args)
+    let args = unsafe { &*arg.cast::<Child<'_>>() };
+    confine::in_child(args)
 }
 
 impl RawChild {
-    /// Starts a child that runs `child_main(args)`, which ends in an exec or
+    /// Starts a child that runs `confine::in_child(args)`, which ends in an exec or
     /// `_exit`; returns it held by pid and pidfd. `flags` are namespaces the
     /// child must be created in.
     ///
-    /// With `shared_vm` (see [`Prepared::shares_address_space`] for when) the
+    /// With `shared_vm` (see `Prepared::shares_address_space` for when) the
     /// child is a `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does: it runs
     /// in the manager's address space on a stack of its own while the calling
     /// thread waits, so no page table is copied and nothing is copied on write
@@ -758,42 +617,57 @@ impl RawChild {
     /// not. Otherwise a fork-style `clone3`.
     ///
     /// Either way every signal is blocked in the calling thread across the clone,
-    /// so no signal handler of the manager runs in the child before `child_main`
+    /// so no signal handler of the manager runs in the child before `in_child`
     /// has put every disposition back to its default.
-    fn spawn(flags: u64, shared_vm: bool, mut args: ChildArgs<'_>) -> io::Result<RawChild> {
+    ///
+    /// Both clones are `CLONE_VFORK`: they return once the child has exec'd or
+    /// exited, and the child's [`Failure`], if any, is then in memory both share
+    /// (the caller's stack for a `CLONE_VM` child, a shared page otherwise).
+    fn spawn(flags: u64, shared_vm: bool, args: Child<'_>) -> io::Result<(RawChild, Option<Failure>)> {
         let _blocked = AllSignalsBlocked::new()?;
         // SAFETY: PR_GET_DUMPABLE takes no pointer.
         let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
         // The child can put back 0 or 1 (`PR_SET_DUMPABLE`), not 2 (a set-uid
         // manager under `suid_dumpable = 2`): such a manager forks.
-        let (pid, pidfd) = if shared_vm && (dumpable == 0 || dumpable == 1) {
+        let on_stack = AtomicU64::new(0);
+        let shared_page;
+        // (Rebound for a lifetime that ends before the slots': they are its.)
+        let mut args = args;
+        let (pid, pidfd, slot) = if shared_vm && (dumpable == 0 || dumpable == 1) {
             args.shared_vm = Some(SharedVm { dumpable });
-            Self::clone_shared_vm(flags, &args)?
+            args.failure = Some(&on_stack);
+            let (pid, pidfd) = Self::clone_shared_vm(flags, &args)?;
+            (pid, pidfd, &on_stack)
         } else {
-            Self::clone_forked(flags, &args)?
+            shared_page = SharedPage::new()?;
+            args.failure = Some(shared_page.word());
+            let (pid, pidfd) = Self::clone_forked(flags, &args)?;
+            (pid, pidfd, shared_page.word())
         };
         // SAFETY: the kernel wrote a fresh pidfd we now own.
         let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd) });
-        Ok(RawChild { pid, pidfd, reaped: false })
+        let failure = Failure::decode(slot.load(Ordering::Acquire));
+        Ok((RawChild { pid, pidfd, reaped: false }, failure))
     }
 
     /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`: returns once the child has
     /// exec'd or exited.
-    fn clone_shared_vm(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+    fn clone_shared_vm(flags: u64, args: &Child<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
         let stack = ChildStack::new()?;
         let flags = i32::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let mut pidfd: libc::c_int = -1;
         // SAFETY: the child runs `vm_child_entry` on `stack`, which stays mapped
         // until the child has exec'd or exited (CLONE_VFORK suspends this thread
-        // until then); it reads `args` and writes only its own stack and the
-        // kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
+        // until then); it reads `args` and writes only its own stack, the
+        // failure slot `args` points to (on this thread's stack, alive across
+        // the call) and the kernel-owned state of its own task. With CLONE_PIDFD the pidfd is
         // returned through the parent-tid argument.
         let pid = unsafe {
             libc::clone(
                 vm_child_entry,
                 stack.top(),
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD | flags,
-                args as *const ChildArgs<'_> as *mut libc::c_void,
+                args as *const Child<'_> as *mut libc::c_void,
                 &mut pidfd as *mut libc::c_int,
             )
         };
@@ -803,18 +677,21 @@ impl RawChild {
         Ok((pid, pidfd))
     }
 
-    /// `clone3` with `CLONE_PIDFD`: like `fork`, but the child can start in a new
-    /// PID namespace, and we get its pidfd.
-    fn clone_forked(flags: u64, args: &ChildArgs<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
+    /// `clone3` with `CLONE_VFORK | CLONE_PIDFD`: like `vfork` without the shared
+    /// memory, so the child can start in a new PID namespace and make a user
+    /// namespace (refused to a process sharing its memory), and we get its pidfd.
+    /// Returns once the child has exec'd or exited.
+    fn clone_forked(flags: u64, args: &Child<'_>) -> io::Result<(libc::pid_t, libc::c_int)> {
         let mut pidfd: libc::c_int = -1;
         let clone_args = CloneArgs {
-            flags: libc::CLONE_PIDFD as u64 | flags,
+            flags: (libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | flags,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
         // SAFETY: no CLONE_VM: the child gets a copy-on-write copy of this address
-        // space (as with fork) and runs only `child_main`, which never returns.
+        // space (as with fork) and runs only `confine::in_child`, which never returns;
+        // this thread waits (CLONE_VFORK) until it has exec'd or exited.
         let pid = unsafe {
             libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
         };
@@ -822,7 +699,7 @@ impl RawChild {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            child_main(args);
+            confine::in_child(args);
         }
         Ok((pid as libc::pid_t, pidfd))
     }

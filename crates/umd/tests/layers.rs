@@ -2,8 +2,11 @@
 //! a control group with `pids` and `memory` limits, gone with the program) and the
 //! PID namespace.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{sandbox_required, strict_policy};
 use umd::sandbox::{CgroupLimits, Policy};
 use umd::{Driver, Program, Request};
 
@@ -39,7 +42,7 @@ fn cgroups_usable() -> bool {
 #[test]
 fn handlers_join_a_limited_control_group_that_is_removed_on_unload() {
     if !cgroups_usable() {
-        if std::env::var_os("UMD_REQUIRE_SANDBOX").is_some_and(|v| v == "1") {
+        if sandbox_required() {
             panic!("cgroup v1 pids+memory controllers and root are required (UMD_REQUIRE_SANDBOX=1)");
         }
         eprintln!("\n*** SKIPPED: cgroup layer test needs root and cgroup v1 pids+memory controllers ***\n");
@@ -48,7 +51,7 @@ fn handlers_join_a_limited_control_group_that_is_removed_on_unload() {
     let limits = CgroupLimits { pids_max: 3, memory_bytes: 128 << 20 };
     let driver = Driver::builder("cgroup-test")
         .raw(umd::wire_sample::SIZES)
-        .policy(Policy { cgroup: Some(limits), ..Policy::default() })
+        .policy(Policy { cgroup: Some(limits), ..strict_policy() })
         .provider(|_| Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).map_err(|e| e.to_string()))
         .build();
     driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok(())).expect("request");
@@ -84,13 +87,13 @@ fn pid_namespace_makes_the_handler_process_one_of_its_own_namespace() {
         let ns = umd::sandbox::Namespaces { pid: true, user, ..Default::default() };
         let driver = Driver::builder("pidns-test")
             .raw(umd::wire_sample::SIZES)
-            .policy(Policy { namespaces: ns, ..Policy::default() })
+            .policy(Policy { namespaces: ns, ..strict_policy() })
             .provider(|_| {
                 Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).map_err(|e| e.to_string())
             })
             .build();
         if let Err(e) = driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok(())) {
-            if std::env::var_os("UMD_REQUIRE_SANDBOX").is_some_and(|v| v == "1") {
+            if sandbox_required() {
                 panic!("PID namespace unavailable (user ns {user}): {e}");
             }
             eprintln!("\n*** SKIPPED: PID namespace unavailable here (user ns {user}): {e} ***\n");

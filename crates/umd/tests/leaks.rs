@@ -199,12 +199,19 @@ fn main() -> ExitCode {
     // The loader forks confined handlers from one thread that lives as long as the
     // process (`PR_SET_PDEATHSIG` follows the forking thread): start it before
     // counting, so it is part of the baseline rather than a "leak".
+    let fds_at_start = resources().fds;
     {
         let d = sample_driver("warm-up", 1, Duration::from_secs(5));
         let _ = d.send_recv(&0u32.to_le_bytes());
         d.unload();
     }
-    wait_until(Duration::from_secs(5), || resources().threads == 2);
+    // The loader thread keeps two fds (its epoll and its eventfd); it closes the
+    // warm-up handler's stderr pipe a moment after the handler was reaped, and a
+    // baseline taken before that would count the pipe.
+    wait_until(Duration::from_secs(5), || {
+        let r = resources();
+        r.threads == 2 && r.fds == fds_at_start + 2
+    });
     let before = resources();
     let mut seen = Seen(Vec::new());
     for i in 0..CYCLES {

@@ -36,12 +36,12 @@ fn os_error(errno: i32) -> String {
 
 /// A driver around the malicious handler under the default (strict) policy.
 fn strict(name: &str) -> Driver {
-    malicious_driver(name, Policy::default(), TIMEOUT, &[])
+    malicious_driver(name, strict_policy(), TIMEOUT, &[])
 }
 
 /// A driver whose seccomp allow-list is widened by `calls`.
 fn widened(name: &str, calls: &[&str]) -> Driver {
-    let policy = calls.iter().fold(Policy::default(), |p, c| p.allow_syscall(c));
+    let policy = calls.iter().fold(strict_policy(), |p, c| p.allow_syscall(c));
     malicious_driver(name, policy, TIMEOUT, &[])
 }
 
@@ -329,7 +329,7 @@ fn exhausting_memory_gradually_stops_at_the_address_space_limit() {
     // gigabyte under the 5 s default missed it on a loaded 2-CPU machine).
     const LIMIT_MIB: u64 = 256;
     let limits = umd::sandbox::ResourceLimits { address_space: LIMIT_MIB << 20, ..Default::default() };
-    let policy = Policy { limits: Some(limits), ..Policy::default() };
+    let policy = Policy { limits: Some(limits), ..strict_policy() };
     let driver = malicious_driver("memory-gradually", policy, Duration::from_secs(60), &[]);
     assert_contained(started(&driver));
     let reply = denied_with(&driver, "exhaust-memory-gradually", libc::ENOMEM);
@@ -348,7 +348,7 @@ fn exhausting_memory_gradually_stops_at_the_address_space_limit() {
 #[test]
 fn spinning_handler_is_killed_at_its_deadline_and_replaced() {
     let timeout = Duration::from_millis(300);
-    let driver = malicious_driver("spin", Policy::default(), timeout, &[]);
+    let driver = malicious_driver("spin", strict_policy(), timeout, &[]);
     let pid = started(&driver);
     let t = Instant::now();
     match attack(&driver, "spin") {
@@ -369,7 +369,7 @@ fn flooding_stderr_with_a_gigabyte_leaves_the_manager_healthy() {
     // in a reply (or, on a slow machine, at the deadline): either way the manager
     // answers the next request.
     let timeout = Duration::from_secs(8);
-    let driver = malicious_driver("flood", Policy::default(), timeout, &[]);
+    let driver = malicious_driver("flood", strict_policy(), timeout, &[]);
     let pid = started(&driver);
     let t = Instant::now();
     match attack(&driver, "flood-stderr 1024") {
@@ -547,7 +547,7 @@ fn with_landlock_off_the_same_attacks_succeed_so_landlock_is_what_denies_them() 
         std::os::unix::net::UnixListener::bind_addr(&abstract_addr).expect("binding an abstract socket");
     let policy = ["openat", "socket", "connect", "execve"]
         .iter()
-        .fold(Policy { landlock: false, ..Policy::default() }, |p, c| p.allow_syscall(c));
+        .fold(Policy { landlock: false, ..strict_policy() }, |p, c| p.allow_syscall(c));
     let driver = malicious_driver("ll-control", policy, TIMEOUT, &[]);
     let allowed = |request: &str| {
         let reply = attack(&driver, request).unwrap_or_else(|e| panic!("{request}: {e}"));
@@ -735,7 +735,7 @@ fn handler_that_only_pretends_to_confine_itself_is_refused_and_killed() {
     }
     // The handler answers the start-up handshake "ready" without installing its
     // seccomp filter; the manager reads /proc and refuses it.
-    let driver = malicious_driver("liar", Policy::default(), TIMEOUT, &["pretend-confined"]);
+    let driver = malicious_driver("liar", strict_policy(), TIMEOUT, &["pretend-confined"]);
     match attack(&driver, "ping") {
         Err(e @ Error::PostStart { .. }) => {
             let text = e.to_string();

@@ -78,6 +78,31 @@ fn a_confinement_step_that_fails_in_the_child_is_reported_with_its_errno() {
 }
 
 #[test]
+fn a_failure_in_a_child_that_does_not_share_the_managers_memory_is_reported_too() {
+    // A user namespace makes the loader start the child fork-style (clone3
+    // without CLONE_VM): its report travels through a shared page instead.
+    let ns = umd::sandbox::Namespaces { user: true, ..Default::default() };
+    let d = sample_with("fork-ok", Policy { namespaces: ns, ..Policy::default() });
+    if !kernel_has("user namespaces", request(&d, 4096).is_ok()) {
+        return;
+    }
+    d.unload();
+    let policy = Policy {
+        namespaces: ns,
+        limits: Some(ResourceLimits { open_files: u64::MAX, ..ResourceLimits::default() }),
+        ..Policy::default()
+    };
+    let d = sample_with("fork-confine-fail", policy);
+    let e = spawn_error(&d, sample_program());
+    assert!(e.contains("confinement in the child") && e.contains("Operation not permitted"), "{e}");
+    let mut junk = b"\x7fELF\x02\x01\x01".to_vec();
+    junk.resize(64, 0);
+    let d = sample_with("fork-exec-fail", Policy { namespaces: ns, ..Policy::default() });
+    let e = spawn_error(&d, Program::from_blob("junk", &junk).expect("an ELF magic is accepted"));
+    assert!(e.contains("execveat in the child") && e.contains("Exec format error"), "{e}");
+}
+
+#[test]
 fn handlers_start_with_no_signal_blocked_and_ignored_signals_still_ignored() {
     // The manager (this test process) ignores SIGUSR2 and blocks SIGUSR1 in the
     // calling thread; a handler must start with nothing blocked and SIGUSR2 still
@@ -88,7 +113,7 @@ fn handlers_start_with_no_signal_blocked_and_ignored_signals_still_ignored() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0, "blocking SIGUSR1");
     }
     for (name, policy) in [("signals", Policy::default()), ("signals-unconfined", Policy::unconfined())] {
         let before = std::fs::read_to_string("/proc/thread-self/status").expect("own status");

@@ -209,6 +209,13 @@ pub fn sandbox_required() -> bool {
     std::env::var("UMD_REQUIRE_SANDBOX").as_deref() == Ok("1")
 }
 
+/// The default policy, required whole under `UMD_REQUIRE_SANDBOX=1`: a kernel
+/// lacking a layer then fails the load instead of starting the handler with a
+/// warning. (The library reads no environment variable: the knob is the test's.)
+pub fn strict_policy() -> umd::Policy {
+    umd::Policy::default().requiring_every_layer(sandbox_required())
+}
+
 /// Whether a kernel feature a test needs is present. When it is not: a failure
 /// under `UMD_REQUIRE_SANDBOX=1`, otherwise a loud skip (the caller returns).
 pub fn kernel_has(feature: &str, present: bool) -> bool {

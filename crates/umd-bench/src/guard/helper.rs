@@ -1,10 +1,14 @@
-//! The far side of the guard's benchmark rows: a process that, inside a private
-//! mount namespace its parent created (`unshare -m --propagation private`),
-//! mounts two tmpfs, installs [`tiny_program`](crate::tiny_program) on both,
-//! starts `umd guard` on the first only, and then times batches of execs (or
-//! opens) of the program on request — one on the guarded mount, one on the
-//! plain mount, alternately, so both figures share every slow phase of a
-//! busy machine.
+//! The far side of the guard's benchmark rows (`umd guard-bench-helper`): a
+//! process that, inside a private mount namespace its parent created
+//! (`unshare -m --propagation private`), mounts two tmpfs, installs
+//! [`tiny_program`] on both, starts `umd guard` on the first only, and then
+//! times batches of execs (or opens) of the program on request — one on the
+//! guarded mount, one on the plain mount, alternately, so both figures share
+//! every slow phase of a busy machine.
+//!
+//! Benchmark code, so it lives here and not in `umd-guard`: the guard's
+//! library carries no bench or test helper. The `umd` binary keeps the hidden
+//! `guard-bench-helper` command because `umd bench` runs it.
 //!
 //! Protocol on stdin/stdout, one line each: the helper prints `ready` once set
 //! up and warmed; then for each line `N` it runs N pairs of operations and
@@ -92,7 +96,7 @@ fn setup(cfg: &HelperConfig) -> Result<(Setup, PathBuf, PathBuf), String> {
     let dir = std::env::temp_dir().join(format!("umd-guard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| err("creating the bench directory", e))?;
     let mut s = Setup { dir: dir.clone(), mounts: Vec::new(), guard: None };
-    let prog_bytes = crate::tiny_program().ok_or("no tiny program for this architecture")?;
+    let prog_bytes = tiny_program().ok_or("no tiny program for this architecture")?;
     let guarded = install(&dir, "guarded", &mut s.mounts, &prog_bytes)?;
     let plain = install(&dir, "plain", &mut s.mounts, &prog_bytes)?;
     let key = SigningKey::from_bytes(&[0x42; 32]);
@@ -102,7 +106,7 @@ fn setup(cfg: &HelperConfig) -> Result<(Setup, PathBuf, PathBuf), String> {
     b.add_digest(ALGO_SHA256, &d, p).map_err(|e| err("listing", e))?;
     std::fs::write(dir.join("list"), b.finish(1_700_000_000, 1, &key))
         .map_err(|e| err("writing the list", e))?;
-    let hex = crate::hash::hex(key.verifying_key().as_bytes());
+    let hex = umd_guard::hash::hex(key.verifying_key().as_bytes());
     std::fs::write(dir.join("key.pub"), hex).map_err(|e| err("writing the key", e))?;
     let ready = dir.join("ready");
     let child = Command::new(&cfg.umd)
@@ -190,4 +194,56 @@ pub fn run(cfg: &HelperConfig) -> Result<(), String> {
         .map_err(|e| err("stdout", e))?;
     }
     Ok(())
+}
+
+/// The smallest program that runs: a static ELF executable of 129 bytes that
+/// exits with status 0 (x86_64 and aarch64; `None` elsewhere). Used by tests
+/// and benchmarks as "a tiny static binary" whose exec cost is nearly all
+/// kernel. Bytes appended after it change its digest, not its behaviour.
+pub fn tiny_program() -> Option<Vec<u8>> {
+    let (machine, code): (u16, &[u8]) = if cfg!(target_arch = "x86_64") {
+        // xor edi, edi; mov eax, 60 (exit); syscall
+        (62, &[0x31, 0xff, 0xb8, 0x3c, 0, 0, 0, 0x0f, 0x05])
+    } else if cfg!(target_arch = "aarch64") {
+        // mov x0, #0; mov x8, #93 (exit); svc #0
+        (183, &[0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4])
+    } else {
+        return None;
+    };
+    let base: u64 = 0x40_0000;
+    let total = (64 + 56 + code.len()) as u64;
+    let mut e = Vec::with_capacity(total as usize);
+    e.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    e.extend_from_slice(&machine.to_le_bytes());
+    e.extend_from_slice(&1u32.to_le_bytes());
+    e.extend_from_slice(&(base + 120).to_le_bytes()); // entry
+    e.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    e.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    e.extend_from_slice(&0u32.to_le_bytes()); // flags
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        e.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    e.extend_from_slice(&5u32.to_le_bytes()); // R + X
+    for v in [0u64, base, base, total, total, 0x1000] {
+        e.extend_from_slice(&v.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
+    }
+    e.extend_from_slice(code);
+    Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tiny_program_is_a_static_elf_executable() {
+        let Some(p) = tiny_program() else { return };
+        assert_eq!(&p[..4], b"\x7fELF");
+        assert_eq!(p.len(), 64 + 56 + if cfg!(target_arch = "x86_64") { 9 } else { 12 });
+        // Entry point inside the loaded segment.
+        let entry = u64::from_le_bytes(p[24..32].try_into().unwrap());
+        assert!(entry >= 0x40_0000 && entry < 0x40_0000 + p.len() as u64);
+    }
 }
