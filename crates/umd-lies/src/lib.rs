@@ -11,7 +11,9 @@
 //! string of choice bytes ([`Choices`]). The same bytes give the same lie, so
 //! a proptest (`tests/generated.rs`) and a cargo-fuzz target (`fuzz/`,
 //! `pgp_lies` and `rpm_lies`) share one generator, and a fuzzer's findings
-//! replay as ordinary tests.
+//! replay as ordinary tests. Every fuzz target's property lives in
+//! [`targets`], so `tests/corpora.rs` replays every committed corpus under
+//! plain `cargo test`.
 //!
 //! The property ([`pgp::judge`], [`rpm::judge`]): the manager's decoding and
 //! check of the lie never panic and never overflow the stack (a test
@@ -22,6 +24,7 @@
 
 pub mod pgp;
 pub mod rpm;
+pub mod targets;
 
 /// The honest inputs committed under `fuzz/streams` (made by
 /// `fuzz/streams/make`): `(name, bytes)`.

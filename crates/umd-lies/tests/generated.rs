@@ -1,8 +1,8 @@
 //! Generated lies against the manager's checks: structure-aware mutations of
 //! honest descriptions (every field, nesting, duplication, reordering,
-//! deletion, growth of every vector to the size bound), as a proptest and as
-//! a replay of the fuzz targets' corpora (`fuzz/corpus/pgp_lies`,
-//! `fuzz/corpus/rpm_lies`: cargo-fuzz needs nightly, CI replays them here).
+//! deletion, growth of every vector to the size bound), as a proptest. The
+//! fuzz targets `pgp_lies` and `rpm_lies` make the same lies; their corpora
+//! replay in `tests/corpora.rs`.
 //!
 //! The property, for every lie: no panic, no stack overflow (the process
 //! would die), the manager's heap within four times the input and 16 MiB
@@ -122,30 +122,4 @@ proptest! {
     ) {
         rpm_case(which, &choices).map_err(TestCaseError::fail)?;
     }
-}
-
-/// The fuzz targets' inputs: the first byte picks the committed input, the
-/// rest are the choices.
-fn replay(target: &str, case: impl Fn(usize, &[u8]) -> Result<bool, String>, count: usize) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
-        let data = std::fs::read(e.path()).unwrap();
-        let Some((&which, choices)) = data.split_first() else { continue };
-        if let Err(err) = case(usize::from(which) % count, choices) {
-            panic!("{target} corpus {}: {err}", e.path().display());
-        }
-        n += 1;
-    }
-    eprintln!("{target}: {n} corpus inputs replayed");
-    assert!(n > 0, "{target}: no corpus at {}", dir.display());
-}
-
-#[test]
-fn the_fuzz_corpora_replay_clean() {
-    // The fuzz targets pick among the committed inputs only.
-    let pgp_count = umd_lies::streams("pgp").len();
-    let rpm_count = umd_lies::streams("rpm").len();
-    replay("pgp_lies", pgp_case, pgp_count);
-    replay("rpm_lies", rpm_case, rpm_count);
 }
