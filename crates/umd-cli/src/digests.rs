@@ -330,13 +330,15 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
     // The inputs: (label, package bytes or db blob).
     enum Input {
         File(PathBuf),
-        Db(i64, Vec<u8>),
+        Db(u32, Vec<u8>),
     }
     let inputs: Vec<Input> = match &a.rpmdb {
-        Some(db) => umd_rpm::db::headers(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
+        // The database is opened by the sandboxed rpm handler, not here.
+        Some(db) => verifier
+            .db_blobs(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|(h, b)| Input::Db(h, b))
+            .map(|b| Input::Db(b.hnum, b.blob))
             .collect(),
         None => rpm_files(&a.rpm)?.into_iter().map(Input::File).collect(),
     };

@@ -10,43 +10,126 @@
 //! and compared byte for byte with the stream. A field that survives that check is
 //! the field in the bytes; a lie fails it.
 //!
-//! Encoding: `postcard` (compact, no schema drift: both sides link this crate).
-//! Request payload: [`Command`] byte, then the packet stream.
+//! Encoding: `postcard`. Request payload: [`Command`] byte, then the packet
+//! stream. The manager decodes a reply only through [`Description::decode`]:
+//! the bounded decoder of `umd-wire`, with the size, depth and memory limits
+//! below, all relative to the stream the handler was given.
+//!
+//! The shape is not recursive where it matters: an embedded signature's own
+//! subpackets cannot embed another signature ([`Subpacket::embedded`] decodes
+//! a second level as an error, not as a value), so no reply can nest deeper
+//! than an honest one.
 //!
 //! ```
 //! use umd_pgp_wire::*;
 //! let d = Description { packets: vec![Packet { offset: 0, header_len: 2, body_len: 3, tag: 13, body: Body::UserId }] };
 //! let bytes = d.encode().unwrap();
-//! assert_eq!(Description::decode(&bytes).unwrap(), d);
+//! assert_eq!(Description::decode(&bytes, 5).unwrap(), d);
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
+use umd_wire::decode::{DecodeError, DecodeLimits};
 
-/// Largest description the manager accepts (bytes of postcard).
+/// Largest description the manager accepts at all (bytes of postcard).
 pub const MAX_DESCRIPTION: usize = 64 << 20;
 
-/// The largest description the manager accepts for a stream of `stream_len`
-/// bytes: 8 bytes per stream byte and 64 KiB more, at most [`MAX_DESCRIPTION`].
+/// The constant part of [`max_description`]: what any stream may take.
+pub const DESCRIPTION_SLACK: usize = 1 << 20;
+
+/// The constant part of [`max_memory`].
+pub const MEMORY_SLACK: usize = 4 << 20;
+
+/// Deepest nesting of an honest description, as the decoder counts it: the
+/// description, its packets, a packet, its body, a signature, a subpacket
+/// area, a subpacket, its embedded signature, that one's area, a subpacket of
+/// it and its bytes are 12 levels. The limit leaves a little room; the type
+/// itself allows no more (see [`Subpacket::embedded`]).
+pub const MAX_DEPTH: usize = 16;
+
+/// The largest description (bytes on the wire) the manager accepts for a
+/// stream of `stream_len` bytes: one and a half times the stream and 1 MiB
+/// more, at most [`MAX_DESCRIPTION`].
 ///
 /// An honest description mirrors the bytes: fields are copies of them, an
-/// embedded signature is there twice (raw in its subpacket, and as fields), and
-/// each packet (at least 2 bytes) adds a few bytes of offsets and lengths. The
-/// manager refuses a larger reply *before* decoding it, because decoding
-/// allocates more than the reply's size (an empty vector is one byte on the
-/// wire and 24 in memory): with this bound, what a lying handler can make the
-/// manager allocate grows with the input it was given, not up to the fixed cap.
+/// embedded signature is there twice (raw in its subpacket, and as fields),
+/// and each packet, subpacket and field adds a few bytes of offsets and
+/// lengths. Real streams (certificates, signature blocks) take 1.0–1.3 times
+/// their size; a stream of many tiny packets or subpackets (a million empty
+/// user IDs) would take more, and is refused by the handler with this limit
+/// named.
 ///
 /// ```
 /// use umd_pgp_wire::{max_description, MAX_DESCRIPTION};
-/// assert_eq!(max_description(0), 64 << 10);
-/// assert_eq!(max_description(1000), 8000 + (64 << 10));
+/// assert_eq!(max_description(0), 1 << 20);
+/// assert_eq!(max_description(1000), 1500 + (1 << 20));
 /// assert_eq!(max_description(usize::MAX), MAX_DESCRIPTION);
 /// ```
 pub fn max_description(stream_len: usize) -> usize {
-    stream_len.saturating_mul(8).saturating_add(64 << 10).min(MAX_DESCRIPTION)
+    stream_len.saturating_add(stream_len / 2).saturating_add(DESCRIPTION_SLACK).min(MAX_DESCRIPTION)
 }
+
+/// The most memory a description of a stream of `stream_len` bytes may take
+/// in the manager once decoded, as the bounded decoder charges it: twice the
+/// stream and 4 MiB more.
+///
+/// Decoded, a packet takes some 140 bytes, a subpacket 50 and a field 32
+/// beside the bytes they hold, so a stream of many small items decodes to many
+/// times its size. The 4 MiB cover every real certificate and signature block
+/// (tens of thousands of packets); beyond them each item must be backed by
+/// bytes of its own. A stream that needs more (a flooded certificate with a
+/// hundred thousand third-party signatures, a stream of empty packets) is
+/// refused, by the handler before it answers, and by the manager's decoder if
+/// a handler answers anyway.
+///
+/// ```
+/// assert_eq!(umd_pgp_wire::max_memory(1 << 20), (2 << 20) + (4 << 20));
+/// ```
+pub fn max_memory(stream_len: usize) -> usize {
+    stream_len.saturating_mul(2).saturating_add(MEMORY_SLACK)
+}
+
+/// The decoder's limits for a description of a stream of `stream_len` bytes.
+pub fn decode_limits(stream_len: usize) -> DecodeLimits {
+    DecodeLimits { max_depth: MAX_DEPTH, max_memory: max_memory(stream_len) }
+}
+
+/// Why a description was refused before it was checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DescriptionError {
+    /// Larger than [`max_description`] allows for the stream: refused undecoded.
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The stream's.
+        stream_len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bounded decoder refused it.
+    Decode(DecodeError),
+}
+
+impl std::fmt::Display for DescriptionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DescriptionError::TooLarge { len, stream_len, max } => write!(
+                f,
+                "a {len}-byte description of a {stream_len}-byte stream (at most {max}: the \
+                 stream and a half, and 1 MiB; too many small packets or subpackets): refused undecoded"
+            ),
+            DescriptionError::Decode(DecodeError::Memory { reason }) => write!(
+                f,
+                "the description would take {reason} once decoded (at most twice the stream and \
+                 4 MiB: too many small packets or subpackets)"
+            ),
+            DescriptionError::Decode(e) => write!(f, "undecodable description: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DescriptionError {}
 
 /// What the manager asks (first byte of the request payload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,13 +152,17 @@ impl Description {
         postcard::to_allocvec(self)
     }
 
-    /// Decodes with postcard (never panics; refuses trailing bytes).
-    pub fn decode(bytes: &[u8]) -> Result<Description, postcard::Error> {
-        let (d, rest) = postcard::take_from_bytes(bytes)?;
-        if !rest.is_empty() {
-            return Err(postcard::Error::DeserializeBadEncoding);
+    /// Decodes a description of a stream of `stream_len` bytes, the one way
+    /// the manager does: refused undecoded if larger than [`max_description`],
+    /// then through the bounded decoder with [`decode_limits`] (depth and
+    /// memory charged while decoding). Never panics; trailing bytes are an
+    /// error.
+    pub fn decode(bytes: &[u8], stream_len: usize) -> Result<Description, DescriptionError> {
+        let max = max_description(stream_len);
+        if bytes.len() > max {
+            return Err(DescriptionError::TooLarge { len: bytes.len(), stream_len, max });
         }
-        Ok(d)
+        umd_wire::decode::decode(bytes, &decode_limits(stream_len)).map_err(DescriptionError::Decode)
     }
 }
 
@@ -185,7 +272,98 @@ pub struct Subpacket {
     pub body: Vec<u8>,
     /// For an embedded signature (type 32), and only then: its fields,
     /// re-encoded and checked against `body` like any signature.
+    ///
+    /// On the wire, `None` or `Some` and the signature (postcard's encoding of
+    /// an option). Decoded as a sequence of at most one signature whose own
+    /// subpackets embed nothing: a signature embedded in an embedded one is a
+    /// decoding error, so the decoder never recurses.
+    #[serde(deserialize_with = "embedded::deserialize")]
     pub embedded: Option<Box<Sig>>,
+}
+
+/// Decoding [`Subpacket::embedded`]: one level, no more.
+mod embedded {
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::{Field, Sig, Subpacket};
+
+    /// A signature inside a subpacket: a [`Sig`] whose subpackets are leaves.
+    #[derive(Deserialize)]
+    struct Embedded {
+        version: u8,
+        sig_type: u8,
+        pk_algo: u8,
+        hash_algo: u8,
+        hashed: Vec<Leaf>,
+        unhashed: Vec<Leaf>,
+        left16: [u8; 2],
+        salt: Vec<u8>,
+        values: Vec<Field>,
+    }
+
+    /// A subpacket of an embedded signature: the layout of [`Subpacket`] (so
+    /// the conversion reuses the vector), with no embedded signature.
+    #[derive(Deserialize)]
+    struct Leaf {
+        len_octets: u8,
+        critical: bool,
+        typ: u8,
+        body: Vec<u8>,
+        #[serde(deserialize_with = "none")]
+        embedded: Option<Box<Sig>>,
+    }
+
+    impl From<Leaf> for Subpacket {
+        fn from(l: Leaf) -> Subpacket {
+            Subpacket {
+                len_octets: l.len_octets,
+                critical: l.critical,
+                typ: l.typ,
+                body: l.body,
+                embedded: l.embedded,
+            }
+        }
+    }
+
+    impl From<Embedded> for Sig {
+        fn from(e: Embedded) -> Sig {
+            Sig {
+                version: e.version,
+                sig_type: e.sig_type,
+                pk_algo: e.pk_algo,
+                hash_algo: e.hash_algo,
+                hashed: e.hashed.into_iter().map(Subpacket::from).collect(),
+                unhashed: e.unhashed.into_iter().map(Subpacket::from).collect(),
+                left16: e.left16,
+                salt: e.salt,
+                values: e.values,
+            }
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Sig>>, D::Error> {
+        let e: Option<Box<Embedded>> = umd_wire::decode::at_most_one(d)?;
+        Ok(e.map(|e| Box::new(Sig::from(*e))))
+    }
+
+    /// The embedded field of a leaf: nothing, or an error.
+    fn none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Sig>>, D::Error> {
+        struct Nothing;
+        impl<'de> Visitor<'de> for Nothing {
+            type Value = Option<Box<Sig>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("no signature embedded in an embedded signature")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                match seq.next_element::<de::IgnoredAny>() {
+                    Ok(None) => Ok(None),
+                    _ => Err(de::Error::custom("a signature embedded more than one level deep")),
+                }
+            }
+        }
+        d.deserialize_seq(Nothing)
+    }
 }
 
 #[cfg(test)]
@@ -220,10 +398,64 @@ mod tests {
                 body: Body::Signature(sig),
             }],
         };
-        assert_eq!(Description::decode(&d.encode().unwrap()).unwrap(), d);
-        assert!(Description::decode(&[0xff; 7]).is_err());
+        assert_eq!(Description::decode(&d.encode().unwrap(), 100).unwrap(), d);
+        assert!(Description::decode(&[0xff; 7], 100).is_err());
         let mut extra = d.encode().unwrap();
         extra.push(0);
-        assert!(Description::decode(&extra).is_err());
+        assert!(Description::decode(&extra, 100).is_err());
+    }
+
+    /// A description of one signature packet whose signature embeds a
+    /// signature `depth` levels deep (built by hand: serializing it would
+    /// recurse as deep).
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut v = vec![1, 0, 2, 0, 2, 5]; // one packet at 0, header 2, body 0, tag 2, Signature
+        for _ in 0..depth {
+            // v4 type 0 RSA SHA-256; one hashed subpacket: 1-octet length, not
+            // critical, type 32, empty body, Some(
+            v.extend_from_slice(&[4, 0, 1, 8, 1, 1, 0, 32, 0, 1]);
+        }
+        v.extend_from_slice(&[4, 0, 1, 8, 0, 0, 0, 0, 0, 0]); // the innermost signature
+        for _ in 0..depth {
+            v.extend_from_slice(&[0, 0, 0, 0, 0]); // no unhashed, left16, no salt, no values
+        }
+        v
+    }
+
+    #[test]
+    fn one_embedded_level_decodes_and_a_second_is_refused() {
+        let one = Description::decode(&nested(1), 1000).unwrap();
+        let Body::Signature(s) = &one.packets[0].body else { panic!("{one:?}") };
+        assert!(s.hashed[0].embedded.as_ref().is_some_and(|e| e.hashed.is_empty()));
+        let e = Description::decode(&nested(2), 1000).unwrap_err();
+        assert!(e.to_string().contains("a signature embedded more than one level deep"), "{e}");
+    }
+
+    #[test]
+    fn signatures_embedded_ten_thousand_deep_are_refused_without_recursing() {
+        // The issue's reproduction: 150 KB, inside the size bound of a 100 KB
+        // stream; decoded with plain postcard it overflowed the stack.
+        let deep = nested(10_000);
+        assert!(deep.len() <= max_description(100_000));
+        assert!(Description::decode(&deep, 100_000).is_err());
+    }
+
+    #[test]
+    fn a_description_larger_than_its_bound_is_refused_undecoded() {
+        let big = vec![0u8; max_description(10) + 1];
+        assert!(matches!(Description::decode(&big, 10), Err(DescriptionError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn empty_packets_by_the_million_exceed_the_memory_bound() {
+        // A million opaque packets: 6 bytes each on the wire, ~140 in memory.
+        let n = 1_000_000usize;
+        let mut v = vec![0xc0, 0x84, 0x3d]; // varint 1_000_000
+        for _ in 0..n {
+            v.extend_from_slice(&[0, 2, 0, 12, 0]);
+        }
+        let e = Description::decode(&v, 3 << 20).unwrap_err();
+        assert!(matches!(e, DescriptionError::Decode(umd_wire::decode::DecodeError::Memory { .. })), "{e}");
+        assert!(e.to_string().contains("too many small packets"), "{e}");
     }
 }

@@ -104,10 +104,11 @@ impl PgpDriver {
             .post_start(|s| {
                 let mut req = vec![Command::Describe as u8];
                 req.extend_from_slice(PROBE);
-                s.call(Request::Bytes(&req), |reply| {
-                    let d =
-                        Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
-                    packet::check(PROBE, &d).map(|_| ()).map_err(|e| e.to_string())
+                // The probe's reply goes through the same bounded decoder as
+                // any other: a handler lying at start-up gets no more room.
+                s.call_bounded(Request::Bytes(&req), max_description(PROBE.len()), |reply| {
+                    let d = Description::decode(reply, PROBE.len()).map_err(|e| e.to_string())?;
+                    packet::check(PROBE, d).map(|_| ()).map_err(|e| e.to_string())
                 })
             })
             .build();
@@ -138,21 +139,16 @@ impl PgpDriver {
         if stream.is_empty() {
             return Err(DescribeError::Empty);
         }
-        let mut req = Vec::with_capacity(stream.len() + 1);
-        req.push(Command::Describe as u8);
-        req.extend_from_slice(stream);
-        let bound = max_description(stream.len());
-        let checked = self.driver.call(Request::Bytes(&req), |reply| {
-            if reply.len() > bound {
-                return Err(format!(
-                    "a {}-byte description of a {}-byte stream (at most {bound}): refused undecoded",
-                    reply.len(),
-                    stream.len()
-                ));
-            }
-            let d = Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
-            packet::check(stream, &d).map_err(|e| e.to_string())
-        })?;
+        // A reply larger than the stream allows is refused from its frame
+        // header, before it is read; the rest is decoded with depth and
+        // memory bounded by the stream's size.
+        // The stream goes out as it is, after the command byte (no copy).
+        let req = [&[Command::Describe as u8][..], stream];
+        let checked =
+            self.driver.call_bounded(Request::Parts(&req), max_description(stream.len()), |reply| {
+                let d = Description::decode(reply, stream.len()).map_err(|e| e.to_string())?;
+                packet::check(stream, d).map_err(|e| e.to_string())
+            })?;
         Ok(checked)
     }
 }

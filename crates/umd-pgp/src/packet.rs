@@ -221,6 +221,27 @@ pub fn frames(stream: &[u8]) -> Result<Vec<Frame>, PacketError> {
     Ok(out)
 }
 
+/// How many packets of tag `t` the stream holds, by the manager's own walk
+/// over its headers ([`frames`], without keeping them): cheap enough to run
+/// before anything is described.
+pub fn count_tag(stream: &[u8], t: u8) -> Result<usize, PacketError> {
+    let (mut at, mut index, mut count) = (0, 0, 0);
+    while at < stream.len() {
+        let offset = at as u64;
+        let bad = |why| PacketError::BadHeader { index, offset, why };
+        let header = read_header(stream, at).map_err(bad)?;
+        let extent = extent_at(stream, at, &header).map_err(bad)?;
+        let end = offset.saturating_add(extent);
+        if end > stream.len() as u64 {
+            return Err(PacketError::Coverage { covered: end, len: stream.len() as u64 });
+        }
+        count += usize::from(header.tag == t);
+        index += 1;
+        at = end as usize;
+    }
+    Ok(count)
+}
+
 /// Length of a packet with partial body lengths (new format), header included:
 /// the manager walks the chunks itself.
 fn partial_extent(stream: &[u8], offset: usize) -> Result<u64, &'static str> {
@@ -278,14 +299,16 @@ pub enum CheckedBody {
     Signature(Sig),
 }
 
-/// Checks a description against the stream (see the module docs).
-pub fn check<'a>(stream: &'a [u8], desc: &Description) -> Result<Vec<Checked<'a>>, PacketError> {
+/// Checks a description against the stream (see the module docs). The
+/// description is consumed: the checked fields are moved out of it, not
+/// copied, so checking costs no second copy of what was decoded.
+pub fn check(stream: &[u8], desc: Description) -> Result<Vec<Checked<'_>>, PacketError> {
     if stream.is_empty() || desc.packets.is_empty() {
         return Err(PacketError::Empty);
     }
     let mut expected: u64 = 0;
     let mut out = Vec::with_capacity(desc.packets.len());
-    for (index, p) in desc.packets.iter().enumerate() {
+    for (index, p) in desc.packets.into_iter().enumerate() {
         if p.offset != expected {
             return Err(PacketError::NotTiled { index, described: p.offset, expected });
         }
@@ -325,8 +348,9 @@ pub fn check<'a>(stream: &'a [u8], desc: &Description) -> Result<Vec<Checked<'a>
             return Err(PacketError::Coverage { covered: end, len: stream.len() as u64 });
         }
         let body = &stream[at + p.header_len as usize..end as usize];
+        let tag = p.tag;
         let fields = check_body(index, p, h.body_len.is_some(), body)?;
-        out.push(Checked { tag: p.tag, offset, body, fields });
+        out.push(Checked { tag, offset, body, fields });
         expected = end;
     }
     if expected != stream.len() as u64 {
@@ -335,15 +359,15 @@ pub fn check<'a>(stream: &'a [u8], desc: &Description) -> Result<Vec<Checked<'a>
     Ok(out)
 }
 
-fn check_body(index: usize, p: &Packet, definite: bool, body: &[u8]) -> Result<CheckedBody, PacketError> {
-    let offset = p.offset;
-    let wrong = |expected| Err(PacketError::WrongKind { index, offset, tag: p.tag, expected });
+fn check_body(index: usize, p: Packet, definite: bool, body: &[u8]) -> Result<CheckedBody, PacketError> {
+    let (offset, ptag) = (p.offset, p.tag);
+    let wrong = |expected| Err(PacketError::WrongKind { index, offset, tag: ptag, expected });
     let compare = |encoded: Result<Vec<u8>, &'static str>| -> Result<(), PacketError> {
         let encoded = encoded.map_err(|why| PacketError::Unencodable { index, offset, why })?;
         if encoded != body {
             let at =
                 encoded.iter().zip(body).position(|(a, b)| a != b).unwrap_or(encoded.len().min(body.len()));
-            return Err(PacketError::FieldsMismatch { index, offset, tag: p.tag, at });
+            return Err(PacketError::FieldsMismatch { index, offset, tag: ptag, at });
         }
         Ok(())
     };
@@ -359,16 +383,12 @@ fn check_body(index: usize, p: &Packet, definite: bool, body: &[u8]) -> Result<C
             why: "partial body length on a packet that may not have one",
         });
     }
-    match (p.tag, &p.body) {
-        (tag::PUBLIC_KEY, Body::PublicKey(k)) => {
-            compare(encode_key(k)).map(|()| CheckedBody::PublicKey(k.clone()))
-        }
+    match (p.tag, p.body) {
+        (tag::PUBLIC_KEY, Body::PublicKey(k)) => compare(encode_key(&k)).map(|()| CheckedBody::PublicKey(k)),
         (tag::PUBLIC_SUBKEY, Body::PublicSubkey(k)) => {
-            compare(encode_key(k)).map(|()| CheckedBody::PublicSubkey(k.clone()))
+            compare(encode_key(&k)).map(|()| CheckedBody::PublicSubkey(k))
         }
-        (tag::SIGNATURE, Body::Signature(s)) => {
-            compare(encode_sig(s)).map(|()| CheckedBody::Signature(s.clone()))
-        }
+        (tag::SIGNATURE, Body::Signature(s)) => compare(encode_sig(&s)).map(|()| CheckedBody::Signature(s)),
         (tag::USER_ID, Body::UserId) => Ok(CheckedBody::UserId),
         (tag::USER_ATTRIBUTE, Body::UserAttribute) => Ok(CheckedBody::UserAttribute),
         (tag::PUBLIC_KEY, _) => wrong("a public key"),
@@ -634,7 +654,7 @@ mod tests {
     #[test]
     fn an_honest_description_checks_out() {
         let (stream, desc) = stream_and_desc();
-        let checked = check(&stream, &desc).unwrap();
+        let checked = check(&stream, desc).unwrap();
         assert_eq!(checked.len(), 3);
         assert_eq!(checked[1].body, b"Alice <alice@example.org>");
         assert!(matches!(checked[2].fields, CheckedBody::Signature(_)));
@@ -645,16 +665,16 @@ mod tests {
         let (stream, desc) = stream_and_desc();
         let mut omitted = desc.clone();
         omitted.packets.remove(1);
-        assert!(matches!(check(&stream, &omitted), Err(PacketError::NotTiled { index: 1, .. })));
+        assert!(matches!(check(&stream, omitted), Err(PacketError::NotTiled { index: 1, .. })));
         let mut last_dropped = desc.clone();
         last_dropped.packets.pop();
-        assert!(matches!(check(&stream, &last_dropped), Err(PacketError::Coverage { .. })));
+        assert!(matches!(check(&stream, last_dropped), Err(PacketError::Coverage { .. })));
         let mut swapped = desc.clone();
         swapped.packets.swap(1, 2);
-        assert!(check(&stream, &swapped).is_err());
+        assert!(check(&stream, swapped).is_err());
         let mut longer = desc.clone();
         longer.packets[2].body_len += 1;
-        assert!(matches!(check(&stream, &longer), Err(PacketError::HeaderMismatch { .. })));
+        assert!(matches!(check(&stream, longer), Err(PacketError::HeaderMismatch { .. })));
     }
 
     #[test]
@@ -724,7 +744,7 @@ mod tests {
         for (i, lie) in lies.iter().enumerate() {
             let mut d = desc.clone();
             lie(&mut d);
-            assert!(check(&stream, &d).is_err(), "lie {i} was accepted");
+            assert!(check(&stream, d).is_err(), "lie {i} was accepted");
         }
     }
 
@@ -759,7 +779,7 @@ mod tests {
         fn checking_never_panics_on_garbage(stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
                                             offs in proptest::collection::vec(0u64..400, 0..5)) {
             let packets = offs.iter().map(|&o| Packet { offset: o, header_len: 2, body_len: o / 3, tag: (o % 20) as u8, body: Body::Opaque }).collect();
-            let _ = check(&stream, &Description { packets });
+            let _ = check(&stream, Description { packets });
             for i in 0..stream.len() { let _ = read_header(&stream, i); let _ = partial_extent(&stream, i); }
         }
     }

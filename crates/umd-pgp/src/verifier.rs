@@ -30,7 +30,7 @@ use crate::driver::{DescribeError, PgpDriver};
 use crate::packet::{self, tag, Checked, CheckedBody, PacketError};
 use crate::policy::issuer_hints;
 use crate::policy::Policy;
-use crate::verify::{self, Data, SigReport, Status};
+use crate::verify::{self, Data, SigReport, Status, MAX_SIGNATURES};
 
 /// Why a verification could not be made (the "cannot verify" exit status).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,16 @@ pub enum VerifyError {
         index: usize,
         /// Why.
         source: PacketError,
+    },
+    /// The signature's packet framing is broken (no handler was asked).
+    #[error("signature: {0}")]
+    SignatureFraming(PacketError),
+    /// More signature packets than [`MAX_SIGNATURES`]: refused before any is
+    /// described, and before the data is hashed.
+    #[error("{count} signatures over one document: at most {MAX_SIGNATURES} are accepted")]
+    TooManySignatures {
+        /// How many the document carries.
+        count: usize,
     },
     /// A packet other than a signature among the signatures: gpgv refuses
     /// such "ambiguous signature data" (with a literal data packet, say, the
@@ -271,6 +281,7 @@ impl Verifier {
         at: SystemTime,
     ) -> Result<Outcome, VerifyError> {
         let stream = armor::binary(signature)?;
+        at_most_max_signatures(&stream)?;
         let packets = self.driver.describe(&stream)?;
         only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
@@ -288,6 +299,7 @@ impl Verifier {
         data: &[u8],
         at: SystemTime,
     ) -> Result<Outcome, VerifyError> {
+        at_most_max_signatures(signature)?;
         let packets = self.driver.describe(signature)?;
         only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
@@ -300,6 +312,7 @@ impl Verifier {
     /// gpgv requires; see [`cleartext`]); otherwise the document is refused.
     pub fn verify_cleartext(&self, document: &[u8], at: SystemTime) -> Result<Outcome, VerifyError> {
         let c = cleartext::split(document)?;
+        at_most_max_signatures(&c.signatures)?;
         let packets = self.driver.describe(&c.signatures)?;
         only_signatures(&packets)?;
         c.check_hash_headers(packets.iter().filter_map(|p| match &p.fields {
@@ -310,6 +323,17 @@ impl Verifier {
         let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy, at);
         Ok(Outcome { reports, text: Some(c.text) })
     }
+}
+
+/// Refuses a signature stream of more than [`MAX_SIGNATURES`] signature
+/// packets, by the manager's own framing walk: before the handler describes
+/// anything and before the data is hashed.
+fn at_most_max_signatures(stream: &[u8]) -> Result<(), VerifyError> {
+    let count = packet::count_tag(stream, tag::SIGNATURE).map_err(VerifyError::SignatureFraming)?;
+    if count > MAX_SIGNATURES {
+        return Err(VerifyError::TooManySignatures { count });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

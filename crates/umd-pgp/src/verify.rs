@@ -6,7 +6,20 @@
 //! policy. Signatures by keys outside the keyring are reported and ignored, as
 //! apt and sqv do. The reference time `at` comes from the caller: the keyring's
 //! certificates were evaluated at it too ([`crate::cert::CheckedCert::at`]).
+//!
+//! **Cost bounded by the data.** Hashing a document is the expensive step (a
+//! cleartext one may hold [`crate::cleartext::MAX_DOCUMENT`] bytes; a detached
+//! signature's data, any size), so it comes last: a
+//! signature is hashed for only if its issuer names a keyring key and one such
+//! key passes every cheap check first (valid, marked for signing, its
+//! algorithm and the signature's accepted by the policy). Each distinct prefix
+//! — form of the data (as given, or CR LF), version, hash algorithm and salt —
+//! is hashed once, however many signatures share it, and a document may carry
+//! at most [`MAX_SIGNATURES`] signatures (refused before any packet is
+//! described). So a document costs at most [`MAX_SIGNATURES`] passes over its
+//! data, and one per hash algorithm when its signatures are v4 or share a salt.
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use crate::cert::{Cert, KeyInfo};
@@ -47,6 +60,23 @@ pub struct SigReport {
     pub offset: u64,
     /// The verdict.
     pub verdict: Verdict,
+}
+
+/// The most signature packets a signed document may carry: more is refused
+/// before anything is described or hashed
+/// ([`crate::verifier::VerifyError::TooManySignatures`]). apt's archives carry
+/// one to three; a release signed by a dozen builders fits. Each signature
+/// costs at most one pass over the data, so this bounds a document's cost.
+pub const MAX_SIGNATURES: usize = 16;
+
+thread_local! {
+    static PASSES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times this thread has hashed a document's data for a signature
+/// (a diagnostic: the cost tests count passes with it).
+pub fn document_passes() -> u64 {
+    PASSES.with(Cell::get)
 }
 
 /// How the data was given.
@@ -134,17 +164,29 @@ pub fn verify(
                         .unwrap_or_else(|| "none given".into());
                     Verdict::UnknownKey { issuer }
                 } else {
-                    let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
-                        (Data::Detached(d), 0x01) => (true, text_cache.get_or_insert_with(|| crlf(d))),
-                        (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => (false, d),
-                    };
-                    let digest = digest_of(sig, crlf_form, bytes, &mut hashed);
                     // The first candidate that verifies wins; otherwise report the
                     // first one's failure (a signature by a keyring key that fails).
                     let mut first_failure = None;
                     let mut good = None;
+                    // The data is hashed only once a candidate passed the
+                    // cheap checks, and at most once per prefix.
+                    let mut digest = None;
                     for (cert, key) in &found {
-                        match check(key, sig, &digest, policy, at) {
+                        let verdict = cheap_checks(key, sig, policy, at).and_then(|()| {
+                            let digest = digest.get_or_insert_with(|| {
+                                let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
+                                    (Data::Detached(d), 0x01) => {
+                                        (true, text_cache.get_or_insert_with(|| crlf(d)))
+                                    }
+                                    (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => {
+                                        (false, d)
+                                    }
+                                };
+                                digest_of(sig, crlf_form, bytes, &mut hashed)
+                            });
+                            crypto::verify(&key.key, sig, digest.as_ref()?).map_err(|e| e.to_string())
+                        });
+                        match verdict {
                             Ok(()) => {
                                 good = Some(Verdict::Good {
                                     cert: cert.primary.fingerprint.clone(),
@@ -183,14 +225,17 @@ fn digest_of(
     }
     let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
     h.data(bytes);
+    PASSES.with(|p| p.set(p.get() + 1));
     hashed.push((crlf_form, h.clone()));
     Ok(h.finish())
 }
 
-fn check(
+/// Everything about `key` and `sig` that costs no pass over the data: the key
+/// is valid and marked for signing, and the policy accepts the key, its
+/// algorithm and the signature's at `at`.
+fn cheap_checks(
     key: &KeyInfo,
     sig: &umd_pgp_wire::Sig,
-    digest: &Result<Vec<u8>, String>,
     policy: &Policy,
     at: SystemTime,
 ) -> Result<(), String> {
@@ -203,8 +248,8 @@ fn check(
     let kind = key.kind.clone()?;
     policy
         .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document, at)
-        .map_err(|r| r.to_string())?;
-    crypto::verify(&key.key, sig, digest.as_ref()?).map_err(|e| e.to_string())
+        .map(|_| ())
+        .map_err(|r| r.to_string())
 }
 
 #[cfg(test)]

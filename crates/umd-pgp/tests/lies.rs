@@ -575,11 +575,47 @@ fn a_handler_hiding_an_embedded_signature_cannot_void_a_revocation() {
 }
 
 #[test]
-fn a_handler_bloating_its_description_is_refused_before_it_is_decoded() {
+fn a_handler_bloating_its_description_is_cut_off_at_its_frame_header() {
     let Some(i) = inputs() else { return };
     // A few hundred bytes of signature, answered with about a megabyte of
-    // description: refused by its size, never decoded (decoding would allocate
-    // many times the reply's size).
+    // description: refused from the frame header, by its size, before any of
+    // it is read (decoding would allocate many times the reply's size).
     let d = liar(&["bloat", "document"]);
-    assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_trusted), &["refused undecoded"]);
+    assert_cut_off(&d, verdicts(&d, &[&i.trusted], &i.by_trusted), "exceeds the limit");
+}
+
+#[test]
+fn wide_replies_within_the_size_bound_are_refused_while_they_are_decoded() {
+    let Some(i) = inputs() else { return };
+    // As many empty packets, or empty subpackets, as the size bound lets the
+    // reply carry: five bytes each on the wire, tens of bytes decoded. The
+    // decoder charges them as it goes and stops at the memory bound.
+    for lie in ["wide-packets", "wide-subpackets"] {
+        let d = liar(&[lie, "document"]);
+        assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_trusted), &["too many small packets"]);
+    }
+}
+
+#[test]
+fn signatures_embedded_as_deep_as_the_reply_allows_are_refused_without_recursing() {
+    let Some(i) = inputs() else { return };
+    // The stack overflow, through the public driver: a description
+    // nesting embedded signatures tens of thousands deep. The decoder reads
+    // one level of embedding and refuses the second.
+    let d = liar(&["deep-embedding", "document"]);
+    assert_refused(&d, verdicts(&d, &[&i.trusted], &i.by_trusted), &["embedded more than one level deep"]);
+}
+
+/// The manager cut the liar's reply off at its frame header, with an error
+/// holding `check`, and shut the liar down.
+#[track_caller]
+fn assert_cut_off<T: std::fmt::Debug>(liar: &PgpDriver, outcome: Result<T, VerifyError>, check: &str) {
+    match &outcome {
+        Err(VerifyError::Describe(DescribeError::Driver(umd::Error::Channel { source, .. }))) => {
+            assert!(source.to_string().contains(check), "cut off, but not by {check:?}: {source}")
+        }
+        _ => panic!("the manager did not cut the reply off: {outcome:?}"),
+    }
+    let stats = liar.driver().stats();
+    assert_eq!(stats.post_start_failures, 0, "the lie was told after post_start: {stats:?}");
 }

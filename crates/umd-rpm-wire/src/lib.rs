@@ -9,24 +9,106 @@
 //! ([`used_tag`]) the decoded value. The manager trusts none of it: it re-reads
 //! each index entry, recomputes the immutable region from the bytes, re-encodes
 //! each value and compares it with the data store at the entry's offset, and
-//! derives the file list itself from the checked values (the handler's
-//! [`File`] list must then be equal to it).
+//! derives the file list itself from the checked values ([`assemble_files`];
+//! the handler sends none: a list the manager derives need not be believed).
 //!
-//! Encoding: `postcard`. Request payload: a [`Command`] byte, then the bytes.
+//! The rpm database itself (`rpmdb.sqlite`, an SQLite file) is also the
+//! handler's to open ([`Command::DbBlobs`]): it answers with the header blobs
+//! ([`DbBlobs`]), each then described like any header.
+//!
+//! Encoding: `postcard`. Request payload: a [`Command`] byte, then the bytes
+//! (for [`Command::DbBlobs`], the database travels alone in a sealed memfd).
+//! The manager decodes replies only through [`Description::decode`] and
+//! [`DbBlobs::decode`]: the bounded decoder of `umd-wire`, with size, depth and
+//! memory limits relative to the input the handler was given.
 //!
 //! ```
 //! use umd_rpm_wire::*;
 //! let d = Description { lead: None, signature: None, main: Header {
-//!     offset: 0, magic: false, il: 0, dl: 0, entries: vec![] }, files: vec![] };
-//! assert_eq!(Description::decode(&d.encode().unwrap()).unwrap(), d);
+//!     offset: 0, magic: false, il: 0, dl: 0, entries: vec![] } };
+//! assert_eq!(Description::decode(&d.encode().unwrap(), 100).unwrap(), d);
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
+use umd_wire::decode::{Charge, DecodeError, DecodeLimits};
 
-/// Largest description the manager accepts (bytes of postcard).
+/// Largest description the manager accepts at all (bytes of postcard).
 pub const MAX_DESCRIPTION: usize = 64 << 20;
+
+/// Deepest nesting of an honest reply, as the decoder counts it (a
+/// description, a header, its entries, an entry, its value, a string array,
+/// a string: 7); the limit leaves a little room.
+pub const MAX_DEPTH: usize = 10;
+
+/// The largest description (bytes on the wire) the manager accepts for an
+/// input of `input_len` bytes: one and a half times the input and 1 MiB more.
+///
+/// An honest description holds an index entry's four numbers (at most 16
+/// bytes, as in the header) and the values of the used tags, whose varints
+/// and lengths take at most 1.5 times their bytes in the data store (an INT16
+/// takes up to 3).
+///
+/// ```
+/// assert_eq!(umd_rpm_wire::max_description(1000), 1500 + (1 << 20));
+/// ```
+pub fn max_description(input_len: usize) -> usize {
+    input_len.saturating_add(input_len / 2).saturating_add(1 << 20).min(MAX_DESCRIPTION)
+}
+
+/// The most memory the manager spends on a header it checks, as the bounded
+/// decoder and [`assemble_files`] charge it: the decoded description and the
+/// file list derived from it together take at most two and a half times the
+/// input and 4 MiB more.
+///
+/// A decoded index entry takes 48 bytes, a string 24 beside its bytes, a file
+/// of the list 56 beside its path and digest. A real package spends well
+/// under twice its header on them (its header also holds what the manager
+/// does not read: changelogs, dependencies, sizes, owners); a header of
+/// hundreds of thousands of empty names, or of files sharing a long directory
+/// name, would spend more, and is refused with this limit named.
+///
+/// ```
+/// assert_eq!(umd_rpm_wire::max_memory(1 << 20), (5 << 19) + (4 << 20));
+/// ```
+pub fn max_memory(input_len: usize) -> usize {
+    input_len.saturating_mul(5).saturating_div(2).saturating_add(4 << 20)
+}
+
+/// Why a reply was refused before it was checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// Larger than its bound allows for the input: refused undecoded.
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The input's.
+        input_len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bounded decoder refused it.
+    Decode(DecodeError),
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplyError::TooLarge { len, input_len, max } => {
+                write!(f, "a {len}-byte reply about {input_len} bytes (at most {max}): refused undecoded")
+            }
+            ReplyError::Decode(DecodeError::Memory { reason }) => write!(
+                f,
+                "the description would take {reason} once decoded (at most two and a half times \
+                 the input and 4 MiB: too many small entries or strings)"
+            ),
+            ReplyError::Decode(e) => write!(f, "undecodable reply: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplyError {}
 
 /// Largest input sent to the handler: the inline frame limit minus the command
 /// byte. A package whose lead and headers do not fit is refused; its payload is
@@ -60,6 +142,21 @@ pub enum Command {
     Package = 1,
     /// Describe one header blob from the rpm database (no magic, no lead).
     DbHeader = 2,
+    /// Open an rpm database (`rpmdb.sqlite`, given whole in a sealed memfd)
+    /// and return its header blobs ([`DbBlobs`]).
+    DbBlobs = 3,
+}
+
+impl Command {
+    /// The command of a request's first byte.
+    pub fn from_u8(b: u8) -> Option<Command> {
+        Some(match b {
+            1 => Command::Package,
+            2 => Command::DbHeader,
+            3 => Command::DbBlobs,
+            _ => return None,
+        })
+    }
 }
 
 /// RPM header tags used here (`rpmtag.h`).
@@ -166,7 +263,7 @@ pub fn used_sig_tag(tag: u32) -> Option<&'static [u32]> {
     })
 }
 
-/// The handler's answer.
+/// The handler's answer about a package or a database header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Description {
     /// Package files: the lead's offset (always 0) — `None` for database headers.
@@ -175,8 +272,6 @@ pub struct Description {
     pub signature: Option<Header>,
     /// The main header.
     pub main: Header,
-    /// The files, as the handler assembles them from the main header.
-    pub files: Vec<File>,
 }
 
 impl Description {
@@ -185,13 +280,72 @@ impl Description {
         postcard::to_allocvec(self)
     }
 
-    /// Decodes with postcard (never panics; refuses trailing bytes).
-    pub fn decode(bytes: &[u8]) -> Result<Description, postcard::Error> {
-        let (d, rest) = postcard::take_from_bytes(bytes)?;
-        if !rest.is_empty() {
-            return Err(postcard::Error::DeserializeBadEncoding);
+    /// Decodes a description of an input of `input_len` bytes, the one way the
+    /// manager does: refused undecoded if larger than [`max_description`], then
+    /// through the bounded decoder, charging `charge` (whose limit is
+    /// [`max_memory`], shared with the file list). Never panics; trailing bytes
+    /// are an error.
+    pub fn decode_charging(
+        bytes: &[u8],
+        input_len: usize,
+        charge: &mut dyn Charge,
+    ) -> Result<Description, ReplyError> {
+        let max = max_description(input_len);
+        if bytes.len() > max {
+            return Err(ReplyError::TooLarge { len: bytes.len(), input_len, max });
         }
-        Ok(d)
+        umd_wire::decode::decode_charging(bytes, MAX_DEPTH, charge).map_err(ReplyError::Decode)
+    }
+
+    /// As [`Description::decode_charging`], with a budget of its own of
+    /// [`max_memory`].
+    pub fn decode(bytes: &[u8], input_len: usize) -> Result<Description, ReplyError> {
+        let mut budget = umd_wire::decode::Budget::new(max_memory(input_len));
+        Description::decode_charging(bytes, input_len, &mut budget)
+    }
+}
+
+/// The handler's answer about an rpm database: every header blob of its
+/// `Packages` table, in header-number order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbBlobs {
+    /// The headers.
+    pub headers: Vec<DbBlob>,
+}
+
+/// One row of the `Packages` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbBlob {
+    /// The header number (`hnum`).
+    pub hnum: u32,
+    /// The header, as stored (no magic): untrusted, described like any.
+    #[serde(with = "serde_bytes")]
+    pub blob: Vec<u8>,
+}
+
+impl DbBlobs {
+    /// Encodes with postcard.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// The largest reply about a database of `db_len` bytes: the blobs are in
+    /// the file (SQLite stores them as they are, across its pages), so no
+    /// more than the file and 1 MiB of numbers and lengths.
+    pub fn max_reply(db_len: usize) -> usize {
+        db_len.saturating_add(1 << 20)
+    }
+
+    /// Decodes a reply about a database of `db_len` bytes: refused undecoded
+    /// beyond [`DbBlobs::max_reply`], decoded within twice the database and
+    /// 4 MiB.
+    pub fn decode(bytes: &[u8], db_len: usize) -> Result<DbBlobs, ReplyError> {
+        let max = DbBlobs::max_reply(db_len);
+        if bytes.len() > max {
+            return Err(ReplyError::TooLarge { len: bytes.len(), input_len: db_len, max });
+        }
+        let limits = DecodeLimits::relative(MAX_DEPTH, db_len, 2, 4 << 20);
+        umd_wire::decode::decode(bytes, &limits).map_err(ReplyError::Decode)
     }
 }
 
@@ -244,7 +398,7 @@ pub enum Value {
     Int64(Vec<u64>),
 }
 
-/// One file of the package, as the handler assembles it.
+/// One file of the package, as the manager assembles it ([`assemble_files`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
     /// Directory name + base name.
@@ -264,11 +418,17 @@ fn find(entries: &[Entry], t: u32) -> Option<&Value> {
     entries.iter().find(|e| e.tag == t).map(|e| &e.value)
 }
 
-/// Assembles the file list from a main header's entries (the handler describes
-/// it; the manager computes it again from the entries it checked, and the two
-/// must be equal). No files: no `BASENAMES`. Old-style `OLDFILENAMES` headers
-/// are refused.
-pub fn assemble_files(entries: &[Entry]) -> Result<Vec<File>, String> {
+/// Assembles the file list from a main header's entries (the manager, from
+/// the entries it checked). No files: no `BASENAMES`. Old-style
+/// `OLDFILENAMES` headers are refused.
+///
+/// The digests are moved out of the `FILEDIGESTS` value into the list (that
+/// entry is left [`Value::Opaque`]: its values now live in the list), so the
+/// list costs its paths and its records, not a second copy of the digests.
+/// What it allocates is charged to `charge` first: a header of a million
+/// files sharing a long directory name cannot make the list outgrow the
+/// budget.
+pub fn assemble_files(entries: &mut [Entry], charge: &mut dyn Charge) -> Result<Vec<File>, String> {
     if find(entries, tag::OLDFILENAMES).is_some() {
         return Err("old-style file names (OLDFILENAMES) are not supported".into());
     }
@@ -290,27 +450,40 @@ pub fn assemble_files(entries: &[Entry]) -> Result<Vec<File>, String> {
     else {
         return Err(format!("FILEMODES: missing, or not {n} INT16 values"));
     };
-    let Some(Value::StringArray(digests)) =
-        find(entries, tag::FILEDIGESTS).filter(|v| matches!(v, Value::StringArray(d) if d.len() == n))
-    else {
+    if !matches!(find(entries, tag::FILEDIGESTS), Some(Value::StringArray(d)) if d.len() == n) {
         return Err(format!("FILEDIGESTS: missing, or not {n} values"));
-    };
+    }
     // rpm writes LONGFILESIZES instead of FILESIZES when a file is 4 GiB or more.
-    let sizes: Option<Vec<u64>> = match (find(entries, tag::LONGFILESIZES), find(entries, tag::FILESIZES)) {
-        (Some(Value::Int64(v)), _) if v.len() == n => Some(v.clone()),
-        (Some(_), _) => return Err(format!("LONGFILESIZES: not {n} INT64 values")),
-        (None, Some(Value::Int32(v))) if v.len() == n => Some(v.iter().map(|&s| u64::from(s)).collect()),
-        (None, Some(_)) => return Err(format!("FILESIZES: not {n} INT32 values")),
-        (None, None) => None,
-    };
+    // Read in place: the list holds each size, no second copy is made.
+    let (long, short): (Option<&[u64]>, Option<&[u32]>) =
+        match (find(entries, tag::LONGFILESIZES), find(entries, tag::FILESIZES)) {
+            (Some(Value::Int64(v)), _) if v.len() == n => (Some(v), None),
+            (Some(_), _) => return Err(format!("LONGFILESIZES: not {n} INT64 values")),
+            (None, Some(Value::Int32(v))) if v.len() == n => (None, Some(v)),
+            (None, Some(_)) => return Err(format!("FILESIZES: not {n} INT32 values")),
+            (None, None) => (None, None),
+        };
+    let over = |why: String| format!("a list of {n} files would take {why} (the limit for this header)");
+    charge.charge(n.saturating_mul(std::mem::size_of::<File>())).map_err(over)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let dir = usize::try_from(idx[i]).ok().and_then(|d| dirs.get(d));
         let dir = dir.ok_or_else(|| format!("file {i}: directory index {} out of range", idx[i]))?;
-        let mut path = dir.clone();
+        charge.charge(dir.len() + base[i].len()).map_err(over)?;
+        let mut path = Vec::with_capacity(dir.len() + base[i].len());
+        path.extend_from_slice(dir);
         path.extend_from_slice(&base[i]);
-        let size = sizes.as_ref().map(|s| s[i]);
-        out.push(File { path, digest: digests[i].clone(), mode: modes[i], flags: flags[i], size });
+        let size = long.map(|l| l[i]).or_else(|| short.map(|s| u64::from(s[i])));
+        out.push(File { path, digest: Vec::new(), mode: modes[i], flags: flags[i], size });
+    }
+    let digests = entries
+        .iter_mut()
+        .find(|e| e.tag == tag::FILEDIGESTS)
+        .map(|e| std::mem::replace(&mut e.value, Value::Opaque));
+    if let Some(Value::StringArray(digests)) = digests {
+        for (f, d) in out.iter_mut().zip(digests) {
+            f.digest = d;
+        }
     }
     Ok(out)
 }
@@ -346,8 +519,11 @@ mod tests {
             e(tag::FILEMODES, Value::Int16(vec![0o100644, 0o100644])),
             e(tag::FILEDIGESTS, Value::StringArray(vec![b"00".to_vec(), b"11".to_vec()])),
         ];
-        let sizes =
-            |entries: &[Entry]| assemble_files(entries).map(|f| f.iter().map(|f| f.size).collect::<Vec<_>>());
+        let sizes = |entries: &[Entry]| {
+            let mut budget = umd_wire::decode::Budget::new(1 << 20);
+            assemble_files(&mut entries.to_vec(), &mut budget)
+                .map(|f| f.iter().map(|f| f.size).collect::<Vec<_>>())
+        };
         assert_eq!(sizes(&entries), Ok(vec![None, None]));
         entries.push(e(tag::FILESIZES, Value::Int32(vec![1, 2])));
         assert_eq!(sizes(&entries), Ok(vec![Some(1), Some(2)]));

@@ -12,13 +12,15 @@
 //! * a used tag may appear only once (which of two would rpm read?);
 //! * a used tag must be described with its value, an unused one must not: there
 //!   is one description of given bytes;
-//! * the file list is derived here from the checked values
-//!   ([`umd_rpm_wire::assemble_files`]) and the handler's must be equal to it.
+//! * the file list is derived by the manager from the checked values
+//!   ([`umd_rpm_wire::assemble_files`], [`files`]); the handler sends none.
+use std::borrow::Cow;
 
 use umd_rpm_wire::{
     assemble_files, tag, ty, used_sig_tag, used_tag, Command, Description, Entry, File, Header, Value,
     HEADER_MAGIC, LEAD_LEN, LEAD_MAGIC, MAX_DATA, MAX_ENTRIES, MAX_SIG_DATA, MAX_SIG_ENTRIES,
 };
+use umd_wire::decode::Charge;
 
 /// Why a description was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,7 +68,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// A header whose framing, region and used values were checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedHeader<'a> {
     /// Offset of the header's first byte in the input.
     pub offset: usize,
@@ -76,26 +78,34 @@ pub struct CheckedHeader<'a> {
     pub ril: u32,
     /// Data bytes in the immutable region (up to and including its trailer).
     pub rdl: u32,
+    /// The header's bytes, from its magic (or entry count) to the end of its
+    /// data store.
+    whole: &'a [u8],
     index: &'a [u8],
     data: &'a [u8],
     entries: Vec<Entry>,
 }
 
-impl CheckedHeader<'_> {
+impl<'a> CheckedHeader<'a> {
     /// The bytes rpm hashes for a header signature (`hdrblobDigestUpdate`): the
     /// header magic, the region's entry count and data length (big-endian), its
     /// index entries and its data. For a package header this is the header as
-    /// stored; for a database header it is the region cut out of the blob.
-    pub fn signed_bytes(&self) -> Vec<u8> {
+    /// stored (borrowed, not copied); for a database header it is the region
+    /// cut out of the blob.
+    pub fn signed_bytes(&self) -> Cow<'a, [u8]> {
         let ri = &self.index[..16 * self.ril as usize];
         let rd = &self.data[..self.rdl as usize];
+        let all_region = self.ril as usize * 16 == self.index.len() && self.rdl as usize == self.data.len();
+        if all_region && self.whole.starts_with(&HEADER_MAGIC) {
+            return Cow::Borrowed(self.whole);
+        }
         let mut out = Vec::with_capacity(16 + ri.len() + rd.len());
         out.extend_from_slice(&HEADER_MAGIC);
         out.extend_from_slice(&self.ril.to_be_bytes());
         out.extend_from_slice(&self.rdl.to_be_bytes());
         out.extend_from_slice(ri);
         out.extend_from_slice(rd);
-        out
+        Cow::Owned(out)
     }
 
     /// The checked value of a used tag, if present.
@@ -110,14 +120,41 @@ impl CheckedHeader<'_> {
 }
 
 /// A description that checked out.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked<'a> {
     /// The signature header of a package file.
     pub signature: Option<CheckedHeader<'a>>,
     /// The main header.
     pub main: CheckedHeader<'a>,
-    /// The files, derived by the manager from the checked values.
+    /// The files, derived by the manager from the checked values ([`files`]).
     pub files: Vec<File>,
+}
+
+/// The headers of a description that checked out, before the file list is
+/// derived from them.
+#[derive(Clone, Debug)]
+pub struct CheckedHeaders<'a> {
+    /// The signature header of a package file.
+    pub signature: Option<CheckedHeader<'a>>,
+    /// The main header.
+    pub main: CheckedHeader<'a>,
+}
+
+impl<'a> CheckedHeaders<'a> {
+    /// Derives the file list from the checked main header ([`files`]) and
+    /// completes the check.
+    pub fn with_files(mut self, charge: &mut dyn Charge) -> Result<Checked<'a>, CheckError> {
+        let files = files(&mut self.main, charge)?;
+        Ok(Checked { signature: self.signature, main: self.main, files })
+    }
+}
+
+/// The file list of a checked main header, assembled by the manager from its
+/// checked values; what it takes is charged to `charge` first. The file
+/// digests move from the header into the list (the header's `FILEDIGESTS`
+/// value is then opaque).
+pub fn files(main: &mut CheckedHeader<'_>, charge: &mut dyn Charge) -> Result<Vec<File>, CheckError> {
+    assemble_files(&mut main.entries, charge).map_err(|e| refused("file list", e))
 }
 
 fn align(t: u32) -> usize {
@@ -168,7 +205,7 @@ enum Kind {
     Db,
 }
 
-fn header<'a>(input: &'a [u8], at: usize, h: &Header, kind: Kind) -> Result<CheckedHeader<'a>, CheckError> {
+fn header(input: &[u8], at: usize, h: Header, kind: Kind) -> Result<CheckedHeader<'_>, CheckError> {
     let what = match kind {
         Kind::Signature => "signature header",
         Kind::Package => "main header",
@@ -293,12 +330,31 @@ fn header<'a>(input: &'a [u8], at: usize, h: &Header, kind: Kind) -> Result<Chec
             return Err(refused(what, format!("tag {} lies outside the signed region", e.tag)));
         }
     }
-    Ok(CheckedHeader { offset: at, end, ril, rdl, index, data, entries: h.entries.clone() })
+    let whole = &input[at..end];
+    Ok(CheckedHeader { offset: at, end, ril, rdl, whole, index, data, entries: h.entries })
 }
 
-/// Checks a description of `input` (as sent to the handler with `command`).
-pub fn check<'a>(command: Command, input: &'a [u8], d: &Description) -> Result<Checked<'a>, CheckError> {
-    let (signature, main) = match command {
+/// Checks a description of `input` (as sent to the handler with `command`):
+/// the headers, then the file list derived from them, charged to `charge`.
+/// The description is consumed: the checked values are moved out of it, not
+/// copied.
+pub fn check<'a>(
+    command: Command,
+    input: &'a [u8],
+    d: Description,
+    charge: &mut dyn Charge,
+) -> Result<Checked<'a>, CheckError> {
+    check_headers(command, input, d)?.with_files(charge)
+}
+
+/// Checks the headers of a description of `input`, without deriving the file
+/// list yet (the driver derives it once the reply's buffer is gone).
+pub fn check_headers(
+    command: Command,
+    input: &[u8],
+    d: Description,
+) -> Result<CheckedHeaders<'_>, CheckError> {
+    match command {
         Command::Package => {
             if input.get(..4) != Some(&LEAD_MAGIC[..]) || input.len() < LEAD_LEN {
                 return Err(framing("lead", "not an RPM package (no lead magic)"));
@@ -306,26 +362,22 @@ pub fn check<'a>(command: Command, input: &'a [u8], d: &Description) -> Result<C
             if d.lead != Some(0) {
                 return Err(mismatch("lead", "not described at 0"));
             }
-            let sig_d = d.signature.as_ref().ok_or_else(|| mismatch("signature header", "missing"))?;
+            let sig_d = d.signature.ok_or_else(|| mismatch("signature header", "missing"))?;
             let sig = header(input, LEAD_LEN, sig_d, Kind::Signature)?;
             let main_at = sig.end + (8 - sig.end % 8) % 8;
-            let main = header(input, main_at, &d.main, Kind::Package)?;
-            (Some(sig), main)
+            let main = header(input, main_at, d.main, Kind::Package)?;
+            Ok(CheckedHeaders { signature: Some(sig), main })
         }
         Command::DbHeader => {
             if d.lead.is_some() || d.signature.is_some() {
                 return Err(mismatch("database header", "described with a lead or signature header"));
             }
-            let main = header(input, 0, &d.main, Kind::Db)?;
+            let main = header(input, 0, d.main, Kind::Db)?;
             if main.end != input.len() {
                 return Err(framing("database header", "trailing bytes"));
             }
-            (None, main)
+            Ok(CheckedHeaders { signature: None, main })
         }
-    };
-    let files = assemble_files(&main.entries).map_err(|e| refused("file list", e))?;
-    if files != d.files {
-        return Err(mismatch("file list", "differs from the one the checked header gives"));
+        Command::DbBlobs => Err(framing("database", "a database is not a header")),
     }
-    Ok(Checked { signature, main, files })
 }

@@ -1,15 +1,22 @@
-//! Reading header blobs from an rpm database (`rpmdb.sqlite`).
+//! Reading header blobs from an rpm database (`rpmdb.sqlite`), through the
+//! handler.
 //!
 //! The database is SQLite (rpm ≥ 4.16's default backend): table `Packages`,
 //! columns `hnum` (the header number) and `blob` (the header without its magic).
-//! The manager reads the table itself with SQLite, read-only, and sends each
-//! blob to the handler: SQLite is a storage container the manager has to open
-//! anyway, while the header inside is the untrusted format the handler parses.
+//! SQLite is a large parser of a format that can come from anywhere (a
+//! container image, a backup, a mounted disk), so the manager does not open it:
+//! it copies the file into a sealed memfd and the sandboxed `rpm` handler opens
+//! that with SQLite, from memory ([`RpmDriver::db_blobs`]). The blobs that come
+//! back are untrusted bytes, each then described and checked like any header.
 //! Only the sqlite backend is read (Berkeley DB and ndb are not).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use umd::SealedMemfd;
+use umd_rpm_wire::{Command, DbBlob};
+
+use crate::driver::{DescribeError, RpmDriver, MAX_DATABASE};
 
 /// The usual database directory (rpm's compiled-in `%_dbpath` on most
 /// distributions; Debian's rpm says `~/.rpmdb`, see [`default_dbpath`]).
@@ -36,23 +43,44 @@ pub const MAX_BLOB: usize = umd_rpm_wire::MAX_INPUT;
 /// Why the database could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// SQLite failed (missing file, not a database, no `Packages` table, …).
+    /// The file could not be read.
     #[error("rpm database {path}: {source}")]
-    Sqlite {
+    Io {
         /// The database file.
         path: PathBuf,
         /// Why.
-        source: rusqlite::Error,
+        source: std::io::Error,
     },
-    /// A blob is larger than [`MAX_BLOB`].
-    #[error("rpm database {path}: header {hnum} is {len} bytes, over the limit")]
+    /// Larger than [`MAX_DATABASE`].
+    #[error("rpm database {path}: {len} bytes, over the {MAX_DATABASE}-byte limit")]
     TooLarge {
         /// The database file.
         path: PathBuf,
-        /// Header number.
-        hnum: i64,
         /// Its size.
-        len: usize,
+        len: u64,
+    },
+    /// Changes are waiting in the write-ahead log beside the database: the
+    /// file alone is not the database's current state.
+    #[error(
+        "rpm database {path}: {wal} holds {len} bytes of changes not yet in the database (rpm is \
+         running, or stopped uncleanly): let rpm finish (or run an rpm query as root), then retry"
+    )]
+    Wal {
+        /// The database file.
+        path: PathBuf,
+        /// The log.
+        wal: PathBuf,
+        /// Its size.
+        len: u64,
+    },
+    /// The handler could not open it (not SQLite, no `Packages` table, a
+    /// malformed file) or lied about it.
+    #[error("rpm database {path}: {source}")]
+    Handler {
+        /// The database file.
+        path: PathBuf,
+        /// Why (boxed: the driver's errors are large, this one is rare).
+        source: Box<DescribeError>,
     },
 }
 
@@ -65,26 +93,54 @@ pub fn sqlite_file(path: &Path) -> PathBuf {
     }
 }
 
-/// Every header blob of the database, in header-number order.
-pub fn headers(path: &Path) -> Result<Vec<(i64, Vec<u8>)>, DbError> {
-    let file = sqlite_file(path);
-    let err = |source| DbError::Sqlite { path: file.clone(), source };
-    // Read-only; rpm may hold the database open in WAL mode, which SQLite
-    // handles for readers.
-    let conn = Connection::open_with_flags(
-        &file,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages ORDER BY hnum").map_err(err)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(err)?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (hnum, blob) = r.map_err(err)?;
-        if blob.len() > MAX_BLOB {
-            return Err(DbError::TooLarge { path: file.clone(), hnum, len: blob.len() });
-        }
-        out.push((hnum, blob));
+/// Copies the database file into a sealed memfd, after the command byte,
+/// without holding it on the heap. SQLite opens an image from memory only in
+/// rollback-journal mode, so the copy is marked so: bytes 18 and 19 of the
+/// file header (the write and read format versions: 2 for WAL, 1 for a
+/// rollback journal) become 1 when they are 2. That changes how SQLite would
+/// write the copy, not what its tables hold; nothing else is looked at here.
+fn memfd_of(file: &Path) -> Result<SealedMemfd, DbError> {
+    let io = |source| DbError::Io { path: file.to_path_buf(), source };
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len > MAX_DATABASE {
+        return Err(DbError::TooLarge { path: file.to_path_buf(), len });
     }
-    Ok(out)
+    let wal = PathBuf::from(format!("{}-wal", file.display()));
+    if let Ok(m) = std::fs::metadata(&wal) {
+        if m.len() > 0 {
+            return Err(DbError::Wal { path: file.to_path_buf(), wal, len: m.len() });
+        }
+    }
+    let size = usize::try_from(len).map_err(|_| DbError::TooLarge { path: file.to_path_buf(), len })?;
+    let mut read = Ok(());
+    let memfd = SealedMemfd::build(c"umd-rpmdb", size + 1, |buf| {
+        buf[0] = Command::DbBlobs as u8;
+        read = f.read_exact(&mut buf[1..]);
+        if buf.len() > 20 && buf[1..17] == *b"SQLite format 3\0" && buf[19..21] == [2, 2] {
+            buf[19] = 1;
+            buf[20] = 1;
+        }
+    })
+    .map_err(io)?;
+    read.map_err(io)?;
+    Ok(memfd)
+}
+
+/// Every header blob of the database at `path` (a directory holding
+/// `rpmdb.sqlite`, or the file), in header-number order, as the handler reads
+/// them.
+pub fn headers(driver: &RpmDriver, path: &Path) -> Result<Vec<DbBlob>, DbError> {
+    let file = sqlite_file(path);
+    let memfd = memfd_of(&file)?;
+    let blobs = driver
+        .db_blobs(&memfd)
+        .map_err(|source| DbError::Handler { path: file.clone(), source: Box::new(source) })?;
+    // The handler's bound, checked again: a blob is an untrusted header that
+    // must still fit a describe request.
+    if let Some(b) = blobs.iter().find(|b| b.blob.len() > MAX_BLOB) {
+        let source = DescribeError::TooLarge(b.blob.len());
+        return Err(DbError::Handler { path: file, source: Box::new(source) });
+    }
+    Ok(blobs)
 }

@@ -4,13 +4,19 @@
 
 use std::time::Duration;
 
-use umd::{Driver, FramedConfig, Limits, Program, Request};
-use umd_rpm_wire::{Command, Description, MAX_DESCRIPTION, MAX_INPUT};
+use umd::{Driver, FramedConfig, Limits, Program, Request, SealedMemfd};
+use umd_rpm_wire::{
+    max_description, max_memory, Command, DbBlob, DbBlobs, Description, MAX_DESCRIPTION, MAX_INPUT,
+};
+use umd_wire::decode::Budget;
 
 use crate::check::{self, Checked};
 
 /// The driver's name.
 pub const DRIVER_NAME: &str = "rpm";
+
+/// Largest rpm database sent to the handler (a distribution's is 50–200 MiB).
+pub const MAX_DATABASE: u64 = 1 << 30;
 
 /// Why describing failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,10 @@ pub enum DescribeError {
     /// it is shut down).
     #[error(transparent)]
     Driver(#[from] umd::Error),
+    /// The checked headers' file list would take more memory than the input
+    /// allows ([`umd_rpm_wire::max_memory`]), or cannot be derived.
+    #[error("{0}")]
+    Files(check::CheckError),
 }
 
 /// The smallest database header: an immutable region of one entry, no data.
@@ -72,9 +82,11 @@ impl RpmDriver {
         timeout: Duration,
         handlers: usize,
     ) -> RpmDriver {
-        let limits = Limits { max_inline: MAX_DESCRIPTION as u32, ..Limits::default() };
+        let limits = Limits { max_inline: MAX_DESCRIPTION as u32, max_memfd: MAX_DATABASE + (1 << 20) };
         let driver = Driver::builder(DRIVER_NAME)
-            .framed(FramedConfig { limits, fd_passing: false })
+            // A socket pair: the rpm database travels to the handler, and its
+            // blobs back, as sealed memfds.
+            .framed(FramedConfig { limits, fd_passing: true })
             // A request is pure (same request, same answer, no effect): one
             // whose handler died under it is sent once more to a fresh handler.
             .idempotent(true)
@@ -83,12 +95,15 @@ impl RpmDriver {
             .args(args)
             .provider(move |_| program().map_err(|e| e.to_string()))
             .post_start(|s| {
-                let mut req = vec![Command::DbHeader as u8];
-                req.extend_from_slice(PROBE);
-                s.call(Request::Bytes(&req), |reply| {
-                    let d =
-                        Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
-                    check::check(Command::DbHeader, PROBE, &d).map(|_| ()).map_err(|e| e.to_string())
+                // The probe's reply goes through the same bounds as any other.
+                let req = [&[Command::DbHeader as u8][..], PROBE];
+                s.call_bounded(Request::Parts(&req), max_description(PROBE.len()), |reply| {
+                    let mut budget = Budget::new(max_memory(PROBE.len()));
+                    let d = Description::decode_charging(reply, PROBE.len(), &mut budget)
+                        .map_err(|e| e.to_string())?;
+                    check::check(Command::DbHeader, PROBE, d, &mut budget)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 })
             })
             .build();
@@ -103,17 +118,37 @@ impl RpmDriver {
     /// Has the handler describe `input` and checks the description against it.
     /// A description that does not check out shuts the handler down and is an
     /// error.
+    ///
+    /// Memory: the reply may take [`max_description`] bytes (refused from its
+    /// frame header beyond), and the decoded description with the file list
+    /// the manager derives from it [`max_memory`] (charged as they are built);
+    /// the reply's buffer is freed before the file list is built.
     pub fn describe<'a>(&self, command: Command, input: &'a [u8]) -> Result<Checked<'a>, DescribeError> {
         if input.len() > MAX_INPUT {
             return Err(DescribeError::TooLarge(input.len()));
         }
-        let mut req = Vec::with_capacity(input.len() + 1);
-        req.push(command as u8);
-        req.extend_from_slice(input);
-        let checked = self.driver.call(Request::Bytes(&req), |reply| {
-            let d = Description::decode(reply).map_err(|e| format!("undecodable description: {e}"))?;
-            check::check(command, input, &d).map_err(|e| e.to_string())
+        let req = [&[command as u8][..], input];
+        let (headers, mut budget) =
+            self.driver.call_bounded(Request::Parts(&req), max_description(input.len()), |reply| {
+                let mut budget = Budget::new(max_memory(input.len()));
+                let d = Description::decode_charging(reply, input.len(), &mut budget)
+                    .map_err(|e| e.to_string())?;
+                let headers = check::check_headers(command, input, d).map_err(|e| e.to_string())?;
+                Ok((headers, budget))
+            })?;
+        headers.with_files(&mut budget).map_err(DescribeError::Files)
+    }
+
+    /// Has the handler open an rpm database (`rpmdb.sqlite`, given as a
+    /// sealed memfd holding the command byte and the file) and return its
+    /// header blobs. The blobs are untrusted bytes: each is then described
+    /// and checked like any header ([`RpmDriver::describe`] with
+    /// [`Command::DbHeader`]).
+    pub fn db_blobs(&self, db: &SealedMemfd) -> Result<Vec<DbBlob>, DescribeError> {
+        let db_len = usize::try_from(db.len().saturating_sub(1)).unwrap_or(usize::MAX);
+        let blobs = self.driver.call_bounded(Request::Memfd(db), DbBlobs::max_reply(db_len), |reply| {
+            DbBlobs::decode(reply, db_len).map_err(|e| e.to_string())
         })?;
-        Ok(checked)
+        Ok(blobs.headers)
     }
 }

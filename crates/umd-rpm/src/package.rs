@@ -403,6 +403,13 @@ impl PackageVerifier {
         self.report(&c.main, trust, payload, c.files)
     }
 
+    /// The header blobs of an rpm database (a directory holding
+    /// `rpmdb.sqlite`, or the file), read by the sandboxed handler
+    /// ([`crate::db::headers`]); judge each with [`PackageVerifier::db_header`].
+    pub fn db_blobs(&self, path: &std::path::Path) -> Result<Vec<umd_rpm_wire::DbBlob>, crate::db::DbError> {
+        crate::db::headers(&self.rpm, path)
+    }
+
     /// Judges one database header blob.
     pub fn db_header(&self, blob: &[u8]) -> Result<Report, Error> {
         let c = self.rpm.describe(Command::DbHeader, blob)?;

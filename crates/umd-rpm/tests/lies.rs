@@ -43,7 +43,7 @@ fn refused(lie: &str, check: &str) {
 }
 
 const REENCODE: &str = "does not re-encode to the bytes";
-const FILES: &str = "file list: the description disagrees";
+const FORM: &str = "a value of the wrong form";
 const NOT_DESCRIBED: &str = "is used but not described";
 const INDEX: &str = "is not the entry in the bytes";
 
@@ -54,12 +54,15 @@ fn a_changed_file_digest_is_refused_by_the_re_encoding() {
 
 #[test]
 fn a_changed_digest_in_the_file_list_only_is_refused() {
-    refused("change-file-list", FILES);
+    // The list is the manager's, derived from the checked base names: a
+    // renamed file is a base name that does not re-encode.
+    refused("change-file-list", REENCODE);
 }
 
 #[test]
 fn a_file_left_out_of_the_file_list_is_noticed() {
-    refused("drop-file", FILES);
+    // One base name fewer than the index entry counts.
+    refused("drop-file", FORM);
 }
 
 #[test]
@@ -132,4 +135,23 @@ fn a_crashing_handler_is_an_error_for_that_package_and_the_next_one_gets_a_fresh
     // No files, no crash: the driver restarted a handler and answers.
     assert!(matches!(v.package(&rpm("empty-rsa.rpm")).unwrap().trust, Trust::Verified { .. }));
     assert!(v.rpm_driver().driver().stats().starts >= 2);
+}
+
+#[test]
+fn wide_replies_within_the_size_bound_are_refused_while_they_are_decoded() {
+    // As many empty names, or empty index entries, as the reply's size bound
+    // lets it carry: a byte or five each on the wire, 24 or 48 decoded. The
+    // decoder charges them as it goes and stops at the memory bound.
+    for lie in ["bloat-strings", "bloat-entries"] {
+        let v = liar(lie);
+        let e = v.package(&rpm("hello-rsa.rpm")).expect_err(lie);
+        assert!(e.to_string().contains("too many small entries or strings"), "{lie}: {e}");
+    }
+}
+
+#[test]
+fn a_database_answer_of_empty_blobs_by_the_hundred_thousand_is_refused() {
+    let v = liar("many-blobs");
+    let e = v.db_blobs(&common::corpus().join("root/var/lib/rpm")).expect_err("accepted");
+    assert!(e.to_string().contains("memory"), "{e}");
 }

@@ -8,6 +8,7 @@ use common::{db_headers, rpm, verifier};
 use proptest::prelude::*;
 use umd_rpm::check::{check, CheckError};
 use umd_rpm_wire::{Command, Description};
+use umd_wire::decode::Budget;
 
 fn hello() -> Vec<u8> {
     rpm("hello-rsa.rpm")
@@ -18,7 +19,8 @@ fn hello() -> Vec<u8> {
 /// as a disagreement with them.
 fn agree(command: Command, input: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(d) = umd_rpm_handler::describe(command, input) {
-        if let Err(e @ CheckError::Mismatch { .. }) = check(command, input, &d) {
+        let mut budget = Budget::new(umd_rpm_wire::max_memory(input.len()));
+        if let Err(e @ CheckError::Mismatch { .. }) = check(command, input, d, &mut budget) {
             return Err(TestCaseError::fail(format!("honest description refused: {e}")));
         }
     }
@@ -69,8 +71,9 @@ proptest! {
         for (at, x) in flips {
             enc[at % n] ^= x;
         }
-        if let Ok(d) = Description::decode(&enc) {
-            let _ = check(Command::Package, &b, &d);
+        if let Ok(d) = Description::decode(&enc, b.len()) {
+            let mut budget = Budget::new(umd_rpm_wire::max_memory(b.len()));
+            let _ = check(Command::Package, &b, d, &mut budget);
         }
     }
 }

@@ -124,8 +124,16 @@ impl Client {
             Err(e) => return Err(e.into()),
         }
         let h = Header::parse(&header, Kind::Response, MAX_RESPONSE)?;
-        let mut body = vec![0u8; h.len];
-        self.stream.read_exact(&mut body)?;
+        // The buffer grows as the body arrives (a service announcing 65 MiB
+        // and stalling costs what it sent), and the body is decoded with the
+        // bounded decoder.
+        let mut body = Vec::new();
+        while body.len() < h.len {
+            let have = body.len();
+            let target = h.len.min(have.saturating_mul(2).max(have + (64 << 10)));
+            body.resize(target, 0);
+            self.stream.read_exact(&mut body[have..])?;
+        }
         Ok(proto::decode(&body)?)
     }
 

@@ -101,10 +101,13 @@ pub struct Limits {
     pub max_queued_per_driver: usize,
     /// Largest request body in bytes (at most 64 MiB).
     pub max_request_bytes: usize,
-    /// Request bodies held in memory at once, all clients together, in bytes.
+    /// Request bodies held in memory at once, and what decoding them
+    /// allocates, all clients together, in bytes.
     pub request_memory_bytes: usize,
-    /// Request bodies of one uid held in memory at once, in bytes: one user
-    /// cannot take the whole budget (by announcing large frames and stalling).
+    /// Request bodies of one uid held in memory at once, with what decoding
+    /// them allocates, in bytes: one user cannot take the whole budget (by
+    /// announcing large frames and stalling). A request takes its body and
+    /// about as much again while it is decoded.
     pub request_memory_per_uid: usize,
     /// A connection with no request for this long is closed.
     pub idle_timeout_ms: u64,
@@ -125,7 +128,7 @@ impl Default for Limits {
             max_queued_per_driver: 64,
             max_request_bytes: DEFAULT_MAX_REQUEST,
             request_memory_bytes: 64 << 20,
-            request_memory_per_uid: 16 << 20,
+            request_memory_per_uid: 24 << 20,
             idle_timeout_ms: 60_000,
             frame_timeout_ms: 10_000,
             queue_timeout_ms: 10_000,

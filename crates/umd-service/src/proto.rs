@@ -11,7 +11,11 @@
 //!
 //! The receiver checks magic, version, kind and length *before* it reads or
 //! allocates the body: a frame longer than the receiver's limit is refused
-//! without reading it.
+//! without reading it. The body is read into a buffer that grows as its bytes
+//! arrive, and decoded with the bounded decoder of `umd-wire`: nesting at most
+//! [`MAX_DEPTH`] deep, and what decoding allocates charged as it goes, at most
+//! [`max_decoded`] (three times the body and 16 MiB, so that body and decoded
+//! value together stay within four times the body and 16 MiB).
 //!
 //! ```
 //! use umd_service::proto::{self, Request, Kind};
@@ -22,6 +26,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use umd_wire::decode::{Budget, Charge, DecodeError};
 
 /// First two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"UM";
@@ -37,6 +42,24 @@ pub const MAX_REQUEST_CEILING: usize = 64 << 20;
 /// Largest response body a client accepts (a verified cleartext text is at most
 /// the request's size).
 pub const MAX_RESPONSE: usize = MAX_REQUEST_CEILING + (1 << 20);
+
+/// Deepest nesting of a message, as the decoder counts it (a response, its
+/// status, the driver list, a driver, its handler list: 5); the limit leaves
+/// room.
+pub const MAX_DEPTH: usize = 16;
+
+/// The most a body of `len` bytes may allocate once decoded: three times the
+/// body and 16 MiB. A verification request decodes to about its own size
+/// (the files it carries, copied out of the body); what takes more is many
+/// small items (eight million empty keyrings in an 8 MB body would take
+/// 192 MB) and is refused while it is decoded.
+///
+/// ```
+/// assert_eq!(umd_service::proto::max_decoded(1 << 20), (3 << 20) + (16 << 20));
+/// ```
+pub fn max_decoded(len: usize) -> usize {
+    len.saturating_mul(3).saturating_add(16 << 20)
+}
 
 /// Which way a frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +94,10 @@ pub enum FrameError {
     /// The body does not decode.
     #[error("malformed frame body: {0}")]
     Body(String),
+    /// Decoding the body would allocate more than it may ([`max_decoded`], or
+    /// the service's request memory budget).
+    #[error("the frame body would take {0} once decoded")]
+    Costly(String),
 }
 
 /// A checked frame header.
@@ -168,13 +195,23 @@ pub fn encode<T: Serialize>(kind: Kind, msg: &T) -> Result<Vec<u8>, FrameError> 
     Ok(out)
 }
 
-/// Decodes a body; trailing bytes are an error (one encoding per message).
+/// Decodes a body with the bounded decoder, within [`max_decoded`] of its
+/// length; trailing bytes are an error (one encoding per message).
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
-    let (v, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Body(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(FrameError::Body(format!("{} trailing bytes", rest.len())));
-    }
-    Ok(v)
+    decode_charging(body, &mut Budget::new(max_decoded(body.len())))
+}
+
+/// As [`decode`], charging `charge` for what decoding allocates (the service
+/// charges its request memory budget, as well as [`max_decoded`]).
+pub fn decode_charging<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    charge: &mut dyn Charge,
+) -> Result<T, FrameError> {
+    umd_wire::decode::decode_charging(body, MAX_DEPTH, charge).map_err(|e| match e {
+        DecodeError::Trailing { bytes } => FrameError::Body(format!("{bytes} trailing bytes")),
+        DecodeError::Memory { reason } => FrameError::Costly(reason),
+        e => FrameError::Body(e.to_string()),
+    })
 }
 
 /// `Vec<Vec<u8>>` as a sequence of byte strings. postcard writes a byte string
@@ -605,6 +642,39 @@ mod tests {
         let r = Request::Verify(v);
         let f = encode(Kind::Request, &r).unwrap();
         assert_eq!(decode::<Request>(&f[HEADER_LEN..]).unwrap(), r);
+    }
+
+    #[test]
+    fn a_body_of_millions_of_empty_keyrings_is_refused_while_it_is_decoded() {
+        // The issue's request: 8 MB, eight million empty keyrings (192 MB
+        // once decoded). Refused at max_decoded, not after.
+        let mut body = vec![1u8]; // Request::Verify
+        body.extend_from_slice(&[0x80, 0xa4, 0xe8, 0x03]); // varint 8_000_000
+        body.extend(std::iter::repeat_n(0u8, 8_000_000));
+        body.extend_from_slice(&[0, 0, 1]); // no signature, no data, required 1
+        let mut budget = Budget::new(max_decoded(body.len()));
+        let e = decode_charging::<Request>(&body, &mut budget).unwrap_err();
+        assert!(matches!(e, FrameError::Costly(_)), "{e}");
+        assert!(budget.used <= max_decoded(body.len()));
+    }
+
+    #[test]
+    fn a_keyring_upload_of_millions_of_empty_keyrings_is_refused_while_it_is_decoded() {
+        // The same through VerifyRef: keyrings sent to be kept are decoded by
+        // the same bounded decoder, before the keyring store sees them.
+        let mut body = vec![3u8, 1]; // Request::VerifyRef, KeyringRef::Keyrings
+        body.extend_from_slice(&[0x80, 0xa4, 0xe8, 0x03]); // varint 8_000_000
+        body.extend(std::iter::repeat_n(0u8, 8_000_000));
+        body.extend_from_slice(&[0, 0, 1, 0]); // no signature, no data, required 1, no text
+        let mut budget = Budget::new(max_decoded(body.len()));
+        let e = decode_charging::<Request>(&body, &mut budget).unwrap_err();
+        assert!(matches!(e, FrameError::Costly(_)), "{e}");
+        assert!(budget.used <= max_decoded(body.len()));
+        // A handful of keyrings decode as before.
+        let mut small = vec![3u8, 1, 2, 1, 9, 0];
+        small.extend_from_slice(&[0, 0, 1, 0]);
+        let Request::VerifyRef(r) = decode::<Request>(&small).unwrap() else { panic!("not VerifyRef") };
+        assert_eq!(r.keyring, KeyringRef::Keyrings(vec![vec![9], vec![]]));
     }
 
     #[test]

@@ -571,6 +571,24 @@ fn read_exact(stream: &UnixStream, buf: &mut [u8], deadline: Instant) -> io::Res
     Ok(true)
 }
 
+/// Reads a body of `len` bytes by `deadline` into a buffer that grows as the
+/// bytes arrive (doubling, at least 64 KiB at a time), never from the announced
+/// length alone: a client that announces a large frame and stalls holds its
+/// reservation, not the memory.
+fn read_body(stream: &UnixStream, len: usize, deadline: Instant) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while body.len() < len {
+        let have = body.len();
+        let target = len.min(have.saturating_mul(2).max(have + (64 << 10)));
+        body.try_reserve_exact(target - have).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        body.resize(target, 0);
+        if !read_exact(stream, &mut body[have..], deadline)? {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"));
+        }
+    }
+    Ok(body)
+}
+
 fn write_all(stream: &UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
     while !buf.is_empty() {
         match rustix::net::send(stream, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
@@ -603,6 +621,77 @@ struct Reservation<'a> {
     shared: &'a Shared,
     uid: u32,
     bytes: usize,
+}
+
+impl Reservation<'_> {
+    /// Takes `n` more bytes of the budgets, now or never (decoding does not
+    /// wait for memory while it holds a body): `Err` with the reason when the
+    /// uid's or the service's budget cannot give them.
+    fn grow(&mut self, n: usize, limits: &crate::config::Limits) -> Result<(), String> {
+        let mut m = lock(&self.shared.memory);
+        let mine = m.by_uid.get(&self.uid).copied().unwrap_or(0);
+        if mine.saturating_add(n) > limits.request_memory_per_uid {
+            return Err("your user's request memory is in use; retry later".into());
+        }
+        if m.total.saturating_add(n) > limits.request_memory_bytes {
+            return Err("the service's request memory is in use; retry later".into());
+        }
+        m.total += n;
+        *m.by_uid.entry(self.uid).or_default() += n;
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// Gives `n` bytes back (a body that was decoded and freed).
+    fn shrink(&mut self, n: usize) {
+        let n = n.min(self.bytes);
+        let mut m = lock(&self.shared.memory);
+        m.total -= n;
+        if let Some(u) = m.by_uid.get_mut(&self.uid) {
+            *u -= n;
+        }
+        self.bytes -= n;
+        drop(m);
+        self.shared.memory_cond.notify_all();
+    }
+}
+
+/// What decoding a request allocates, charged to the request's own bound and
+/// to the reservation its body came from (in steps, to take the lock rarely).
+struct DecodeCharge<'r, 'a> {
+    bound: umd_wire::decode::Budget,
+    reservation: &'r mut Reservation<'a>,
+    limits: &'r crate::config::Limits,
+    /// Bytes of the reservation taken for the decoded value so far.
+    granted: usize,
+    /// Why the budgets said no, if they did (then the client is told "busy").
+    busy: Option<String>,
+}
+
+/// The least a decoding request takes from the budgets at a time.
+const DECODE_GRANT_STEP: usize = 64 << 10;
+
+impl umd_wire::decode::Charge for DecodeCharge<'_, '_> {
+    fn charge(&mut self, bytes: usize) -> Result<(), String> {
+        self.bound.charge(bytes)?;
+        if self.bound.used > self.granted {
+            let needed = self.bound.used - self.granted;
+            let step = needed.max(DECODE_GRANT_STEP);
+            let got = match self.reservation.grow(step, self.limits) {
+                Ok(()) => Ok(step),
+                Err(_) if step > needed => self.reservation.grow(needed, self.limits).map(|()| needed),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(n) => self.granted += n,
+                Err(e) => {
+                    self.busy = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Reservation<'_> {
@@ -697,7 +786,7 @@ impl Connection<'_> {
                     return;
                 }
             };
-            let _reservation = match self.reserve(h.len, &limits) {
+            let mut reservation = match self.reserve(h.len, &limits) {
                 Ok(r) => r,
                 Err(e) => {
                     sh.counters.busy.fetch_add(1, Relaxed);
@@ -706,35 +795,57 @@ impl Connection<'_> {
                     return;
                 }
             };
-            let mut body = Vec::new();
-            if body.try_reserve_exact(h.len).is_err() {
-                let _ = send_response(&self.stream, &Response::Error(busy("out of memory")), deadline);
-                return;
-            }
-            body.resize(h.len, 0);
-            match read_exact(&self.stream, &mut body, deadline) {
-                Ok(true) => {}
-                Ok(false) if h.len == 0 => {}
-                Ok(false) => {
-                    self.dropped(&io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed mid-frame",
-                    ));
+            let body = match read_body(&self.stream, h.len, deadline) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                    let _ = send_response(&self.stream, &Response::Error(busy("out of memory")), deadline);
                     return;
                 }
                 Err(e) => {
                     self.dropped(&e);
                     return;
                 }
-            }
-            let request: Request = match proto::decode(&body) {
+            };
+            // What decoding allocates is charged as it goes: to the request's
+            // own bound (proto::max_decoded) and to the memory budgets the
+            // body was reserved from, so a small body cannot decode into
+            // hundreds of megabytes.
+            let mut charge = DecodeCharge {
+                bound: umd_wire::decode::Budget::new(proto::max_decoded(h.len)),
+                reservation: &mut reservation,
+                limits: &limits,
+                granted: 0,
+                busy: None,
+            };
+            let decoded = proto::decode_charging::<Request>(&body, &mut charge);
+            let busy_reason = charge.busy.take();
+            let request: Request = match decoded {
                 Ok(r) => r,
                 Err(e) => {
-                    self.refuse_frame(ErrorKind::BadRequest, e.to_string(), deadline);
+                    if let Some(message) = busy_reason {
+                        sh.counters.busy.fetch_add(1, Relaxed);
+                        tracing::info!(uid = self.peer.uid, pid = self.peer.pid, len = h.len, "{message}");
+                        let _ = send_response(&self.stream, &Response::Error(busy(message)), deadline);
+                        return;
+                    }
+                    let kind = if matches!(e, FrameError::Costly(_)) {
+                        ErrorKind::TooLarge
+                    } else {
+                        ErrorKind::BadRequest
+                    };
+                    let message = match e {
+                        FrameError::Costly(_) => format!(
+                            "{e} (a request may take at most three times its body and 16 MiB once decoded)"
+                        ),
+                        e => e.to_string(),
+                    };
+                    self.refuse_frame(kind, message, deadline);
                     return;
                 }
             };
             drop(body);
+            reservation.shrink(h.len);
+            let _reservation = reservation;
             sh.counters.requests.fetch_add(1, Relaxed);
             let response = self.handle(request, &limits, in_flight_at_shutdown);
             drop(_reservation);

@@ -252,6 +252,10 @@ pub fn has_pending(rx: BorrowedFd<'_>) -> Result<bool, ChanError> {
 pub enum Payload<'a> {
     /// Bytes copied through the channel.
     Inline(&'a [u8]),
+    /// Bytes copied through the channel, gathered from several slices (one
+    /// inline payload: a command byte and the data it is about, say, without
+    /// first copying them into one buffer).
+    Gather(&'a [&'a [u8]]),
     /// A sealed memfd passed with `SCM_RIGHTS` (sockets only).
     Memfd(&'a SealedMemfd),
 }
@@ -274,6 +278,18 @@ pub fn send_frame(
             )?;
             let header = FrameHeader::new(kind, len).encode();
             write_all(ep, &[&header, bytes], None, deadline)
+        }
+        Payload::Gather(parts) => {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            let len =
+                u32::try_from(total).ok().filter(|&l| l <= limits.max_inline).ok_or(ChanError::Header(
+                    HeaderError::TooLarge { len: total as u64, max: u64::from(limits.max_inline) },
+                ))?;
+            let header = FrameHeader::new(kind, len).encode();
+            let mut bufs: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+            bufs.push(&header);
+            bufs.extend_from_slice(parts);
+            write_all(ep, &bufs, None, deadline)
         }
         Payload::Memfd(m) => {
             if m.len() > limits.max_memfd {
@@ -310,9 +326,13 @@ pub enum Received {
 /// so a small message costs one system call.
 const FIRST_READ: usize = 4096;
 
+/// The least a frame's receive buffer grows by at a time (it doubles beyond).
+pub const GROW_STEP: usize = 64 << 10;
+
 /// Receives one frame, checking the header against `limits` before any payload is
 /// read, and refusing bytes beyond the frame (only one message may be in flight).
-/// `buf` is reused across calls; it grows to the largest payload seen.
+/// `buf` is reused across calls; it grows as the payload arrives (doubling, at
+/// least [`GROW_STEP`] at a time), up to the largest payload seen.
 pub fn recv_frame(
     ep: Endpoint<'_>,
     limits: &Limits,
@@ -342,11 +362,17 @@ pub fn recv_frame(
     if have > len {
         return Err(ChanError::Trailing);
     }
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
     while have < len {
-        let n = read_some(ep, &mut [IoSliceMut::new(&mut buf[have..len])], &mut fds, deadline)?;
+        // The buffer grows as bytes arrive, never from the announced length
+        // alone: a peer that announces 64 MiB and stalls holds no more of the
+        // receiver's memory than it has sent (twice that at most, and one
+        // [`GROW_STEP`]).
+        if buf.len() <= have {
+            let target = len.min(have.saturating_mul(2).max(have + GROW_STEP));
+            buf.resize(target, 0);
+        }
+        let end = buf.len().min(len);
+        let n = read_some(ep, &mut [IoSliceMut::new(&mut buf[have..end])], &mut fds, deadline)?;
         if n == 0 {
             return Err(ChanError::Eof { got: HEADER_LEN + have, wanted: HEADER_LEN + len });
         }
@@ -436,6 +462,29 @@ mod tests {
             recv_frame(ep(&b), &Limits::default(), &mut buf, None),
             Err(ChanError::Fds { got: 0, wanted: 1 })
         ));
+    }
+
+    #[test]
+    fn a_stalled_frame_holds_no_more_than_what_arrived() {
+        let (a, b) = pair();
+        rustix::io::ioctl_fionbio(&b, true).unwrap();
+        let limits = Limits { max_inline: 64 << 20, ..Limits::default() };
+        // Announces 64 MiB, sends 200 KiB, stalls.
+        let mut frame = FrameHeader::new(Kind::Reply, 64 << 20).encode().to_vec();
+        frame.extend_from_slice(&[7; 200 << 10]);
+        let writer = std::thread::spawn(move || {
+            write_all(ep(&a), &[&frame], None, None).unwrap();
+            a
+        });
+        let mut buf = Vec::new();
+        let d = Instant::now() + std::time::Duration::from_millis(300);
+        assert!(matches!(recv_frame(ep(&b), &limits, &mut buf, Some(d)), Err(ChanError::Timeout)));
+        let _a = writer.join().unwrap();
+        assert!(
+            buf.capacity() <= 2 * (200 << 10) + GROW_STEP,
+            "{} bytes for 200 KiB received",
+            buf.capacity()
+        );
     }
 
     #[test]

@@ -35,6 +35,10 @@
 use core::fmt;
 
 pub mod chan;
+#[cfg(feature = "counting")]
+pub mod counting;
+#[cfg(feature = "decode")]
+pub mod decode;
 pub mod memfd;
 
 /// First two bytes of every frame: `"UM"`.

@@ -40,6 +40,10 @@ pub struct FramedConfig {
 pub enum Request<'a> {
     /// Bytes written through the channel.
     Bytes(&'a [u8]),
+    /// Bytes written through the channel as one payload, gathered from these
+    /// slices in order (framed mode only): a command byte and a large input go
+    /// out without being copied into one buffer first.
+    Parts(&'a [&'a [u8]]),
     /// A sealed memfd passed to the handler (framed mode with fd passing only).
     Memfd(&'a SealedMemfd),
 }
@@ -48,6 +52,9 @@ pub enum Request<'a> {
 pub enum Reply<'a> {
     /// Bytes read from the channel.
     Bytes(&'a [u8]),
+    /// A large reply read from the channel, in a buffer of its own: it is freed
+    /// once the check is done, instead of staying with the handler.
+    Owned(Vec<u8>),
     /// A sealed memfd from the handler, checked and mapped read-only.
     Memfd(Mapping),
 }
@@ -57,10 +64,17 @@ impl Reply<'_> {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Reply::Bytes(b) => b,
+            Reply::Owned(b) => b,
             Reply::Memfd(m) => m.as_slice(),
         }
     }
 }
+
+/// Largest receive buffer a handler keeps between requests: a larger reply's
+/// buffer goes with the reply ([`Reply::Owned`]) and is freed after its check,
+/// so one large reply does not pin its size in the manager for the handler's
+/// life.
+pub const KEEP_BUFFER: usize = 1 << 20;
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -160,16 +174,24 @@ impl Handler {
         }
     }
 
-    /// One request/reply exchange, bounded by `deadline`.
+    /// One request/reply exchange, bounded by `deadline`; a framed reply is
+    /// also bounded by `max_reply` bytes (below the wire's limits).
     pub fn exchange(
         &mut self,
         wire: &Wire,
         req: Request<'_>,
+        max_reply: usize,
         deadline: Instant,
     ) -> Result<Reply<'_>, CallError> {
         match wire {
             Wire::Raw(sizes) => self.exchange_raw(*sizes, req, deadline),
-            Wire::Framed(cfg) => self.exchange_framed(cfg, req, deadline),
+            Wire::Framed(cfg) => {
+                let limits = Limits {
+                    max_inline: cfg.limits.max_inline.min(u32::try_from(max_reply).unwrap_or(u32::MAX)),
+                    max_memfd: cfg.limits.max_memfd.min(u64::try_from(max_reply).unwrap_or(u64::MAX)),
+                };
+                self.exchange_framed(cfg, &limits, req, deadline)
+            }
         }
     }
 
@@ -180,7 +202,7 @@ impl Handler {
         deadline: Instant,
     ) -> Result<Reply<'_>, CallError> {
         let Request::Bytes(bytes) = req else {
-            return Err(CallError::BadRequest("raw drivers take bytes, not memfds".into()));
+            return Err(CallError::BadRequest("raw drivers take one slice of bytes".into()));
         };
         if bytes.len() != sizes.request {
             return Err(CallError::BadRequest(format!(
@@ -224,6 +246,7 @@ impl Handler {
     fn exchange_framed(
         &mut self,
         cfg: &FramedConfig,
+        reply_limits: &Limits,
         req: Request<'_>,
         deadline: Instant,
     ) -> Result<Reply<'_>, CallError> {
@@ -237,6 +260,16 @@ impl Handler {
                     )));
                 }
                 (Kind::Request, Payload::Inline(b))
+            }
+            Request::Parts(parts) => {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                if len > cfg.limits.max_inline as usize {
+                    return Err(CallError::BadRequest(format!(
+                        "request of {len} bytes exceeds the inline limit of {} bytes (send it as a memfd)",
+                        cfg.limits.max_inline
+                    )));
+                }
+                (Kind::Request, Payload::Gather(parts))
             }
             Request::Memfd(m) => {
                 if !self.process.socket {
@@ -252,6 +285,10 @@ impl Handler {
                 (Kind::MemfdRequest, Payload::Memfd(m))
             }
         };
+        if self.buf.len() > KEEP_BUFFER {
+            // Left large by an error frame: not kept either.
+            self.buf = Vec::new();
+        }
         let ep = self.endpoint();
         chan::send_frame(ep, kind, payload, &cfg.limits, Some(deadline)).map_err(CallError::Send)?;
         let ep = Endpoint {
@@ -259,7 +296,12 @@ impl Handler {
             tx: self.process.tx.as_fd(),
             socket: self.process.socket,
         };
-        match chan::recv_frame(ep, &cfg.limits, &mut self.buf, Some(deadline))? {
+        match chan::recv_frame(ep, reply_limits, &mut self.buf, Some(deadline))? {
+            Received::Inline { kind: Kind::Reply, len } if self.buf.len() > KEEP_BUFFER => {
+                let mut owned = std::mem::take(&mut self.buf);
+                owned.truncate(len);
+                Ok(Reply::Owned(owned))
+            }
             Received::Inline { kind: Kind::Reply, len } => Ok(Reply::Bytes(&self.buf[..len])),
             Received::Memfd { kind: Kind::MemfdReply, memfd } => {
                 let map = memfd.map().map_err(|e| ChanError::Io { op: "mapping reply memfd", source: e })?;

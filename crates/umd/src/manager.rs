@@ -74,7 +74,18 @@ impl Session<'_> {
         req: Request<'_>,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, String> {
-        match self.handler.exchange(self.wire, req, self.deadline) {
+        self.call_bounded(req, usize::MAX, check)
+    }
+
+    /// As [`Session::call`], refusing a reply larger than `max_reply` bytes
+    /// before it is read (see [`Driver::call_bounded`]).
+    pub fn call_bounded<T>(
+        &mut self,
+        req: Request<'_>,
+        max_reply: usize,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.handler.exchange(self.wire, req, max_reply, self.deadline) {
             Ok(reply) => check(reply.as_bytes()),
             Err(CallError::Chan(ChanError::Timeout) | CallError::Send(ChanError::Timeout)) => {
                 Err("no reply before the start deadline".into())
@@ -795,11 +806,26 @@ impl Driver {
         req: Request<'_>,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, Error> {
+        self.call_bounded(req, usize::MAX, check)
+    }
+
+    /// As [`Driver::call`], with a bound on this reply's size: a framed reply
+    /// (inline or memfd) announcing more than `max_reply` bytes is refused
+    /// from its header, before any of it is read, and the handler is shut
+    /// down. A driver whose replies scale with its requests bounds each reply
+    /// by its request, so a lying handler cannot make the manager receive more
+    /// than that request allows.
+    pub fn call_bounded<T>(
+        &self,
+        req: Request<'_>,
+        max_reply: usize,
+        check: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Error> {
         let started = Instant::now();
         let request = self.inner.next_request.fetch_add(1, Relaxed) + 1;
         let c = &self.inner.counters;
         c.requests.fetch_add(1, Relaxed);
-        let r = self.call_inner(request, req, check);
+        let r = self.call_inner(request, req, max_reply, check);
         match &r {
             Ok(_) => c.latency.record(started.elapsed()),
             Err(e) => {
@@ -814,13 +840,14 @@ impl Driver {
         &self,
         request: u64,
         req: Request<'_>,
+        max_reply: usize,
         check: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<T, Error> {
         let mut retried = false;
         loop {
             let mut handler = self.ready_handler()?;
             let deadline = Instant::now() + self.inner.config.timeout;
-            let reply = match handler.exchange(&self.inner.config.wire, req, deadline) {
+            let reply = match handler.exchange(&self.inner.config.wire, req, max_reply, deadline) {
                 Ok(reply) => reply,
                 Err(e) => match self.exchange_failed(handler, e, request, retried) {
                     Some(error) => return Err(error),

@@ -73,8 +73,24 @@
 //! * `replay` — the first description with a target signature the liar made is
 //!   its answer to every later request.
 //! * `empty` — no packet at all, even for the start-up probe.
-//! * `bloat` — a description holding a target signature gets 200,000 more
-//!   (opaque, empty) packets: far more bytes than the stream could need.
+//! * `bloat` — a description holding a target signature gets 400,000 more
+//!   (opaque, empty) packets: 2 MB, far more bytes than the stream could need.
+//!
+//! Lies about size and shape, each within every bound the manager announces
+//! (the reply is no larger than the stream allows,
+//! [`umd_pgp_wire::max_description`]), on streams holding a target signature
+//! — or on every stream, the start-up probe's included, with the argument
+//! `always`:
+//!
+//! * `wide-packets` — as many more empty opaque packets as the reply can
+//!   carry: five bytes each on the wire, some 140 in memory.
+//! * `wide-subpackets` — the first target signature's hashed area gets as
+//!   many empty subpackets as the reply can carry.
+//! * `deep-embedding` — the reply is a signature embedding a signature
+//!   embedding … as deep as the reply can carry (written as bytes: the
+//!   description type cannot hold it).
+//! * `stall-frame` — announces as large a reply as the stream allows, sends
+//!   4 KiB of it and waits.
 //!
 //! Not lies, for the manager's recovery tests (honest answers otherwise; the
 //! start-up probe, a lone user ID, is answered at once):
@@ -151,6 +167,10 @@ enum Lie {
     Replay,
     Empty,
     Bloat,
+    WidePackets,
+    WideSubpackets,
+    DeepEmbedding,
+    StallFrame,
     Slow(u32),
     Crash,
 }
@@ -166,13 +186,16 @@ struct Memory {
     description: Option<Description>,
 }
 
-fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
-    let (name, rest) = args.split_first().ok_or("usage: umd-pgp-liar-handler LIE [TARGET] [VALUE]")?;
+fn parse_args(args: &[String]) -> Result<(Lie, Target, bool), String> {
+    let (name, rest) =
+        args.split_first().ok_or("usage: umd-pgp-liar-handler LIE [TARGET] [VALUE] [always]")?;
     let mut target = Target::Any;
     let mut value: Option<&str> = None;
+    let mut always = false;
     for a in rest {
         match Target::parse(a) {
             Some(t) => target = t,
+            None if a == "always" => always = true,
             None => value = Some(a),
         }
     }
@@ -217,11 +240,15 @@ fn parse_args(args: &[String]) -> Result<(Lie, Target), String> {
         "replay" => Lie::Replay,
         "empty" => Lie::Empty,
         "bloat" => Lie::Bloat,
+        "wide-packets" => Lie::WidePackets,
+        "wide-subpackets" => Lie::WideSubpackets,
+        "deep-embedding" => Lie::DeepEmbedding,
+        "stall-frame" => Lie::StallFrame,
         "slow" => Lie::Slow(number(None)?),
         "crash" => Lie::Crash,
         _ => return Err(format!("unknown lie {name:?}")),
     };
-    Ok((lie, target))
+    Ok((lie, target, always))
 }
 
 /// 40 hex digits.
@@ -238,7 +265,7 @@ fn fingerprint(hex: &str) -> Option<[u8; 20]> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (lie, target) = match parse_args(&args) {
+    let (lie, target, always) = match parse_args(&args) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("umd-pgp-liar-handler: {e}");
@@ -252,10 +279,100 @@ fn main() -> ExitCode {
             return Err(format!("unknown command {command}"));
         }
         let mut d = umd_pgp_handler::describe(stream)?;
+        let targeted = always || d.packets.iter().any(|p| is_target(p, target));
+        // What the size bound leaves beside the honest description.
+        let honest = d.encode().map_err(|e| format!("encoding the description: {e}"))?.len();
+        let room = umd_pgp_wire::max_description(stream.len()).saturating_sub(honest + 64);
+        match &lie {
+            Lie::DeepEmbedding if targeted => {
+                out.extend_from_slice(&deep_embedding(room));
+                return Ok(());
+            }
+            Lie::StallFrame if targeted => stall(umd_pgp_wire::max_description(stream.len())),
+            _ => {}
+        }
         tell(&lie, target, &mut d, &mut memory);
+        if targeted {
+            widen(&lie, &mut d, room);
+        }
         out.extend_from_slice(&d.encode().map_err(|e| format!("encoding the description: {e}"))?);
         Ok(())
     })
+}
+
+/// Grows the description's vectors for the `wide-*` lies, by about `room`
+/// bytes on the wire.
+fn widen(lie: &Lie, d: &mut Description, room: usize) {
+    match lie {
+        Lie::Bloat => {
+            let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
+            d.packets.extend(std::iter::repeat_n(filler, 400_000));
+        }
+        Lie::WidePackets => {
+            // Five bytes each (offset 0, header 2, body 0, tag 10, opaque).
+            let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
+            d.packets.extend(std::iter::repeat_n(filler, room / 5));
+        }
+        Lie::WideSubpackets => {
+            if d.packets.iter().all(|p| !matches!(p.body, Body::Signature(_))) {
+                // Nothing to widen (the probe): a signature packet of its own.
+                d.packets.push(Packet {
+                    offset: 0,
+                    tag: 2,
+                    header_len: 2,
+                    body_len: 0,
+                    body: Body::Signature(Sig {
+                        version: 4,
+                        sig_type: 0,
+                        pk_algo: 1,
+                        hash_algo: 8,
+                        hashed: Vec::new(),
+                        unhashed: Vec::new(),
+                        left16: [0, 0],
+                        salt: Vec::new(),
+                        values: Vec::new(),
+                    }),
+                });
+            }
+            if let Some(s) = sigs(d, Target::Any).next() {
+                // Five bytes each (length form, critical, type, empty body, none).
+                let empty =
+                    Subpacket { len_octets: 1, critical: false, typ: 20, body: Vec::new(), embedded: None };
+                s.hashed.extend(std::iter::repeat_n(empty, room / 5));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A description of one signature packet whose signature embeds signatures as
+/// deep as `room` bytes allow (15 bytes a level).
+fn deep_embedding(room: usize) -> Vec<u8> {
+    let depth = room / 15;
+    let mut v = vec![1, 0, 2, 0, 2, 5]; // one packet at 0, header 2, body 0, tag 2, Signature
+    for _ in 0..depth {
+        // v4, type 0, RSA, SHA-256, one hashed subpacket: 1-octet length,
+        // not critical, type 32, empty body, Some(
+        v.extend_from_slice(&[4, 0, 1, 8, 1, 1, 0, 32, 0, 1]);
+    }
+    v.extend_from_slice(&[4, 0, 1, 8, 0, 0, 0, 0, 0, 0]);
+    for _ in 0..depth {
+        v.extend_from_slice(&[0, 0, 0, 0, 0]);
+    }
+    v
+}
+
+/// Announces a reply of `len` bytes, sends 4 KiB of it, then waits for the
+/// manager to give up (it kills the handler at its deadline).
+fn stall(len: usize) -> ! {
+    let mut frame = vec![b'U', b'M', 1, 2];
+    frame.extend_from_slice(&(len as u32).to_le_bytes());
+    frame.extend_from_slice(&[0u8; 4096]);
+    let mut stdout = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut stdout, &frame);
+    let _ = std::io::Write::flush(&mut stdout);
+    let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0u8; 1]);
+    std::process::abort()
 }
 
 /// Sleeps with ppoll(2) on no fds: ppoll is on the handler's allow-list,
@@ -478,15 +595,11 @@ fn tell(lie: &Lie, target: Target, d: &mut Description, memory: &mut Memory) {
             None => {}
         },
         Lie::Empty => d.packets.clear(),
+        // Told by `widen`, on targeted streams.
+        Lie::WidePackets | Lie::WideSubpackets | Lie::DeepEmbedding | Lie::StallFrame | Lie::Bloat => {}
         // Anything but the start-up probe (a lone user ID).
         Lie::Slow(_) | Lie::Crash if d.packets.iter().all(|p| matches!(p.body, Body::UserId)) => {}
         Lie::Slow(ms) => sleep(*ms),
         Lie::Crash => std::process::abort(),
-        Lie::Bloat => {
-            if d.packets.iter().any(|p| is_target(p, target)) {
-                let filler = Packet { offset: 0, tag: 10, header_len: 2, body_len: 0, body: Body::Opaque };
-                d.packets.extend(std::iter::repeat_n(filler, 200_000));
-            }
-        }
     }
 }

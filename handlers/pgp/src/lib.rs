@@ -85,13 +85,12 @@ pub fn handle(request: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     }
     let description = describe(stream)?;
     let bytes = description.encode().map_err(|e| format!("encoding the description: {e}"))?;
-    if bytes.len() > umd_pgp_wire::MAX_DESCRIPTION {
-        return Err(format!(
-            "the description takes {} octets, more than the manager accepts ({})",
-            bytes.len(),
-            umd_pgp_wire::MAX_DESCRIPTION
-        ));
-    }
+    // The manager's limits, applied here first, so that a stream an honest
+    // description cannot fit is refused with a message that names the
+    // limit, instead of a reply the manager refuses and a handler it shuts
+    // down. (Decoding costs a fraction of describing.)
+    Description::decode(&bytes, stream.len())
+        .map_err(|e| format!("{} packets: {e}", description.packets.len()))?;
     out.extend_from_slice(&bytes);
     Ok(())
 }

@@ -152,9 +152,35 @@ struct Seen {
 
 /// The manager's check: size bound, tiling, headers, and re-encoded bodies.
 fn check(stream: &[u8], d: &Description) -> Seen {
-    let encoded = d.encode().expect("encodes").len();
+    let encoded = d.encode().expect("encodes");
     let bound = umd_pgp_wire::max_description(stream.len());
-    assert!(encoded <= bound, "a {encoded}-byte description of {} bytes exceeds {bound}", stream.len());
+    assert!(
+        encoded.len() <= bound,
+        "a {}-byte description of {} bytes exceeds {bound}",
+        encoded.len(),
+        stream.len()
+    );
+    // And within the memory the manager's decoder allows for the stream.
+    let mut charged = umd_wire::decode::Budget::new(usize::MAX);
+    let _: Description =
+        umd_wire::decode::decode_charging(&encoded, umd_pgp_wire::MAX_DEPTH, &mut charged).expect("decodes");
+    let max = umd_pgp_wire::max_memory(stream.len());
+    assert!(
+        charged.used <= max,
+        "{} bytes decoded for {} stream bytes exceed {max}",
+        charged.used,
+        stream.len()
+    );
+    if std::env::var_os("UMD_PRINT_RATIOS").is_some() {
+        eprintln!(
+            "ratio: stream {} wire {} ({:.2}x) memory {} ({:.2}x)",
+            stream.len(),
+            encoded.len(),
+            encoded.len() as f64 / stream.len() as f64,
+            charged.used,
+            charged.used as f64 / stream.len() as f64
+        );
+    }
     let mut seen = Seen::default();
     let mut at = 0usize;
     for p in &d.packets {
@@ -197,7 +223,7 @@ fn describe_and_check(name: &str, stream: &[u8]) -> Seen {
     req.extend_from_slice(stream);
     let mut out = Vec::new();
     umd_pgp_handler::handle(&req, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let d = Description::decode(&out).expect("reply decodes");
+    let d = Description::decode(&out, stream.len()).expect("reply decodes");
     assert_eq!(d, describe(stream).unwrap());
     check(stream, &d)
 }
@@ -634,11 +660,21 @@ fn streams_of_too_many_packets_are_refused() {
     let stream = [0xcd, 0x00].repeat(umd_pgp_handler::MAX_ITEMS + 1);
     let e = describe(&stream).expect_err("refused");
     assert!(e.contains("more than"), "{e}");
-    // As many as it describes: the densest honest description there is (a few
-    // bytes of offsets and lengths per 2-byte packet), still within the size
-    // the manager accepts for the stream.
-    let stream = &stream[2..];
-    check(stream, &describe(stream).expect("described"));
+}
+
+#[test]
+fn a_stream_too_dense_for_the_managers_bounds_is_refused_naming_them() {
+    // 300,000 empty user IDs: the handler can describe them, but decoded the
+    // description would take some 40 MB of the manager's memory for a 600 KB
+    // stream. The handler refuses it before answering, naming the bound.
+    let stream = [0xcd, 0x00].repeat(300_000);
+    let mut req = vec![PgpCommand::Describe as u8];
+    req.extend_from_slice(&stream);
+    let e = umd_pgp_handler::handle(&req, &mut Vec::new()).expect_err("refused");
+    assert!(e.contains("too many small packets"), "{e}");
+    // Ten thousand of them fit the constant part of the bound: described.
+    let stream = [0xcd, 0x00].repeat(10_000);
+    describe_and_check("ten thousand empty user IDs", &stream);
 }
 
 /// Found by the `pgp_describe` fuzz target: a legacy-format user ID with an

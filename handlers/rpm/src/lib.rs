@@ -1,4 +1,5 @@
-//! The RPM handler's parser: a hand-written, bounded reader of RPM headers.
+//! The RPM handler's parsers: a hand-written, bounded reader of RPM headers,
+//! and the rpm database (`rpmdb.sqlite`) opened with SQLite from memory.
 //!
 //! Why not the `rpm` crate: version 0.30 panics on malformed headers (an
 //! unchecked range a fuzzer finds in seconds), cannot read database headers
@@ -8,29 +9,43 @@
 //! reader here is short, checks every offset and count before it slices, caps
 //! every count at rpm's own limits, and returns an error instead of panicking.
 //!
+//! The database is SQLite: a format as hostile as any when the file comes from
+//! elsewhere (a container image, a backup), and a large parser. It is opened
+//! here, in the sandbox, from the sealed memfd the manager sends ([`db`]).
+//!
 //! It runs in the sandboxed handler; the manager (`umd-rpm`) checks everything
 //! it says against the bytes.
 
+pub mod db;
+
 use umd_rpm_wire::{
-    assemble_files, ty, used_sig_tag, used_tag, Command, Description, Entry, Header, Value, HEADER_MAGIC,
-    LEAD_LEN, LEAD_MAGIC, MAX_DATA, MAX_ENTRIES, MAX_SIG_DATA, MAX_SIG_ENTRIES,
+    ty, used_sig_tag, used_tag, Command, Description, Entry, Header, Value, HEADER_MAGIC, LEAD_LEN,
+    LEAD_MAGIC, MAX_DATA, MAX_ENTRIES, MAX_SIG_DATA, MAX_SIG_ENTRIES,
 };
 
 /// Answers one request (the function `umd_handler::serve_framed` calls).
 pub fn handle(request: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let (&command, input) = request.split_first().ok_or("empty request (no command byte)")?;
-    let command = match command {
-        1 => Command::Package,
-        2 => Command::DbHeader,
-        c => return Err(format!("unknown command {c}")),
-    };
+    let command = Command::from_u8(command).ok_or_else(|| format!("unknown command {command}"))?;
+    if command == Command::DbBlobs {
+        return db::blobs(input, out);
+    }
     let d = describe(command, input)?;
     let bytes = d.encode().map_err(|e| format!("encoding the description: {e}"))?;
-    if bytes.len() > umd_rpm_wire::MAX_DESCRIPTION {
-        return Err(format!("the description takes {} bytes, more than the manager accepts", bytes.len()));
-    }
+    within_the_managers_bounds(&bytes, input.len())?;
     out.extend_from_slice(&bytes);
     Ok(())
+}
+
+/// Whether the manager will take this description of `input_len` bytes: its
+/// size, and the memory it and the file list the manager derives from it take
+/// (the manager's own bounded decoding and assembly, run here first, so that a
+/// header an honest description cannot fit is refused with the limit named
+/// instead of a reply the manager refuses).
+fn within_the_managers_bounds(bytes: &[u8], input_len: usize) -> Result<(), String> {
+    let mut budget = umd_wire::decode::Budget::new(umd_rpm_wire::max_memory(input_len));
+    let mut d = Description::decode_charging(bytes, input_len, &mut budget).map_err(|e| e.to_string())?;
+    umd_rpm_wire::assemble_files(&mut d.main.entries, &mut budget).map(|_| ())
 }
 
 /// Describes a package file (lead, signature header, main header) or one
@@ -46,17 +61,16 @@ pub fn describe(command: Command, input: &[u8]) -> Result<Description, String> {
             // The signature header is padded to a multiple of 8 bytes.
             let main_at = sig_end.checked_add((8 - sig_end % 8) % 8).ok_or("offset overflow")?;
             let (main, _) = header(input, main_at, true, false)?;
-            let files = assemble_files(&main.entries)?;
-            Ok(Description { lead: Some(0), signature: Some(sig), main, files })
+            Ok(Description { lead: Some(0), signature: Some(sig), main })
         }
         Command::DbHeader => {
             let (main, end) = header(input, 0, false, false)?;
             if end != input.len() {
                 return Err(format!("database header: {} trailing bytes", input.len() - end));
             }
-            let files = assemble_files(&main.entries)?;
-            Ok(Description { lead: None, signature: None, main, files })
+            Ok(Description { lead: None, signature: None, main })
         }
+        Command::DbBlobs => Err("a database is not described (it is opened: see `db`)".into()),
     }
 }
 

@@ -37,6 +37,12 @@ pub fn keyring() -> Vec<u8> {
     std::fs::read(corpus().join("keys/keyring.asc")).unwrap()
 }
 
-pub fn db_headers() -> Vec<(i64, Vec<u8>)> {
-    umd_rpm::db::headers(&corpus().join("root/var/lib/rpm")).unwrap()
+/// The corpus database's header blobs, read by the sandboxed handler.
+pub fn db_headers() -> Vec<(u32, Vec<u8>)> {
+    let driver = umd_rpm::driver::RpmDriver::new(std::time::Duration::from_secs(10));
+    umd_rpm::db::headers(&driver, &corpus().join("root/var/lib/rpm"))
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.hnum, b.blob))
+        .collect()
 }
