@@ -1,5 +1,10 @@
-//! Lies about RPM header descriptions ([`umd_rpm_wire::Description`]) and
-//! rpm database answers ([`umd_rpm_wire::DbBlobs`]).
+//! Lies about RPM header descriptions ([`umd_rpm_wire::Description`]).
+//!
+//! Database answers ([`umd_rpm_wire::DbBlobs`]) are not generated here: the
+//! manager cannot check a list of blobs against a database it does not read
+//! (see `docs/design.md`), only bound its decoding and check each blob as a
+//! header; the `many-blobs` lie of `handlers/rpm-liar` and
+//! `crates/umd-rpm/tests/memory.rs` hold that bound.
 
 use umd_rpm::check::{self, Checked};
 use umd_rpm_wire::{max_description, max_memory, Command, Description, Entry, Header, Value};
