@@ -174,6 +174,14 @@ pub fn vector<T: Clone>(v: &mut Vec<T>, c: &mut Choices, make: impl FnOnce(&mut 
     }
 }
 
+/// One growth mutation in this many of the draws that could grow: growing a
+/// vector to the bound makes a lie of megabytes, whose encoding, decoding and
+/// check cost a fuzzer's execution far more than a small lie's, for little
+/// new coverage. Rarer growth keeps the lie targets fast; the tests grow
+/// every kind of vector of every input to the bound each time
+/// (`pgp::grown`, `rpm::grown`, `tests/generated.rs`).
+pub const GROWTH_ODDS: usize = 32;
+
 /// Grows `v` with copies of one of its elements (or `fallback`) until about
 /// `room` more bytes would be on the wire: a vector grown to the size bound.
 pub fn grow<T: Clone + serde::Serialize>(v: &mut Vec<T>, c: &mut Choices, fallback: T, room: usize) {

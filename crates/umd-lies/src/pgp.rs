@@ -3,7 +3,7 @@
 use umd_pgp::packet::{self, Checked};
 use umd_pgp_wire::{max_description, Body, Description, Field, Key, Packet, Sig, Subpacket};
 
-use crate::{bytes, grow, number, vector, Choices};
+use crate::{bytes, grow, number, vector, Choices, GROWTH_ODDS};
 
 /// An honest input: the stream, its honest description, and what the
 /// manager accepts from it.
@@ -55,6 +55,18 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One vector of the honest description grown to the size bound (what
+/// [`lie`] does once in [`GROWTH_ODDS`](crate::GROWTH_ODDS) of its growth
+/// draws), `choices` picking which: the lie that costs the manager most
+/// memory, for the tests to make every time.
+pub fn grown(honest: &Honest, choices: &[u8]) -> Vec<u8> {
+    let mut c = Choices::new(choices);
+    let mut d = honest.description.clone();
+    let used = postcard::to_allocvec(&d).map_or(0, |b| b.len());
+    grow_somewhere(&mut d, &mut c, max_description(honest.stream.len()).saturating_sub(used));
+    postcard::to_allocvec(&d).unwrap_or_default()
+}
+
 /// One mutation, anywhere in the description.
 fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
     match c.below(9) {
@@ -96,9 +108,11 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
         }
         7 => {
             // What is left of the bound (measured only here: encoding the
-            // description is most of a lie's cost).
-            let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
-            grow_somewhere(d, c, room.saturating_sub(used))
+            // description is most of a lie's cost), once in `GROWTH_ODDS`.
+            if c.below(GROWTH_ODDS) == 0 {
+                let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
+                grow_somewhere(d, c, room.saturating_sub(used))
+            }
         }
         _ => {
             // A signature embedded into another (or into itself).

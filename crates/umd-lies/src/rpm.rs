@@ -10,7 +10,7 @@ use umd_rpm::check::{self, Checked};
 use umd_rpm_wire::{max_description, max_memory, Command, Description, Entry, Header, Value};
 use umd_wire::decode::Budget;
 
-use crate::{bytes, grow, number, vector, Choices};
+use crate::{bytes, grow, number, vector, Choices, GROWTH_ODDS};
 
 /// An honest input: the command, the bytes, and the honest description.
 pub struct Honest {
@@ -55,6 +55,18 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
         out[i] = c.byte();
     }
     out
+}
+
+/// One vector of the honest description grown to the size bound (what
+/// [`lie`] does once in [`GROWTH_ODDS`](crate::GROWTH_ODDS) of its growth
+/// draws), `choices` picking which: the lie that costs the manager most
+/// memory, for the tests to make every time.
+pub fn grown(honest: &Honest, choices: &[u8]) -> Vec<u8> {
+    let mut c = Choices::new(choices);
+    let mut d = honest.description.clone();
+    let used = d.encode().map_or(0, |b| b.len());
+    grow_somewhere(&mut d, &mut c, max_description(honest.input.len()).saturating_sub(used));
+    d.encode().unwrap_or_default()
 }
 
 fn headers(d: &mut Description) -> Vec<&mut Header> {
@@ -106,9 +118,12 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
             }
         }
         _ => {
-            // What is left of the bound (measured only here, as in `pgp`).
-            let used = d.encode().map_or(0, |b| b.len());
-            grow_somewhere(d, c, room.saturating_sub(used))
+            // What is left of the bound (measured only here, as in `pgp`),
+            // once in `GROWTH_ODDS`.
+            if c.below(GROWTH_ODDS) == 0 {
+                let used = d.encode().map_or(0, |b| b.len());
+                grow_somewhere(d, c, room.saturating_sub(used))
+            }
         }
     }
 }

@@ -61,6 +61,18 @@ fn rpm_inputs() -> &'static [rpm::Honest] {
     })
 }
 
+/// Judges a reply about pgp input `which`: within the figure, and never
+/// accepted with another result.
+fn pgp_judged(which: usize, reply: &[u8]) -> Result<bool, String> {
+    let honest = &pgp_inputs()[which];
+    let (r, peak) = measure(|| pgp::judge(honest, reply));
+    let bound = figure(honest.stream.len() + 1);
+    if peak > bound {
+        return Err(format!("{peak} bytes for a {}-byte stream (bound {bound})", honest.stream.len()));
+    }
+    r
+}
+
 /// One pgp lie: judged within the figure, and never accepted with another
 /// result.
 fn pgp_case(which: usize, choices: &[u8]) -> Result<bool, String> {
@@ -102,6 +114,39 @@ fn every_honest_input_is_accepted_by_the_manager() {
     for (i, h) in rpm_inputs().iter().enumerate() {
         h.checked().unwrap_or_else(|e| panic!("rpm input {i}: {e}"));
     }
+}
+
+/// Growth to the size bound is one draw in `GROWTH_ODDS` of the generator
+/// (it keeps the fuzzers fast): here every kind of vector each input has is
+/// grown, every time.
+#[test]
+fn every_vector_grown_to_the_bound_stays_within_the_figure_and_is_refused_or_equal() {
+    let _serial = serial();
+    let mut refused = 0;
+    for which in 0..pgp_inputs().len() {
+        for kind in 0..5u8 {
+            for pick in [0u8, 7] {
+                let reply = pgp::grown(&pgp_inputs()[which], &[kind, pick, pick, pick, pick]);
+                let accepted = pgp_judged(which, &reply)
+                    .unwrap_or_else(|e| panic!("pgp input {which}, kind {kind}: {e}"));
+                refused += usize::from(!accepted);
+            }
+        }
+    }
+    for (which, honest) in rpm_inputs().iter().enumerate() {
+        for kind in 0..3u8 {
+            for pick in [0u8, 7, 200] {
+                let reply = rpm::grown(honest, &[kind, pick, pick, pick, pick]);
+                let (r, peak) = measure(|| rpm::judge(honest, &reply));
+                let bound = figure(honest.input.len() + 1);
+                assert!(peak <= bound, "rpm input {which}, kind {kind}: {peak} bytes (bound {bound})");
+                let accepted = r.unwrap_or_else(|e| panic!("rpm input {which}, kind {kind}: {e}"));
+                refused += usize::from(!accepted);
+            }
+        }
+    }
+    // A vector grown by megabytes is never what the honest handler said.
+    assert!(refused > 0);
 }
 
 proptest! {

@@ -223,13 +223,13 @@ pub struct Key {
 pub enum Field {
     /// A multiprecision integer: 2-octet bit count, then the magnitude (no
     /// leading zero octets).
-    Mpi(Vec<u8>),
+    Mpi(#[serde(with = "serde_bytes")] Vec<u8>),
     /// An OID: 1-octet length, then the octets.
-    Oid(Vec<u8>),
+    Oid(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Fixed-size octets (e.g. an Ed25519 key or signature in v6 form).
-    Raw(Vec<u8>),
+    Raw(#[serde(with = "serde_bytes")] Vec<u8>),
     /// 1-octet length, then the octets (e.g. ECDH KDF parameters).
-    Sized(Vec<u8>),
+    Sized(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// A signature packet's fields (RFC 9580 §5.2.3).
@@ -250,6 +250,7 @@ pub struct Sig {
     /// The left 16 bits of the signed hash.
     pub left16: [u8; 2],
     /// The salt (v6 only; empty for v4).
+    #[serde(with = "serde_bytes")]
     pub salt: Vec<u8>,
     /// The signature values, in wire order: RSA `[Mpi]`; DSA, ECDSA, EdDSA (legacy)
     /// `[Mpi r, Mpi s]`; Ed25519 `[Raw(64)]`; Ed448 `[Raw(114)]`. For an algorithm
@@ -269,6 +270,7 @@ pub struct Subpacket {
     /// The subpacket type (without the critical bit).
     pub typ: u8,
     /// The subpacket body.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     /// For an embedded signature (type 32), and only then: its fields,
     /// re-encoded and checked against `body` like any signature.
@@ -298,6 +300,7 @@ mod embedded {
         hashed: Vec<Leaf>,
         unhashed: Vec<Leaf>,
         left16: [u8; 2],
+        #[serde(with = "serde_bytes")]
         salt: Vec<u8>,
         values: Vec<Field>,
     }
@@ -309,6 +312,7 @@ mod embedded {
         len_octets: u8,
         critical: bool,
         typ: u8,
+        #[serde(with = "serde_bytes")]
         body: Vec<u8>,
         #[serde(deserialize_with = "none")]
         embedded: Option<Box<Sig>>,
@@ -369,6 +373,55 @@ mod embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Byte strings are encoded with `serde_bytes` (one copy instead of one
+    /// call per byte): postcard writes them exactly as it writes a sequence
+    /// of `u8`, so handlers built before and after agree on every byte.
+    #[test]
+    fn byte_strings_keep_the_wire_format_of_byte_sequences() {
+        #[derive(Serialize)]
+        struct PlainSubpacket {
+            len_octets: u8,
+            critical: bool,
+            typ: u8,
+            body: Vec<u8>,
+            embedded: Option<()>,
+        }
+        #[derive(Serialize)]
+        enum PlainField {
+            Mpi(Vec<u8>),
+            _Oid(Vec<u8>),
+            Raw(Vec<u8>),
+        }
+        let body: Vec<u8> = (0..=255).collect();
+        let sp = Subpacket { len_octets: 2, critical: true, typ: 33, body: body.clone(), embedded: None };
+        let plain =
+            PlainSubpacket { len_octets: 2, critical: true, typ: 33, body: body.clone(), embedded: None };
+        assert_eq!(postcard::to_allocvec(&sp).unwrap(), postcard::to_allocvec(&plain).unwrap());
+        for (f, p) in [
+            (Field::Mpi(body.clone()), PlainField::Mpi(body.clone())),
+            (Field::Raw(vec![]), PlainField::Raw(vec![])),
+        ] {
+            assert_eq!(postcard::to_allocvec(&f).unwrap(), postcard::to_allocvec(&p).unwrap());
+        }
+        let salt: Vec<u8> = vec![7; 32];
+        let mut bytes =
+            postcard::to_allocvec(&(6u8, 0u8, 27u8, 10u8, Vec::<()>::new(), Vec::<()>::new(), [1u8, 2]))
+                .unwrap();
+        bytes.extend(postcard::to_allocvec(&(salt.clone(), Vec::<()>::new())).unwrap());
+        let sig = Sig {
+            version: 6,
+            sig_type: 0,
+            pk_algo: 27,
+            hash_algo: 10,
+            hashed: vec![],
+            unhashed: vec![],
+            left16: [1, 2],
+            salt,
+            values: vec![],
+        };
+        assert_eq!(postcard::to_allocvec(&sig).unwrap(), bytes);
+    }
 
     #[test]
     fn descriptions_round_trip_and_garbage_is_refused() {

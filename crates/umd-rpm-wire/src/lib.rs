@@ -389,9 +389,9 @@ pub enum Value {
     /// INT32 elements.
     Int32(Vec<u32>),
     /// One STRING, without its NUL.
-    String(Vec<u8>),
+    String(#[serde(with = "serde_bytes")] Vec<u8>),
     /// BIN bytes.
-    Bin(Vec<u8>),
+    Bin(#[serde(with = "serde_bytes")] Vec<u8>),
     /// STRING_ARRAY elements, without their NULs.
     StringArray(Vec<Vec<u8>>),
     /// INT64 elements.
@@ -402,8 +402,10 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
     /// Directory name + base name.
+    #[serde(with = "serde_bytes")]
     pub path: Vec<u8>,
     /// The digest as the header has it (hex; empty for directories, links, …).
+    #[serde(with = "serde_bytes")]
     pub digest: Vec<u8>,
     /// Mode (`st_mode` bits).
     pub mode: u16,
@@ -507,6 +509,31 @@ pub mod hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Byte strings are encoded with `serde_bytes` (one copy, not a call per
+    /// byte): postcard writes them as it writes a sequence of `u8`.
+    #[test]
+    fn byte_strings_keep_the_wire_format_of_byte_sequences() {
+        #[derive(Serialize)]
+        enum PlainValue {
+            _Opaque,
+            _Int16(Vec<u16>),
+            _Int32(Vec<u32>),
+            String(Vec<u8>),
+            Bin(Vec<u8>),
+        }
+        let b: Vec<u8> = (0..=255).collect();
+        for (v, p) in [
+            (Value::String(b.clone()), PlainValue::String(b.clone())),
+            (Value::Bin(vec![]), PlainValue::Bin(vec![])),
+        ] {
+            assert_eq!(postcard::to_allocvec(&v).unwrap(), postcard::to_allocvec(&p).unwrap());
+        }
+        let f =
+            File { path: b"/usr/bin/x".to_vec(), digest: b.clone(), mode: 0o100755, flags: 0, size: Some(5) };
+        let plain = (b"/usr/bin/x".to_vec(), b.clone(), 0o100755u16, 0u32, Some(5u64));
+        assert_eq!(postcard::to_allocvec(&f).unwrap(), postcard::to_allocvec(&plain).unwrap());
+    }
 
     #[test]
     fn file_sizes_come_from_filesizes_or_longfilesizes() {

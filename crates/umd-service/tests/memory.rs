@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use umd_service::proto::{self, ErrorKind, Kind, Response, HEADER_LEN};
 use umd_service::server::{Listen, ServeOptions, Server};
-use umd_wire::counting::{figure, measure, serial, Counting};
+use umd_wire::counting::{figure, live, measure, serial, Counting};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -152,4 +152,61 @@ fn decoding_beyond_the_memory_budget_is_busy_not_allocated() {
     .unwrap();
     let r = exchange(&svc.socket, &ok[HEADER_LEN..]);
     assert!(matches!(r, Response::Verify(_)), "{r:?}");
+}
+
+/// The certificates committed for the fuzz targets (`fuzz/streams/pgp`):
+/// Debian's archive keys, gpg-made v4 and Sequoia-made v6 ones.
+fn committed_certs() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/streams/pgp");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains("-cert")))
+        .collect();
+    names.sort();
+    names.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// What the service keeps between requests: keyrings held under their handle
+/// (and the checked-keyring cache beside them) cost at most four times their
+/// bytes, as a reply costs at most four times the input. Measured as the live
+/// heap the service keeps after eight distinct keyrings were sent (the most a
+/// uid may hold), against what it kept after one: the driver's own start is
+/// not counted.
+#[test]
+fn keyrings_held_by_handle_keep_at_most_four_times_their_bytes() {
+    let _serial = serial();
+    let svc = start("held", "[drivers.pgp]\neveryone = true\n");
+    let certs = committed_certs();
+    assert_eq!(certs.len(), 8, "the committed certificates changed");
+    let mut client = umd_service::client::Client::connect(&svc.socket).unwrap();
+    // Not a signature: the reply is "cannot verify", after the keyring was
+    // checked and held.
+    let mut send = |keyrings: Vec<Vec<u8>>| {
+        let k = umd_service::client::Keyrings::new(keyrings);
+        let r = client.verify_keyrings(&k, b"not a signature", Some(b"data"), 1, false).unwrap();
+        assert_eq!(r.status, proto::VerifyStatus::CannotVerify, "{r:?}");
+    };
+    // One keyring first: the handler's start and the service's first
+    // allocations are not what keyrings cost.
+    send(vec![certs[0].clone()]);
+    let before = live();
+    // Eight keyrings of all eight certificates, each in another order: the
+    // first keyring is let go (from the handles and the cache) when the
+    // eighth comes.
+    let mut held = 0;
+    let (_, peak) = measure(|| {
+        for i in 0..certs.len() {
+            let ring: Vec<u8> = (0..certs.len()).flat_map(|j| certs[(i + j) % certs.len()].clone()).collect();
+            held += ring.len();
+            send(vec![ring]);
+        }
+    });
+    let kept = live() - before;
+    eprintln!(
+        "memory: service, 8 keyrings held ({held} B): kept {kept} B ({:.2}x their bytes), peak {peak} B",
+        kept as f64 / held as f64
+    );
+    assert!(kept <= 4 * held as isize, "{kept} bytes kept for {held} bytes of keyrings");
+    assert!(peak <= figure(held), "{peak} bytes at the peak for {held} bytes of keyrings");
 }

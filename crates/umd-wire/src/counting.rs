@@ -91,6 +91,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// Live heap bytes now, every thread counted: what a scenario keeps after it
+/// returns is the difference of two readings (take [`serial`] first).
+pub fn live() -> isize {
+    LIVE.load(Relaxed)
+}
+
 /// Runs `f` alone (no other [`measure`] at the same time) and returns its
 /// result and the peak of live heap bytes during it, above those live when it
 /// started.
