@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use umd_pgp::cert::{Cert, KeyInfo};
+use umd_pgp::cert::{KeyInfo, ValidCert};
 use umd_pgp::cleartext;
 use umd_pgp::driver::PgpDriver;
 use umd_pgp::policy::{utc, Policy};
@@ -181,8 +181,7 @@ pub(crate) fn data_path(sig: &Path) -> Option<PathBuf> {
 fn user_of(verifier: &Verifier, cert: &umd_pgp::crypto::Fingerprint, at: SystemTime) -> String {
     verifier
         .certificate(cert, at)
-        .and_then(|c| c.user_ids.into_iter().find(|u| u.validity.is_ok()))
-        .map(|u| String::from_utf8_lossy(&u.value).into_owned())
+        .and_then(|c| c.valid_user_ids().next().map(|u| String::from_utf8_lossy(u).into_owned()))
         .unwrap_or_else(|| "(no valid user ID)".into())
 }
 
@@ -234,7 +233,7 @@ fn report_json(
                     Verdict::Good { cert, key } => json!({"verdict": "good", "cert": cert.to_string(),
                         "key": key.to_string(), "user_id": user_of(verifier, cert, at)}),
                     Verdict::Bad { key, reason } => {
-                        json!({"verdict": "bad", "key": key.to_string(), "reason": reason})
+                        json!({"verdict": "bad", "key": key.to_string(), "reason": reason.to_string()})
                     }
                     Verdict::UnknownKey { issuer } => json!({"verdict": "unknown key", "issuer": issuer}),
                     Verdict::NotApplicable(why) => json!({"verdict": "ignored", "reason": why}),
@@ -341,49 +340,50 @@ fn verify_with(args: &VerifyArgs, driver: PgpDriver) -> u8 {
 
 fn key_json(k: &KeyInfo) -> serde_json::Value {
     json!({
-        "fingerprint": k.fingerprint.to_string(),
+        "fingerprint": k.fingerprint().to_string(),
         "key_id": k.key_id().to_string(),
-        "version": k.key.version,
-        "algorithm": match &k.kind { Ok(kind) => kind.to_string(), Err(e) => format!("unsupported ({e})") },
-        "created": k.key.created,
-        "expires_after": k.expires_after,
+        "version": k.key().version(),
+        "algorithm": match k.kind() { Ok(kind) => kind.to_string(), Err(e) => format!("unsupported ({e})") },
+        "created": k.key().created(),
+        "expires_after": k.expires_after(),
         "can_sign": k.can_sign(),
-        "valid": k.validity.is_ok(),
-        "invalid_because": k.validity.as_ref().err().map(|e| e.to_string()),
+        "valid": k.valid().is_ok(),
+        "invalid_because": k.valid().err().map(|e| e.to_string()),
     })
 }
 
-fn cert_json(c: &Cert) -> serde_json::Value {
+fn cert_json(c: &ValidCert) -> serde_json::Value {
     json!({
-        "primary": key_json(&c.primary),
-        "user_ids": c.user_ids.iter().map(|u| json!({
-            "value": String::from_utf8_lossy(&u.value),
-            "valid": u.validity.is_ok(),
-            "invalid_because": u.validity.as_ref().err().map(|e| e.to_string()),
+        "primary": key_json(c.primary()),
+        "user_ids": c.user_ids().iter().map(|u| json!({
+            "value": String::from_utf8_lossy(u.value()),
+            "valid": u.valid().is_ok(),
+            "invalid_because": u.valid().err().map(|e| e.to_string()),
         })).collect::<Vec<_>>(),
-        "subkeys": c.subkeys.iter().map(key_json).collect::<Vec<_>>(),
+        "subkeys": c.subkeys().iter().map(key_json).collect::<Vec<_>>(),
     })
 }
 
 fn key_line(k: &KeyInfo) -> String {
-    let alg = match &k.kind {
+    let alg = match k.kind() {
         Ok(kind) => kind.to_string(),
-        Err(_) => format!("algorithm {}", k.key.algo),
+        Err(_) => format!("algorithm {}", k.key().algo()),
     };
-    let validity = match &k.validity {
-        Ok(()) if k.can_sign() => "valid, signs".to_string(),
-        Ok(()) => "valid".to_string(),
+    let validity = match k.valid() {
+        Ok(v) if v.can_sign() => "valid, signs".to_string(),
+        Ok(_) => "valid".to_string(),
         Err(e) => format!("not valid: {e}"),
     };
-    let expiry = match k.expires_after.filter(|&e| e != 0) {
-        Some(e) => format!(", expires {}", utc(u64::from(k.key.created) + u64::from(e))),
+    let created = k.key().created();
+    let expiry = match k.expires_after().filter(|&e| e != 0) {
+        Some(e) => format!(", expires {}", utc(u64::from(created) + u64::from(e))),
         None => String::new(),
     };
     format!(
         "{} v{} {alg}, created {}{expiry} — {validity}",
-        k.fingerprint,
-        k.key.version,
-        utc(u64::from(k.key.created))
+        k.fingerprint(),
+        k.key().version(),
+        utc(u64::from(created))
     )
 }
 
@@ -408,12 +408,12 @@ pub fn keys(files: &[PathBuf], json_out: bool) -> u8 {
                 } else {
                     println!("{}: {} certificates", f.display(), certs.len());
                     for c in &certs {
-                        println!("  pub {}", key_line(&c.primary));
-                        for u in &c.user_ids {
-                            let mark = if u.validity.is_ok() { "" } else { " (not valid)" };
-                            println!("      uid {}{mark}", String::from_utf8_lossy(&u.value));
+                        println!("  pub {}", key_line(c.primary()));
+                        for u in c.user_ids() {
+                            let mark = if u.valid().is_ok() { "" } else { " (not valid)" };
+                            println!("      uid {}{mark}", String::from_utf8_lossy(u.value()));
                         }
-                        for s in &c.subkeys {
+                        for s in c.subkeys() {
                             println!("      sub {}", key_line(s));
                         }
                     }

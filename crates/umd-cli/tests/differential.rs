@@ -45,6 +45,7 @@ use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Message, Signer};
 use openpgp::serialize::MarshalInto;
 use openpgp::types::{Curve, KeyFlags, ReasonForRevocation, SignatureType};
+use umd_testkeys::{primary_keypair, signing_keypair};
 
 // ---------------------------------------------------------------------------
 // Verdicts, tools, cases.
@@ -613,25 +614,6 @@ fn sequoia_sign(signer: KeyPair, data: &[u8], form: Form, created: Option<System
         w.finalize().expect("signing");
     }
     out
-}
-
-fn primary_keypair(cert: &openpgp::Cert) -> KeyPair {
-    cert.primary_key().key().clone().parts_into_secret().expect("secret").into_keypair().expect("keypair")
-}
-
-fn signing_keypair(cert: &openpgp::Cert) -> KeyPair {
-    let p = StandardPolicy::new();
-    cert.keys()
-        .with_policy(&p, None)
-        .supported()
-        .for_signing()
-        .secret()
-        .next()
-        .expect("a signing key")
-        .key()
-        .clone()
-        .into_keypair()
-        .expect("keypair")
 }
 
 fn write_cert(cert: &openpgp::Cert, to: &Path) -> PathBuf {

@@ -261,18 +261,7 @@ fn check(home: &Path, cases: &[Case]) {
 const TEXT: &[u8] = b"Origin: umd gpgv test\nLabel: umd\nSuite: stable\n\nthe last line has no line ending";
 
 fn sequoia_sign(cert: &openpgp::Cert, data: &[u8]) -> Vec<u8> {
-    let p = openpgp::policy::StandardPolicy::new();
-    let key = cert
-        .keys()
-        .with_policy(&p, None)
-        .for_signing()
-        .secret()
-        .next()
-        .expect("a signing key")
-        .key()
-        .clone()
-        .into_keypair()
-        .expect("keypair");
+    let key = umd_testkeys::signing_keypair(cert);
     let mut out = Vec::new();
     {
         let m = Message::new(&mut out);

@@ -26,6 +26,8 @@ pub mod pgp;
 pub mod rpm;
 pub mod targets;
 
+use std::fmt::Debug;
+
 /// The honest inputs committed under `fuzz/streams` (made by
 /// `fuzz/streams/make`): `(name, bytes)`.
 pub fn streams(kind: &str) -> Vec<(String, Vec<u8>)> {
@@ -181,6 +183,75 @@ pub fn vector<T: Clone>(v: &mut Vec<T>, c: &mut Choices, make: impl FnOnce(&mut 
 /// every kind of vector of every input to the bound each time
 /// (`pgp::grown`, `rpm::grown`, `tests/generated.rs`).
 pub const GROWTH_ODDS: usize = 32;
+
+/// Changes a vector of values: the vector itself ([`vector`], a new element
+/// from `make`), or one of its elements (`change`).
+pub fn elements<T: Clone>(
+    v: &mut Vec<T>,
+    c: &mut Choices,
+    make: impl FnOnce(&mut Choices) -> Option<T>,
+    change: impl FnOnce(&mut T, &mut Choices),
+) {
+    if c.below(2) == 0 {
+        vector(v, c, make)
+    } else if let Some(e) = pick(v, c) {
+        change(e, c)
+    }
+}
+
+/// One element of `v`, if it has any.
+pub fn pick<'v, T>(v: &'v mut [T], c: &mut Choices) -> Option<&'v mut T> {
+    if v.is_empty() {
+        return None;
+    }
+    let i = c.below(v.len());
+    v.get_mut(i)
+}
+
+/// A copy of an honest description with one to eight mutations (`mutate`,
+/// given the room the size bound leaves), fewer if the choices run out.
+pub fn mutated<D: Clone>(
+    honest: &D,
+    room: usize,
+    c: &mut Choices,
+    mutate: impl Fn(&mut D, usize, &mut Choices),
+) -> D {
+    let mut d = honest.clone();
+    let n = 1 + c.below(8);
+    for _ in 0..n {
+        mutate(&mut d, room, c);
+        if c.is_empty() {
+            break;
+        }
+    }
+    d
+}
+
+/// A lie in the encoding itself: one byte of it replaced.
+pub fn corrupt_byte(encoded: &mut [u8], c: &mut Choices) {
+    if !encoded.is_empty() {
+        let i = c.below(encoded.len());
+        encoded[i] = c.byte();
+    }
+}
+
+/// The property, given what the manager made of a reply: refused is
+/// `Ok(false)`; accepted, it must be what the honest description gives
+/// (`honest`), `Ok(true)`; accepted with another result, the property is
+/// broken (`Err`).
+pub fn same_as_honest<T: PartialEq + Debug, E>(
+    accepted: Result<T, E>,
+    honest: impl FnOnce() -> Result<T, String>,
+) -> Result<bool, String> {
+    let Ok(accepted) = accepted else { return Ok(false) };
+    let want = honest()?;
+    if accepted != want {
+        return Err(format!(
+            "a lie was accepted with another result:\n accepted {accepted:?}\n honest   {want:?}"
+        ));
+    }
+    Ok(true)
+}
 
 /// Grows `v` with copies of one of its elements (or `fallback`) until about
 /// `room` more bytes would be on the wire: a vector grown to the size bound.

@@ -3,7 +3,9 @@
 use umd_pgp::packet::{self, Checked};
 use umd_pgp_wire::{max_description, Body, Description, Field, Key, Packet, Sig, Subpacket};
 
-use crate::{bytes, grow, number, vector, Choices, GROWTH_ODDS};
+use crate::{
+    bytes, corrupt_byte, elements, grow, mutated, number, pick, same_as_honest, vector, Choices, GROWTH_ODDS,
+};
 
 /// An honest input: the stream, its honest description, and what the
 /// manager accepts from it.
@@ -32,24 +34,13 @@ impl Honest {
 /// description type cannot hold (a nesting deeper than it allows).
 pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut c = Choices::new(choices);
-    let mut d = honest.description.clone();
-    let n = 1 + c.below(8);
-    let room = max_description(honest.stream.len());
-    for _ in 0..n {
-        mutate(&mut d, room, &mut c);
-        if c.is_empty() {
-            break;
-        }
-    }
+    let d = mutated(&honest.description, max_description(honest.stream.len()), &mut c, mutate);
     let mut out = postcard::to_allocvec(&d).unwrap_or_default();
     // Some lies are made of bytes: embedded signatures nested past what the
     // type holds, or the encoding itself changed.
     match c.below(8) {
         0 => out = nested(1 + c.below(1 << 16)),
-        1 if !out.is_empty() => {
-            let i = c.below(out.len());
-            out[i] = c.byte();
-        }
+        1 => corrupt_byte(&mut out, &mut c),
         _ => {}
     }
     out
@@ -125,14 +116,6 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
     }
 }
 
-fn pick<'v, T>(v: &'v mut [T], c: &mut Choices) -> Option<&'v mut T> {
-    if v.is_empty() {
-        return None;
-    }
-    let i = c.below(v.len());
-    v.get_mut(i)
-}
-
 fn opaque(c: &mut Choices) -> Packet {
     let tag = [2u8, 6, 10, 11, 12, 13, 14, 17][c.below(8)];
     Packet {
@@ -179,16 +162,11 @@ fn pick_key<'d>(d: &'d mut Description, c: &mut Choices) -> Option<&'d mut Key> 
 }
 
 fn key(k: &mut Key, c: &mut Choices) {
-    match c.below(5) {
+    match c.below(4) {
         0 => k.version = number(u64::from(k.version), 0xff, c) as u8,
         1 => k.created = number(u64::from(k.created), u64::from(u32::MAX), c) as u32,
         2 => k.algo = number(u64::from(k.algo), 0xff, c) as u8,
-        3 => vector(&mut k.material, c, |c| Some(field(c))),
-        _ => {
-            if let Some(f) = pick(&mut k.material, c) {
-                field_change(f, c)
-            }
-        }
+        _ => elements(&mut k.material, c, |c| Some(field(c)), field_change),
     }
 }
 
@@ -244,21 +222,16 @@ fn pick_sig<'d>(d: &'d mut Description, c: &mut Choices) -> Option<&'d mut Sig> 
 }
 
 fn sig(s: &mut Sig, c: &mut Choices) {
-    match c.below(11) {
+    match c.below(10) {
         0 => s.version = number(u64::from(s.version), 0xff, c) as u8,
         1 => s.sig_type = number(u64::from(s.sig_type), 0xff, c) as u8,
         2 => s.pk_algo = number(u64::from(s.pk_algo), 0xff, c) as u8,
         3 => s.hash_algo = number(u64::from(s.hash_algo), 0xff, c) as u8,
         4 => s.left16 = [c.byte(), c.byte()],
         5 => bytes(&mut s.salt, c),
-        6 => vector(&mut s.values, c, |c| Some(field(c))),
-        7 => {
-            if let Some(f) = pick(&mut s.values, c) {
-                field_change(f, c)
-            }
-        }
-        8 => vector(&mut s.hashed, c, |c| Some(new_subpacket(c))),
-        9 => vector(&mut s.unhashed, c, |c| Some(new_subpacket(c))),
+        6 => elements(&mut s.values, c, |c| Some(field(c)), field_change),
+        7 => vector(&mut s.hashed, c, |c| Some(new_subpacket(c))),
+        8 => vector(&mut s.unhashed, c, |c| Some(new_subpacket(c))),
         _ => {
             // A subpacket moved from one area to the other.
             let (from, to) = if c.below(2) == 0 {
@@ -359,16 +332,5 @@ pub fn judge(honest: &Honest, reply: &[u8]) -> Result<bool, String> {
     let accepted = umd_pgp_wire::Description::decode(reply, stream.len())
         .map_err(|e| e.to_string())
         .and_then(|d| packet::check(stream, d).map_err(|e| e.to_string()));
-    match accepted {
-        Err(_) => Ok(false),
-        Ok(checked) => {
-            let want = honest.checked()?;
-            if checked != want {
-                return Err(format!(
-                    "a lie was accepted with another result:\n accepted {checked:?}\n honest   {want:?}"
-                ));
-            }
-            Ok(true)
-        }
-    }
+    same_as_honest(accepted, || honest.checked())
 }

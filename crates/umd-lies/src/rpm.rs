@@ -10,7 +10,9 @@ use umd_rpm::check::{self, Checked};
 use umd_rpm_wire::{max_description, max_memory, Command, Description, Entry, Header, Value};
 use umd_wire::decode::Budget;
 
-use crate::{bytes, grow, number, vector, Choices, GROWTH_ODDS};
+use crate::{
+    bytes, corrupt_byte, elements, grow, mutated, number, same_as_honest, vector, Choices, GROWTH_ODDS,
+};
 
 /// An honest input: the command, the bytes, and the honest description.
 pub struct Honest {
@@ -40,19 +42,10 @@ impl Honest {
 /// The lie `choices` make of `honest`'s description, encoded.
 pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut c = Choices::new(choices);
-    let mut d = honest.description.clone();
-    let n = 1 + c.below(8);
-    let room = max_description(honest.input.len());
-    for _ in 0..n {
-        mutate(&mut d, room, &mut c);
-        if c.is_empty() {
-            break;
-        }
-    }
+    let d = mutated(&honest.description, max_description(honest.input.len()), &mut c, mutate);
     let mut out = d.encode().unwrap_or_default();
-    if c.below(8) == 0 && !out.is_empty() {
-        let i = c.below(out.len());
-        out[i] = c.byte();
+    if c.below(8) == 0 {
+        corrupt_byte(&mut out, &mut c);
     }
     out
 }
@@ -162,41 +155,31 @@ fn value(v: &mut Value, c: &mut Choices) {
             }
         }
         Value::Int16(x) => {
-            if c.below(2) == 0 {
-                vector(x, c, |c| Some(c.u32() as u16))
-            } else if let Some(e) = x.first_mut() {
-                *e = number(u64::from(*e), 0xffff, c) as u16
-            }
+            elements(x, c, |c| Some(c.u32() as u16), |e, c| *e = number(u64::from(*e), 0xffff, c) as u16)
         }
-        Value::Int32(x) => {
-            if c.below(2) == 0 {
-                vector(x, c, |c| Some(c.u32()))
-            } else if !x.is_empty() {
-                let i = c.below(x.len());
-                x[i] = number(u64::from(x[i]), u64::from(u32::MAX), c) as u32
-            }
-        }
-        Value::Int64(x) => {
-            if c.below(2) == 0 {
-                vector(x, c, |c| Some(u64::from(c.u32()) << 32 | u64::from(c.u32())))
-            } else if !x.is_empty() {
-                let i = c.below(x.len());
-                x[i] = number(x[i], u64::MAX, c)
-            }
-        }
+        Value::Int32(x) => elements(
+            x,
+            c,
+            |c| Some(c.u32()),
+            |e, c| *e = number(u64::from(*e), u64::from(u32::MAX), c) as u32,
+        ),
+        Value::Int64(x) => elements(
+            x,
+            c,
+            |c| Some(u64::from(c.u32()) << 32 | u64::from(c.u32())),
+            |e, c| *e = number(*e, u64::MAX, c),
+        ),
         Value::String(s) | Value::Bin(s) => bytes(s, c),
-        Value::StringArray(a) => {
-            if c.below(2) == 0 {
-                vector(a, c, |c| {
-                    let mut s = Vec::new();
-                    bytes(&mut s, c);
-                    Some(s)
-                })
-            } else if !a.is_empty() {
-                let i = c.below(a.len());
-                bytes(&mut a[i], c)
-            }
-        }
+        Value::StringArray(a) => elements(
+            a,
+            c,
+            |c| {
+                let mut s = Vec::new();
+                bytes(&mut s, c);
+                Some(s)
+            },
+            bytes,
+        ),
     }
     // The same values in another variant.
     if c.below(8) == 0 {
@@ -242,16 +225,5 @@ pub fn judge(honest: &Honest, reply: &[u8]) -> Result<bool, String> {
     let accepted = Description::decode_charging(reply, input.len(), &mut budget)
         .map_err(|e| e.to_string())
         .and_then(|d| check::check(honest.command, input, d, &mut budget).map_err(|e| e.to_string()));
-    match accepted {
-        Err(_) => Ok(false),
-        Ok(checked) => {
-            let want = honest.checked()?;
-            if checked != want {
-                return Err(format!(
-                    "a lie was accepted with another result:\n accepted {checked:?}\n honest   {want:?}"
-                ));
-            }
-            Ok(true)
-        }
-    }
+    same_as_honest(accepted, || honest.checked())
 }

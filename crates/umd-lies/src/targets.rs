@@ -65,7 +65,7 @@ pub fn pgp_check(data: &[u8]) {
     let frames = frames.expect("a stream whose description checks out has sound framing");
     assert_eq!(frames.len(), packets.len());
     for (f, p) in frames.iter().zip(&packets) {
-        assert_eq!((f.offset as u64, f.header.tag), (p.offset, p.tag));
+        assert_eq!((f.offset as u64, f.header.tag), (p.offset(), p.tag()));
     }
     let policy = umd_pgp::policy::Policy::new();
     // A fixed reference time, so that an input always does the same.

@@ -15,18 +15,18 @@
 //!   computed. Each signature's *cryptographic* check is made the first time a
 //!   verdict needs it, and its result (a mathematical fact) is kept. Nothing in
 //!   it depends on the reference time or the policy.
-//! * [`Cert`] — that certificate as of a reference time under a policy
-//!   ([`CheckedCert::at`]): which self-signature is current, the key flags and
-//!   expiry it gives, revocations, and so each key's validity. Made for each
-//!   verification; cheap once the cryptographic checks are cached.
+//! * [`ValidCert`] — that certificate validated at a reference time under a
+//!   policy ([`CheckedCert::at`], as Sequoia's `Cert::with_policy` gives a
+//!   `ValidCert`): which self-signature is current, the key flags and expiry
+//!   it gives, revocations, and so each key's validity — a key is usable only
+//!   through the [`ValidKey`] that [`KeyInfo::valid`] returns for it. Made for
+//!   each verification; cheap once the cryptographic checks are cached.
 
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use umd_pgp_wire::{Key, Sig};
-
-use crate::crypto::{self, Fingerprint, KeyId, KeyKind, SigHasher};
-use crate::packet::{tag, Checked, CheckedBody};
+use crate::crypto::{self, CryptoError, Fingerprint, KeyId, KeyKind, SigHasher};
+use crate::packet::{tag, Checked, CheckedBody, CheckedKey, CheckedSig};
 use crate::policy::{KeyFlags, Policy, Rejection, SigClass, SigFacts};
 
 /// Why a certificate or one of its parts is not usable. Each names its reason.
@@ -42,7 +42,7 @@ pub enum CertError {
     },
     /// A cryptographic or format error.
     #[error("{0}")]
-    Crypto(String),
+    Crypto(#[from] CryptoError),
     /// The policy refused it.
     #[error("{0}")]
     Policy(#[from] Rejection),
@@ -55,33 +55,32 @@ pub enum CertError {
     /// A signing subkey without a valid primary key binding (back-signature).
     #[error("signing subkey without a valid primary key binding signature")]
     NoBackSignature,
+    /// A subkey of a primary key that is not valid (and why not).
+    #[error("its primary key is not valid: Err({})", as_before(.0))]
+    PrimaryNotValid(Box<CertError>),
 }
 
-impl From<crypto::CryptoError> for CertError {
-    fn from(e: crypto::CryptoError) -> Self {
-        CertError::Crypto(e.to_string())
+/// The primary key's error as messages have always shown it (the debug form
+/// of the error, a cryptographic one as its text), so that `umd pgp keys`
+/// prints what it printed before errors were typed.
+fn as_before(e: &CertError) -> String {
+    match e {
+        CertError::Crypto(c) => format!("Crypto({:?})", c.to_string()),
+        other => format!("{other:?}"),
     }
 }
 
-/// A key (primary or subkey) with what the manager established about it at a
-/// reference time.
+/// A key (primary or subkey) of a [`ValidCert`], with what the manager
+/// established about it at the certificate's reference time.
 #[derive(Clone, Debug)]
 pub struct KeyInfo {
-    /// Its fingerprint (computed by the manager).
-    pub fingerprint: Fingerprint,
-    /// The checked key fields.
-    pub key: Key,
-    /// The key packet body (for hashing).
-    pub body: Vec<u8>,
-    /// Algorithm and size, if the manager can verify with it.
-    pub kind: Result<KeyKind, String>,
-    /// Key flags from its current binding (or self-certification).
-    pub flags: Option<KeyFlags>,
-    /// Key expiration, seconds after creation (0 / `None`: never).
-    pub expires_after: Option<u32>,
-    /// Whether the key is usable for signature checks at the reference
-    /// time, or why not.
-    pub validity: Result<(), CertError>,
+    fingerprint: Fingerprint,
+    key: CheckedKey,
+    kind: Result<KeyKind, CryptoError>,
+    flags: Option<KeyFlags>,
+    expires_after: Option<u32>,
+    /// Valid (with its kind, which a valid key always has), or why not.
+    validity: Result<KeyKind, CertError>,
 }
 
 impl KeyInfo {
@@ -89,7 +88,6 @@ impl KeyInfo {
         KeyInfo {
             fingerprint: c.fingerprint.clone(),
             key: c.key.clone(),
-            body: c.body.clone(),
             kind: c.kind.clone(),
             flags: None,
             expires_after: None,
@@ -97,41 +95,147 @@ impl KeyInfo {
         }
     }
 
+    /// Its fingerprint (computed by the manager).
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
     /// Its key ID.
     pub fn key_id(&self) -> KeyId {
         self.fingerprint.key_id()
     }
 
-    /// Whether it may make document signatures (at the reference time).
+    /// The checked key fields.
+    pub fn key(&self) -> &CheckedKey {
+        &self.key
+    }
+
+    /// Algorithm and size, if the manager can verify with it.
+    pub fn kind(&self) -> Result<KeyKind, &CryptoError> {
+        self.kind.as_ref().copied()
+    }
+
+    /// Key flags from its current binding (or self-certification).
+    pub fn flags(&self) -> Option<&KeyFlags> {
+        self.flags.as_ref()
+    }
+
+    /// Key expiration, seconds after creation (0 / `None`: never).
+    pub fn expires_after(&self) -> Option<u32> {
+        self.expires_after
+    }
+
+    /// The key as valid at the reference time, or why it is not.
+    pub fn valid(&self) -> Result<ValidKey<'_>, &CertError> {
+        match &self.validity {
+            Ok(kind) => Ok(ValidKey { info: self, kind: *kind }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether it is valid and may make document signatures (at the
+    /// reference time).
     pub fn can_sign(&self) -> bool {
-        self.validity.is_ok() && self.flags.as_ref().is_some_and(KeyFlags::sign)
+        self.valid().is_ok_and(|k| k.can_sign())
+    }
+}
+
+/// A key that is valid at its certificate's reference time: bound by a
+/// current self-signature the policy accepts, not revoked, not expired, its
+/// algorithm accepted. Only [`KeyInfo::valid`] gives one.
+#[derive(Clone, Copy, Debug)]
+pub struct ValidKey<'a> {
+    info: &'a KeyInfo,
+    kind: KeyKind,
+}
+
+impl<'a> ValidKey<'a> {
+    /// Its algorithm and size (accepted by the policy).
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// Whether its key flags allow document signatures.
+    pub fn can_sign(&self) -> bool {
+        self.info.flags.as_ref().is_some_and(KeyFlags::sign)
+    }
+
+    /// What else is known about it.
+    pub fn info(&self) -> &'a KeyInfo {
+        self.info
     }
 }
 
 /// A user ID and whether a valid self-certification binds it.
 #[derive(Clone, Debug)]
 pub struct UserId {
+    value: Vec<u8>,
+    validity: Result<(), CertError>,
+}
+
+impl UserId {
     /// The user ID as bytes (usually UTF-8).
-    pub value: Vec<u8>,
-    /// Valid, or why not.
-    pub validity: Result<(), CertError>,
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The user ID if a valid self-certification binds it at the reference
+    /// time, or why none does.
+    pub fn valid(&self) -> Result<&[u8], &CertError> {
+        match &self.validity {
+            Ok(()) => Ok(&self.value),
+            Err(e) => Err(e),
+        }
+    }
 }
 
-/// A certificate as of a reference time ([`CheckedCert::at`]).
+/// A certificate validated at a reference time under a policy
+/// ([`CheckedCert::at`]): each component with what holds for it then. Keys
+/// that are not valid are kept with their reason (so they can be listed, and
+/// a signature by one reported), but only a [`ValidKey`] says a key may be
+/// used.
 #[derive(Clone, Debug)]
-pub struct Cert {
-    /// The primary key.
-    pub primary: KeyInfo,
-    /// Its user IDs.
-    pub user_ids: Vec<UserId>,
-    /// Its subkeys.
-    pub subkeys: Vec<KeyInfo>,
+pub struct ValidCert {
+    primary: KeyInfo,
+    user_ids: Vec<UserId>,
+    subkeys: Vec<KeyInfo>,
+    at: SystemTime,
 }
 
-impl Cert {
+impl ValidCert {
+    /// The primary key.
+    pub fn primary(&self) -> &KeyInfo {
+        &self.primary
+    }
+
+    /// The primary key's fingerprint.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.primary.fingerprint
+    }
+
+    /// Its user IDs.
+    pub fn user_ids(&self) -> &[UserId] {
+        &self.user_ids
+    }
+
+    /// The user IDs a valid self-certification binds, in order.
+    pub fn valid_user_ids(&self) -> impl Iterator<Item = &[u8]> {
+        self.user_ids.iter().filter_map(|u| u.valid().ok())
+    }
+
+    /// Its subkeys.
+    pub fn subkeys(&self) -> &[KeyInfo] {
+        &self.subkeys
+    }
+
     /// Every key of the certificate, primary first.
     pub fn keys(&self) -> impl Iterator<Item = &KeyInfo> {
         std::iter::once(&self.primary).chain(&self.subkeys)
+    }
+
+    /// The reference time it was validated at.
+    pub fn at(&self) -> SystemTime {
+        self.at
     }
 }
 
@@ -140,10 +244,10 @@ impl Cert {
 /// certificates can be split at once and checked only when used.
 #[derive(Clone, Debug)]
 pub struct RawCert {
-    primary: (Key, Vec<u8>),
-    direct: Vec<Sig>,
-    user_ids: Vec<(Vec<u8>, Vec<Sig>)>,
-    subkeys: Vec<(Key, Vec<u8>, Vec<Sig>)>,
+    primary: (CheckedKey, Vec<u8>),
+    direct: Vec<CheckedSig>,
+    user_ids: Vec<(Vec<u8>, Vec<CheckedSig>)>,
+    subkeys: Vec<(CheckedKey, Vec<u8>, Vec<CheckedSig>)>,
 }
 
 impl RawCert {
@@ -151,7 +255,7 @@ impl RawCert {
     pub fn fingerprints(&self) -> Result<Vec<Fingerprint>, CertError> {
         std::iter::once((&self.primary.0, &self.primary.1))
             .chain(self.subkeys.iter().map(|(k, b, _)| (k, b)))
-            .map(|(k, b)| crypto::fingerprint(k.version, b).map_err(CertError::from))
+            .map(|(k, b)| crypto::fingerprint(k.version(), b).map_err(CertError::from))
             .collect()
     }
 
@@ -160,26 +264,27 @@ impl RawCert {
     pub fn check(&self) -> Result<CheckedCert, CertError> {
         let (pk, pbody) = &self.primary;
         let primary = Core::new(pk, pbody)?;
-        let of_type =
-            |sigs: &[Sig], keep: &dyn Fn(&Sig) -> bool| newest_first(sigs.iter().filter(|s| keep(s)));
+        let of_type = |sigs: &[CheckedSig], keep: &dyn Fn(&CheckedSig) -> bool| {
+            newest_first(sigs.iter().filter(|s| keep(s)).cloned())
+        };
         // Direct-key signatures that set neither key flags nor an expiry cannot
         // change a verdict, valid or not: they are not kept, so never verified.
-        let direct = of_type(&self.direct, &|s| s.sig_type == 0x1f && sets_key_facts(s));
-        let revocations = of_type(&self.direct, &|s| s.sig_type == 0x20);
+        let direct = of_type(&self.direct, &|s| s.sig_type() == 0x1f && sets_key_facts(s));
+        let revocations = of_type(&self.direct, &|s| s.sig_type() == 0x20);
         let user_ids = self
             .user_ids
             .iter()
             .map(|(value, sigs)| UidSigs {
                 value: value.clone(),
-                certifications: of_type(sigs, &|s| (0x10..=0x13).contains(&s.sig_type)),
-                revocations: of_type(sigs, &|s| s.sig_type == 0x30),
+                certifications: of_type(sigs, &|s| (0x10..=0x13).contains(&s.sig_type())),
+                revocations: of_type(sigs, &|s| s.sig_type() == 0x30),
             })
             .collect();
         let subkeys = self
             .subkeys
             .iter()
             .map(|(k, body, sigs)| {
-                let bindings = of_type(sigs, &|s| s.sig_type == 0x18);
+                let bindings = of_type(sigs, &|s| s.sig_type() == 0x18);
                 // The primary key binding (0x19) embedded in each binding. It
                 // may sit in either subpacket area (GnuPG puts it in the
                 // unhashed one): it is a signature of its own, verified with
@@ -189,12 +294,11 @@ impl RawCert {
                     .map(|b| {
                         newest_first(
                             b.sig
-                                .hashed
-                                .iter()
-                                .chain(&b.sig.unhashed)
-                                .filter(|sp| sp.typ == 32)
-                                .filter_map(|sp| sp.embedded.as_deref())
-                                .filter(|e| e.sig_type == 0x19),
+                                .hashed()
+                                .chain(b.sig.unhashed())
+                                .filter(|sp| sp.typ() == 32)
+                                .filter_map(|sp| sp.embedded())
+                                .filter(|e| e.sig_type() == 0x19),
                         )
                     })
                     .collect();
@@ -202,7 +306,7 @@ impl RawCert {
                     key: Core::new(k, body)?,
                     bindings,
                     backs,
-                    revocations: of_type(sigs, &|s| s.sig_type == 0x28),
+                    revocations: of_type(sigs, &|s| s.sig_type() == 0x28),
                 })
             })
             .collect::<Result<_, CertError>>()?;
@@ -217,7 +321,7 @@ pub fn certificates(
     packets: &[Checked<'_>],
     policy: &Policy,
     at: SystemTime,
-) -> Result<Vec<Cert>, CertError> {
+) -> Result<Vec<ValidCert>, CertError> {
     split(packets)?.iter().map(|r| Ok(r.check()?.at(policy, at))).collect()
 }
 
@@ -228,11 +332,11 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
     // 3 a user attribute (its signatures are skipped: we do not use attributes).
     let mut slot = 0;
     for p in packets {
-        let structure = |what| CertError::Structure { offset: p.offset, what };
-        match &p.fields {
+        let structure = |what| CertError::Structure { offset: p.offset(), what };
+        match p.fields() {
             CheckedBody::PublicKey(k) => {
                 raws.push(RawCert {
-                    primary: (k.clone(), p.body.to_vec()),
+                    primary: (k.clone(), p.body().to_vec()),
                     direct: vec![],
                     user_ids: vec![],
                     subkeys: vec![],
@@ -240,7 +344,7 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
                 slot = 0;
             }
             CheckedBody::UserId => {
-                raws.last_mut().ok_or(structure("a user ID"))?.user_ids.push((p.body.to_vec(), vec![]));
+                raws.last_mut().ok_or(structure("a user ID"))?.user_ids.push((p.body().to_vec(), vec![]));
                 slot = 1;
             }
             CheckedBody::UserAttribute => {
@@ -250,7 +354,7 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
             CheckedBody::PublicSubkey(k) => {
                 raws.last_mut().ok_or(structure("a subkey"))?.subkeys.push((
                     k.clone(),
-                    p.body.to_vec(),
+                    p.body().to_vec(),
                     vec![],
                 ));
                 slot = 2;
@@ -266,7 +370,7 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
             }
             CheckedBody::Opaque => {
                 // Trust packets (12) and markers (10) may sit in keyrings.
-                if p.tag == tag::SIGNATURE {
+                if p.tag() == tag::SIGNATURE {
                     return Err(structure("an undescribed signature"));
                 }
             }
@@ -279,18 +383,18 @@ pub fn split(packets: &[Checked<'_>]) -> Result<Vec<RawCert>, CertError> {
 #[derive(Debug)]
 struct Core {
     fingerprint: Fingerprint,
-    key: Key,
+    key: CheckedKey,
     body: Vec<u8>,
-    kind: Result<KeyKind, String>,
+    kind: Result<KeyKind, CryptoError>,
 }
 
 impl Core {
-    fn new(key: &Key, body: &[u8]) -> Result<Core, CertError> {
+    fn new(key: &CheckedKey, body: &[u8]) -> Result<Core, CertError> {
         Ok(Core {
-            fingerprint: crypto::fingerprint(key.version, body)?,
+            fingerprint: crypto::fingerprint(key.version(), body)?,
             key: key.clone(),
             body: body.to_vec(),
-            kind: crypto::key_kind(key).map_err(|e| e.to_string()),
+            kind: crypto::key_kind(key),
         })
     }
 }
@@ -299,7 +403,7 @@ impl Core {
 /// made once, when a verdict first needs it.
 #[derive(Debug)]
 struct Checkable {
-    sig: Sig,
+    sig: CheckedSig,
     /// Whether it verifies: mathematics only, so true at any time and under
     /// any policy (the policy is applied at each use).
     verifies: OnceLock<bool>,
@@ -310,18 +414,18 @@ struct Checkable {
 /// valid self-signature the one that counts, so the first that passes is the
 /// answer and the older ones cost no public-key operation. Debian's archive
 /// keys, for one, carry five direct-key signatures each.
-fn newest_first<'a>(sigs: impl Iterator<Item = &'a Sig>) -> Vec<Checkable> {
-    let mut order: Vec<(u32, usize, &Sig)> = sigs
+fn newest_first(sigs: impl Iterator<Item = CheckedSig>) -> Vec<Checkable> {
+    let mut order: Vec<(u32, usize, CheckedSig)> = sigs
         .enumerate()
-        .map(|(i, s)| (SigFacts::from_sig(s).ok().and_then(|f| f.created).unwrap_or(0), i, s))
+        .map(|(i, s)| (SigFacts::from_sig(&s).ok().and_then(|f| f.created).unwrap_or(0), i, s))
         .collect();
     order.sort_unstable_by_key(|&(created, i, _)| std::cmp::Reverse((created, i)));
-    order.into_iter().map(|(_, _, s)| Checkable { sig: s.clone(), verifies: OnceLock::new() }).collect()
+    order.into_iter().map(|(_, _, sig)| Checkable { sig, verifies: OnceLock::new() }).collect()
 }
 
 /// Whether a direct-key signature says anything the manager reads (key flags or
 /// a key expiry in its hashed area).
-fn sets_key_facts(sig: &Sig) -> bool {
+fn sets_key_facts(sig: &CheckedSig) -> bool {
     SigFacts::from_sig(sig).is_ok_and(|f| f.key_flags.is_some() || f.key_expires_after.is_some())
 }
 
@@ -330,7 +434,7 @@ fn sets_key_facts(sig: &Sig) -> bool {
 fn verifies(
     c: &Checkable,
     signer: &Core,
-    feed: impl FnOnce(&mut SigHasher) -> Result<(), crypto::CryptoError>,
+    feed: impl FnOnce(&mut SigHasher) -> Result<(), CryptoError>,
 ) -> bool {
     *c.verifies.get_or_init(|| {
         let Ok(mut h) = SigHasher::new(&c.sig) else { return false };
@@ -361,7 +465,7 @@ fn current(
     at: SystemTime,
     verify: impl Fn(&Checkable) -> bool,
 ) -> Option<(usize, SigFacts)> {
-    let kind = signer.kind.clone().ok()?;
+    let kind = *signer.kind.as_ref().ok()?;
     sigs.iter().enumerate().find_map(|(i, c)| {
         let facts = policy.check_static(&signer.key, kind, &c.sig, SigClass::SelfSignature).ok()?;
         policy.check_alive(&facts, at).ok()?;
@@ -379,7 +483,7 @@ fn revocation(revs: &[Checkable], policy: &Policy, verify: impl Fn(&Checkable) -
     revs.iter().find(|r| policy.check_revocation(&r.sig).is_ok() && verify(r)).map(|r| reason(&r.sig))
 }
 
-fn reason(sig: &Sig) -> String {
+fn reason(sig: &CheckedSig) -> String {
     match SigFacts::from_sig(sig) {
         Ok(SigFacts { revocation_reason: Some((code, text)), .. }) => {
             format!("reason {code}: {}", String::from_utf8_lossy(&text))
@@ -432,7 +536,7 @@ impl CheckedCert {
     /// passes the policy and verifies), revocations, key expiry at `at`.
     /// Signatures are verified only as far as the answer needs, and each
     /// verification is remembered.
-    pub fn at(&self, policy: &Policy, at: SystemTime) -> Cert {
+    pub fn at(&self, policy: &Policy, at: SystemTime) -> ValidCert {
         let p = &self.primary;
         let pbody = p.body.as_slice();
         let by_primary = |c: &Checkable| verifies(c, p, |h| h.key(pbody));
@@ -504,11 +608,8 @@ impl CheckedCert {
                     info.expires_after = f.key_expires_after;
                     if let Some(r) = revocation(&s.revocations, policy, |c| over_subkey(p, c)) {
                         Err(CertError::Revoked(r))
-                    } else if primary.validity.is_err() {
-                        Err(CertError::Crypto(format!(
-                            "its primary key is not valid: {:?}",
-                            primary.validity
-                        )))
+                    } else if let Err(e) = &primary.validity {
+                        Err(CertError::PrimaryNotValid(Box::new(e.clone())))
                     } else if info.flags.as_ref().is_some_and(KeyFlags::sign)
                         && current(&s.backs[i], &s.key, policy, at, |c| over_subkey(&s.key, c)).is_none()
                     {
@@ -523,33 +624,36 @@ impl CheckedCert {
             };
             subkeys.push(info);
         }
-        Cert { primary, user_ids, subkeys }
+        ValidCert { primary, user_ids, subkeys, at }
     }
 }
 
-fn key_usable(k: &KeyInfo, policy: &Policy, at: SystemTime) -> Result<(), CertError> {
-    let kind = k.kind.clone().map_err(CertError::Crypto)?;
+/// A key bound at `at` is valid if the policy accepts its algorithm and it has
+/// not expired; valid, it has its kind.
+fn key_usable(k: &KeyInfo, policy: &Policy, at: SystemTime) -> Result<KeyKind, CertError> {
+    let kind = k.kind.clone()?;
     policy.check_key(kind)?;
-    policy.check_key_alive(k.key.created, k.expires_after, at)?;
-    Ok(())
+    policy.check_key_alive(k.key.created(), k.expires_after, at)?;
+    Ok(kind)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use umd_pgp_wire::{Field, Subpacket};
+    use umd_pgp_wire::{Field, Key, Sig, Subpacket};
 
     use super::*;
+    use crate::packet::tests::{checked_key, checked_sig};
 
     fn sp(typ: u8, body: &[u8]) -> Subpacket {
         Subpacket { len_octets: 1, critical: false, typ, body: body.to_vec(), embedded: None }
     }
 
-    fn sig(created: u32, extra: &[(u8, &[u8])]) -> Sig {
+    fn sig(created: u32, extra: &[(u8, &[u8])]) -> CheckedSig {
         let mut hashed = vec![sp(2, &created.to_be_bytes())];
         hashed.extend(extra.iter().map(|(t, b)| sp(*t, b)));
-        Sig {
+        checked_sig(Sig {
             version: 4,
             sig_type: 0x13,
             pk_algo: 27,
@@ -558,20 +662,21 @@ mod tests {
             unhashed: vec![],
             left16: [0, 0],
             salt: vec![],
-            values: vec![],
-        }
+            values: vec![Field::Raw(vec![0; 64])],
+        })
     }
 
     fn signer() -> Core {
         let key = Key { version: 6, created: 10, algo: 27, material: vec![Field::Raw(vec![9; 32])] };
-        Core::new(&key, &crate::packet::encode_key(&key).unwrap()).unwrap()
+        let body = crate::packet::encode_key(&key).unwrap();
+        Core::new(&checked_key(key), &body).unwrap()
     }
 
     #[test]
     fn the_current_self_signature_is_the_newest_alive_one_and_older_ones_are_not_checked() {
         // Stream order: 20, 40, 30, 40 (a tie: the later one goes first), 90.
         let sigs = [sig(20, &[]), sig(40, &[(25, &[1])]), sig(30, &[]), sig(40, &[]), sig(90, &[])];
-        let sorted = newest_first(sigs.iter());
+        let sorted = newest_first(sigs.into_iter());
         let created = |c: &Checkable| SigFacts::from_sig(&c.sig).unwrap().created.unwrap();
         assert_eq!(sorted.iter().map(created).collect::<Vec<_>>(), [90, 40, 40, 30, 20]);
         assert_eq!(SigFacts::from_sig(&sorted[2].sig).unwrap().primary_user_id, Some(true));
@@ -595,11 +700,22 @@ mod tests {
 
     #[test]
     fn an_expired_self_signature_gives_way_to_an_older_alive_one() {
-        let sorted = newest_first([sig(20, &[]), sig(40, &[(3, &10u32.to_be_bytes())])].iter());
+        let sorted = newest_first([sig(20, &[]), sig(40, &[(3, &10u32.to_be_bytes())])].into_iter());
         let policy = Policy::new();
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
         assert_eq!(current(&sorted, &signer(), &policy, at(45), |_| true).map(|(i, _)| i), Some(0));
         assert_eq!(current(&sorted, &signer(), &policy, at(50), |_| true).map(|(i, _)| i), Some(1));
+    }
+
+    #[test]
+    fn a_subkey_of_a_primary_key_that_is_not_valid_says_why_as_it_always_did() {
+        let revoked = CertError::PrimaryNotValid(Box::new(CertError::Revoked("reason 2: gone".into())));
+        assert_eq!(revoked.to_string(), "its primary key is not valid: Err(Revoked(\"reason 2: gone\"))");
+        let dsa = CertError::Crypto(CryptoError::UnsupportedAlgorithm { algo: 17 });
+        assert_eq!(
+            CertError::PrimaryNotValid(Box::new(dsa)).to_string(),
+            "its primary key is not valid: Err(Crypto(\"unsupported public key algorithm 17 (DSA)\"))"
+        );
     }
 
     #[test]

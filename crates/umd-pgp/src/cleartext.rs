@@ -45,7 +45,7 @@
 //!   (gpgv agrees: it refuses a literal data packet there as "ambiguous
 //!   signature data"; see [`crate::verifier`]).
 
-use umd_pgp_wire::Sig;
+use crate::packet::CheckedSig;
 
 use crate::armor::{self, ArmorError, Label};
 
@@ -233,17 +233,17 @@ impl Cleartext {
     /// refuses any v4 signature).
     pub fn check_hash_headers<'a>(
         &self,
-        sigs: impl IntoIterator<Item = &'a Sig>,
+        sigs: impl IntoIterator<Item = &'a CheckedSig>,
     ) -> Result<(), CleartextError> {
         for s in sigs {
-            let exempt = self.hashes.is_empty() && s.version == 6;
-            if !exempt && !self.hashes.contains(&s.hash_algo) {
+            let exempt = self.hashes.is_empty() && s.version() == 6;
+            if !exempt && !self.hashes.contains(&s.hash_algo()) {
                 let announced = if self.hashes.is_empty() {
                     "no 'Hash:' header".to_string()
                 } else {
                     self.hashes.iter().map(|&h| hash_name(h)).collect::<Vec<_>>().join(", ")
                 };
-                return Err(CleartextError::HashNotAnnounced { hash: hash_name(s.hash_algo), announced });
+                return Err(CleartextError::HashNotAnnounced { hash: hash_name(s.hash_algo()), announced });
             }
         }
         Ok(())
@@ -270,8 +270,9 @@ mod tests {
 
     const DOC: &str = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: Debian \t\n- -----dashed\n\nlast line\n-----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----\n";
 
-    fn sig(version: u8, hash_algo: u8) -> Sig {
-        Sig {
+    fn sig(version: u8, hash_algo: u8) -> CheckedSig {
+        use umd_pgp_wire::{Field, Sig};
+        crate::packet::tests::checked_sig(Sig {
             version,
             sig_type: 1,
             pk_algo: 22,
@@ -280,8 +281,8 @@ mod tests {
             unhashed: vec![],
             left16: [0; 2],
             salt: vec![],
-            values: vec![],
-        }
+            values: vec![Field::Mpi(vec![1]), Field::Mpi(vec![1])],
+        })
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Role in the manager/handler split: the handler parses packets, the manager
 //! re-encodes every described field and compares it with the raw bytes (see
-//! `packet`). Everything here works only from those already-checked
-//! [`umd_pgp_wire`] fields, and never from a value the handler merely *claims*
+//! `packet`). Everything here works only from those already-checked fields
+//! ([`CheckedKey`], [`CheckedSig`]: only `packet::check` makes them), and
+//! never from a value the handler merely *claims*
 //! (a digest, a key ID, a fingerprint): the manager hashes the data itself,
 //! computes fingerprints itself and runs the signature check with RustCrypto.
 //!
@@ -31,7 +32,8 @@
 use std::fmt;
 
 use sha2::Digest as _;
-use umd_pgp_wire::{Field, Key, Sig, Subpacket};
+
+use crate::packet::{CheckedField as Field, CheckedKey, CheckedSig};
 
 /// What went wrong while hashing or verifying. Each variant names the
 /// algorithm, field or length at fault.
@@ -392,57 +394,6 @@ impl fmt::Debug for Hasher {
 // Signature hashing (RFC 9580 §5.2.4)
 // ---------------------------------------------------------------------------
 
-/// Appends one subpacket in wire form (RFC 9580 §5.2.3.7): its length in the
-/// `len_octets` form it was described with, the type octet (0x80 set if
-/// critical), then the body. The length counts the type octet and the body.
-///
-/// The length form is kept as described, because a sender may use a longer
-/// form than needed and the hashed bytes must be exactly the packet's bytes.
-/// A form that cannot carry the length (a 1-octet form for 192 or more, a
-/// 2-octet form outside 192..=16319) is an error, not a silent re-encoding.
-pub fn encode_subpacket(sp: &Subpacket, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-    let len = sp.body.len() + 1;
-    let bad = || CryptoError::SubpacketLength { typ: sp.typ, len, len_octets: sp.len_octets };
-    match sp.len_octets {
-        1 if len < 192 => out.push(len as u8),
-        2 if (192..=16319).contains(&len) => {
-            let l = len - 192;
-            out.push(((l >> 8) + 192) as u8);
-            out.push((l & 0xff) as u8);
-        }
-        5 => {
-            let l = u32::try_from(len).map_err(|_| bad())?;
-            out.push(0xff);
-            out.extend_from_slice(&l.to_be_bytes());
-        }
-        _ => return Err(bad()),
-    }
-    if sp.typ > 0x7f {
-        // The type is described without the critical bit; a type with it set
-        // would be a second way to say "critical", so it does not re-encode.
-        return Err(bad());
-    }
-    out.push(sp.typ | if sp.critical { 0x80 } else { 0 });
-    out.extend_from_slice(&sp.body);
-    Ok(())
-}
-
-/// Encodes a whole subpacket area (without its length prefix).
-///
-/// ```
-/// use umd_pgp::crypto::encode_subpackets;
-/// use umd_pgp_wire::Subpacket;
-/// let created = Subpacket { len_octets: 1, critical: true, typ: 2, body: vec![0x63, 0x87, 0x7f, 0xe3], embedded: None };
-/// assert_eq!(encode_subpackets(&[created]).unwrap(), [0x05, 0x82, 0x63, 0x87, 0x7f, 0xe3]);
-/// ```
-pub fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, CryptoError> {
-    let mut out = Vec::new();
-    for sp in area {
-        encode_subpacket(sp, &mut out)?;
-    }
-    Ok(out)
-}
-
 /// The signature's own contribution to its hash, appended after the signed
 /// data (RFC 9580 §5.2.4):
 ///
@@ -454,11 +405,11 @@ pub fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, CryptoError> {
 ///
 /// The salt of a v6 signature is *not* part of this: it is hashed first (see
 /// [`SigHasher`]).
-pub fn hashed_trailer(sig: &Sig) -> Result<Vec<u8>, CryptoError> {
-    let area = encode_subpackets(&sig.hashed)?;
-    let too_long = || CryptoError::HashedAreaTooLong { version: sig.version, len: area.len() };
-    let mut out = vec![sig.version, sig.sig_type, sig.pk_algo, sig.hash_algo];
-    match sig.version {
+pub fn hashed_trailer(sig: &CheckedSig) -> Result<Vec<u8>, CryptoError> {
+    let area = sig.hashed_area()?;
+    let too_long = || CryptoError::HashedAreaTooLong { version: sig.version(), len: area.len() };
+    let mut out = vec![sig.version(), sig.sig_type(), sig.pk_algo(), sig.hash_algo()];
+    match sig.version() {
         4 => {
             let l = u16::try_from(area.len()).map_err(|_| too_long())?;
             out.extend_from_slice(&l.to_be_bytes());
@@ -471,7 +422,7 @@ pub fn hashed_trailer(sig: &Sig) -> Result<Vec<u8>, CryptoError> {
     }
     out.extend_from_slice(&area);
     let hashed_len = u32::try_from(out.len()).map_err(|_| too_long())?;
-    out.push(sig.version);
+    out.push(sig.version());
     out.push(0xff);
     out.extend_from_slice(&hashed_len.to_be_bytes());
     Ok(out)
@@ -491,12 +442,21 @@ pub fn hashed_trailer(sig: &Sig) -> Result<Vec<u8>, CryptoError> {
 /// | 0x18, 0x19, 0x28 bindings | [`key`](Self::key) (primary), [`key`](Self::key) (subkey) |
 /// | 0x1F, 0x20 direct key | [`key`](Self::key) |
 ///
+/// It takes only a [`CheckedSig`]: a signature packet whose description
+/// `packet::check` found to be its bytes.
+///
 /// ```
 /// use umd_pgp::crypto::SigHasher;
-/// use umd_pgp_wire::Sig;
-/// let sig = Sig { version: 4, sig_type: 0, pk_algo: 22, hash_algo: 8, hashed: vec![],
-///     unhashed: vec![], left16: [0, 0], salt: vec![], values: vec![] };
-/// let mut h = SigHasher::new(&sig).unwrap();
+/// use umd_pgp::packet::{check, encode_sig};
+/// use umd_pgp_wire::{Body, Description, Field, Packet, Sig};
+/// let sig = Sig { version: 4, sig_type: 0, pk_algo: 27, hash_algo: 8, hashed: vec![],
+///     unhashed: vec![], left16: [0, 0], salt: vec![], values: vec![Field::Raw(vec![1; 64])] };
+/// let body = encode_sig(&sig).unwrap();
+/// let stream = [&[0xc2, body.len() as u8][..], &body].concat();
+/// let desc = Description { packets: vec![Packet { offset: 0, header_len: 2,
+///     body_len: body.len() as u64, tag: 2, body: Body::Signature(sig) }] };
+/// let packets = check(&stream, desc).unwrap();
+/// let mut h = SigHasher::new(packets[0].signature().unwrap()).unwrap();
 /// h.data(b"OpenPGP");
 /// assert_eq!(h.finish().len(), 32);
 /// ```
@@ -512,29 +472,29 @@ pub struct SigHasher {
 impl SigHasher {
     /// Starts hashing for `sig`: checks its version, hash and salt length,
     /// prepares the trailer and hashes the salt (v6).
-    pub fn new(sig: &Sig) -> Result<SigHasher, CryptoError> {
-        let hash = HashAlgo::from_id(sig.hash_algo)?;
-        let expected = match sig.version {
+    pub fn new(sig: &CheckedSig) -> Result<SigHasher, CryptoError> {
+        let hash = HashAlgo::from_id(sig.hash_algo())?;
+        let expected = match sig.version() {
             4 => 0,
             6 => hash.v6_salt_len().ok_or(CryptoError::HashNotForV6 { hash })?,
             v => return Err(CryptoError::UnsupportedVersion { what: "signature", version: v }),
         };
-        if sig.salt.len() != expected {
+        if sig.salt().len() != expected {
             return Err(CryptoError::SaltLength {
-                version: sig.version,
+                version: sig.version(),
                 hash,
                 expected,
-                got: sig.salt.len(),
+                got: sig.salt().len(),
             });
         }
         let trailer = hashed_trailer(sig)?;
         let mut hasher = hash.hasher();
         // RFC 9580 §5.2.4: for v6 signatures the salt comes before anything else.
-        hasher.update(&sig.salt);
+        hasher.update(sig.salt());
         Ok(SigHasher {
-            version: sig.version,
-            hash_algo: sig.hash_algo,
-            salt: sig.salt.clone(),
+            version: sig.version(),
+            hash_algo: sig.hash_algo(),
+            salt: sig.salt().to_vec(),
             hasher,
             trailer,
         })
@@ -545,8 +505,8 @@ impl SigHasher {
     /// signatures over it (Debian's `InRelease` has three) is then hashed once:
     /// feed the data to the first signature's hasher, then take a copy of it for
     /// each of the others before [`finish`](SigHasher::finish).
-    pub fn for_signature(&self, sig: &Sig) -> Result<Option<SigHasher>, CryptoError> {
-        if (sig.version, sig.hash_algo, sig.salt.as_slice())
+    pub fn for_signature(&self, sig: &CheckedSig) -> Result<Option<SigHasher>, CryptoError> {
+        if (sig.version(), sig.hash_algo(), sig.salt())
             != (self.version, self.hash_algo, self.salt.as_slice())
         {
             return Ok(None);
@@ -814,7 +774,7 @@ pub fn bit_len(magnitude: &[u8]) -> u32 {
 /// Classifies a key and checks its material has the right shape for its
 /// algorithm (field kinds, lengths, curve). Does not validate points; that
 /// happens when a verifier is built from them.
-pub fn key_kind(key: &Key) -> Result<KeyKind, CryptoError> {
+pub fn key_kind(key: &CheckedKey) -> Result<KeyKind, CryptoError> {
     Ok(match parse_key(key)? {
         PublicKey::Rsa { n, .. } => KeyKind::Rsa { bits: bit_len(n) },
         PublicKey::Ecdsa { curve, .. } => KeyKind::Ecdsa(curve),
@@ -849,16 +809,16 @@ fn left_pad(m: &[u8], len: usize) -> Option<Vec<u8>> {
     Some(v)
 }
 
-fn parse_key(key: &Key) -> Result<PublicKey<'_>, CryptoError> {
-    let algo = key.algo;
+fn parse_key(key: &CheckedKey) -> Result<PublicKey<'_>, CryptoError> {
+    let (algo, version) = (key.algo(), key.version());
     let bad = |why| CryptoError::BadKeyMaterial { algo, why };
-    if key.version != 4 && key.version != 6 {
-        return Err(CryptoError::UnsupportedVersion { what: "key", version: key.version });
+    if version != 4 && version != 6 {
+        return Err(CryptoError::UnsupportedVersion { what: "key", version });
     }
-    match (algo, key.material.as_slice()) {
-        (1 | 3, [Field::Mpi(n), Field::Mpi(e)]) => Ok(PublicKey::Rsa { n, e }),
+    match (algo, key.material().as_slice()) {
+        (1 | 3, &[Field::Mpi(n), Field::Mpi(e)]) => Ok(PublicKey::Rsa { n, e }),
         (1 | 3, _) => Err(bad("expected the MPIs n and e")),
-        (19, [Field::Oid(oid), Field::Mpi(point)]) => match Curve::from_oid(oid) {
+        (19, &[Field::Oid(oid), Field::Mpi(point)]) => match Curve::from_oid(oid) {
             Some(curve @ (Curve::NistP256 | Curve::NistP384 | Curve::NistP521)) => {
                 // RFC 9580 §5.5.5.5 / §11.2.1: NIST points are uncompressed SEC1.
                 if point.len() != 1 + 2 * curve.field_len() || point[0] != 0x04 {
@@ -869,16 +829,16 @@ fn parse_key(key: &Key) -> Result<PublicKey<'_>, CryptoError> {
             _ => Err(CryptoError::UnsupportedCurve { algo, oid: hex(oid) }),
         },
         (19, _) => Err(bad("expected a curve OID and a point MPI")),
-        (22, [Field::Oid(oid), Field::Mpi(point)]) => {
+        (22, &[Field::Oid(oid), Field::Mpi(point)]) => {
             if Curve::from_oid(oid) != Some(Curve::Ed25519Legacy) {
                 return Err(CryptoError::UnsupportedCurve { algo, oid: hex(oid) });
             }
             // RFC 9580 §5.5.5.5: EdDSALegacy is for v4 keys only.
-            if key.version != 4 {
+            if version != 4 {
                 return Err(bad("EdDSALegacy is only defined for v4 keys"));
             }
             // The point is the native 32 octets behind a 0x40 prefix (§11.2.2).
-            match point.as_slice() {
+            match point {
                 [0x40, rest @ ..] => rest
                     .try_into()
                     .map(PublicKey::EdDsaLegacy)
@@ -887,8 +847,8 @@ fn parse_key(key: &Key) -> Result<PublicKey<'_>, CryptoError> {
             }
         }
         (22, _) => Err(bad("expected a curve OID and a point MPI")),
-        (27, [Field::Raw(k)]) => {
-            k.as_slice().try_into().map(PublicKey::Ed25519).map_err(|_| bad("expected 32 raw octets"))
+        (27, &[Field::Raw(k)]) => {
+            k.try_into().map(PublicKey::Ed25519).map_err(|_| bad("expected 32 raw octets"))
         }
         (27, _) => Err(bad("expected 32 raw octets")),
         _ => Err(CryptoError::UnsupportedAlgorithm { algo }),
@@ -911,50 +871,73 @@ fn parse_key(key: &Key) -> Result<PublicKey<'_>, CryptoError> {
 /// ```
 /// use ed25519_dalek::{Signer, SigningKey};
 /// use umd_pgp::crypto::{verify, SigHasher};
-/// use umd_pgp_wire::{Field, Key, Sig};
+/// use umd_pgp::packet::{check, encode_key, encode_sig, CheckedBody};
+/// use umd_pgp_wire::{Body, Description, Field, Key, Packet, Sig};
+/// // A key packet and a signature packet, described and checked.
+/// fn checked(packets: Vec<(u8, Vec<u8>, Body)>) -> Vec<CheckedBody> {
+///     let (mut stream, mut desc) = (Vec::new(), Description { packets: vec![] });
+///     for (tag, bytes, body) in packets {
+///         let (offset, body_len) = (stream.len() as u64, bytes.len() as u64);
+///         stream.extend_from_slice(&[0xc0 | tag, bytes.len() as u8]);
+///         stream.extend_from_slice(&bytes);
+///         desc.packets.push(Packet { offset, header_len: 2, body_len, tag, body });
+///     }
+///     check(&stream, desc).unwrap().into_iter().map(|p| p.fields().clone()).collect()
+/// }
 /// let sk = SigningKey::from_bytes(&[7; 32]);
 /// let key = Key { version: 6, created: 0, algo: 27,
 ///     material: vec![Field::Raw(sk.verifying_key().to_bytes().to_vec())] };
 /// let mut sig = Sig { version: 6, sig_type: 0, pk_algo: 27, hash_algo: 8, hashed: vec![],
-///     unhashed: vec![], left16: [0, 0], salt: vec![9; 16], values: vec![] };
-/// let mut h = SigHasher::new(&sig).unwrap();
+///     unhashed: vec![], left16: [0, 0], salt: vec![9; 16], values: vec![Field::Raw(vec![0; 64])] };
+/// // The signer's side: hash, then sign (values are not hashed).
+/// let unsigned = checked(vec![(2, encode_sig(&sig).unwrap(), Body::Signature(sig.clone()))]);
+/// let [CheckedBody::Signature(unsigned)] = &unsigned[..] else { unreachable!() };
+/// let mut h = SigHasher::new(unsigned).unwrap();
 /// h.data(b"hello");
 /// let digest = h.finish();
 /// sig.left16 = [digest[0], digest[1]];
 /// sig.values = vec![Field::Raw(sk.sign(&digest).to_bytes().to_vec())];
-/// assert!(verify(&key, &sig, &digest).is_ok());
-/// assert!(verify(&key, &sig, &[0; 32]).is_err());
+/// // The manager's side.
+/// let packets = checked(vec![
+///     (6, encode_key(&key).unwrap(), Body::PublicKey(key)),
+///     (2, encode_sig(&sig).unwrap(), Body::Signature(sig)),
+/// ]);
+/// let [CheckedBody::PublicKey(key), CheckedBody::Signature(sig)] = &packets[..] else { unreachable!() };
+/// assert!(verify(key, sig, &digest).is_ok());
+/// assert!(verify(key, sig, &[0; 32]).is_err());
 /// ```
-pub fn verify(key: &Key, sig: &Sig, digest: &[u8]) -> Result<(), CryptoError> {
-    if sig.version != 4 && sig.version != 6 {
-        return Err(CryptoError::UnsupportedVersion { what: "signature", version: sig.version });
+pub fn verify(key: &CheckedKey, sig: &CheckedSig, digest: &[u8]) -> Result<(), CryptoError> {
+    let version = sig.version();
+    if version != 4 && version != 6 {
+        return Err(CryptoError::UnsupportedVersion { what: "signature", version });
     }
-    if key.version != sig.version {
-        return Err(CryptoError::VersionMismatch { key: key.version, sig: sig.version });
+    if key.version() != version {
+        return Err(CryptoError::VersionMismatch { key: key.version(), sig: version });
     }
-    if key.algo != sig.pk_algo {
-        return Err(CryptoError::AlgorithmMismatch { key: key.algo, sig: sig.pk_algo });
+    if key.algo() != sig.pk_algo() {
+        return Err(CryptoError::AlgorithmMismatch { key: key.algo(), sig: sig.pk_algo() });
     }
-    let hash = HashAlgo::from_id(sig.hash_algo)?;
+    let hash = HashAlgo::from_id(sig.hash_algo())?;
     if digest.len() != hash.digest_len() {
         return Err(CryptoError::DigestLength { hash, expected: hash.digest_len(), got: digest.len() });
     }
     let got = [digest[0], digest[1]];
-    if got != sig.left16 {
-        return Err(CryptoError::Left16Mismatch { expected: sig.left16, got });
+    if got != sig.left16() {
+        return Err(CryptoError::Left16Mismatch { expected: sig.left16(), got });
     }
-    let algo = sig.pk_algo;
+    let values = sig.values();
+    let algo = sig.pk_algo();
     let bad_values = |why| CryptoError::BadSignatureValues { algo, why };
     let failed = CryptoError::BadSignature { algo };
     match parse_key(key)? {
         PublicKey::Rsa { n, e } => {
-            let [Field::Mpi(s)] = sig.values.as_slice() else {
+            let &[Field::Mpi(s)] = values.as_slice() else {
                 return Err(bad_values("expected one MPI"));
             };
             verify_rsa(algo, n, e, hash, digest, s)
         }
         PublicKey::Ecdsa { curve, point } => {
-            let [Field::Mpi(r), Field::Mpi(s)] = sig.values.as_slice() else {
+            let &[Field::Mpi(r), Field::Mpi(s)] = values.as_slice() else {
                 return Err(bad_values("expected the MPIs r and s"));
             };
             let n = curve.field_len();
@@ -992,7 +975,7 @@ pub fn verify(key: &Key, sig: &Sig, digest: &[u8]) -> Result<(), CryptoError> {
             }
         }
         PublicKey::EdDsaLegacy(k) => {
-            let [Field::Mpi(r), Field::Mpi(s)] = sig.values.as_slice() else {
+            let &[Field::Mpi(r), Field::Mpi(s)] = values.as_slice() else {
                 return Err(bad_values("expected the MPIs r and s"));
             };
             // RFC 9580 §5.2.3.3: r and s are the two 32-octet halves of the
@@ -1003,7 +986,7 @@ pub fn verify(key: &Key, sig: &Sig, digest: &[u8]) -> Result<(), CryptoError> {
             verify_ed25519(algo, k, &[r, s].concat(), digest)
         }
         PublicKey::Ed25519(k) => {
-            let [Field::Raw(rs)] = sig.values.as_slice() else {
+            let &[Field::Raw(rs)] = values.as_slice() else {
                 return Err(bad_values("expected 64 raw octets"));
             };
             if rs.len() != 64 {

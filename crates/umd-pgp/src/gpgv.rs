@@ -47,16 +47,15 @@
 use std::time::SystemTime;
 
 use base64::Engine;
-use umd_pgp_wire::{Field, Sig};
 
 use crate::armor::{self, ArmorError};
-use crate::cert::{Cert, CertError, KeyInfo};
+use crate::cert::{CertError, KeyInfo, ValidCert};
 use crate::cleartext::Cleartext;
-use crate::crypto::{self, Curve, Fingerprint, HashAlgo, KeyKind, SigHasher};
-use crate::packet::{self, tag, CheckedBody};
+use crate::crypto::{self, CryptoError, Curve, Fingerprint, HashAlgo, KeyKind, SigHasher};
+use crate::packet::{self, tag, CheckedField as Field, CheckedSig};
 use crate::policy::{issuer_hints, secs, utc, Policy, Rejection, SigClass, SigFacts};
 use crate::verifier::Verifier;
-use crate::verify::{self, Data, SigReport, Status, Verdict};
+use crate::verify::{self, BadReason, Data, SigReport, Status, Verdict};
 
 /// The gpg-error codes gpgv writes in `ERRSIG` lines (libgpg-error's
 /// `gpg-error.h`).
@@ -391,11 +390,11 @@ fn date(t: u32) -> String {
 /// gpg's `SIG_ID`: radix-64 (no padding) of SHA-1 over the public key and hash
 /// algorithms, the 4-octet creation time and the signature values as OpenPGP
 /// MPIs (normalized: no leading zero octets).
-pub fn sig_id(sig: &Sig, created: u32) -> String {
+pub fn sig_id(sig: &CheckedSig, created: u32) -> String {
     let mut h = HashAlgo::Sha1.hasher();
-    h.update(&[sig.pk_algo, sig.hash_algo]);
+    h.update(&[sig.pk_algo(), sig.hash_algo()]);
     h.update(&created.to_be_bytes());
-    for v in &sig.values {
+    for v in sig.values() {
         match v {
             Field::Mpi(m) => {
                 let m = &m[m.iter().position(|&b| b != 0).unwrap_or(m.len())..];
@@ -411,7 +410,7 @@ pub fn sig_id(sig: &Sig, created: u32) -> String {
 
 /// The key ID a signature names, as gpg reads it: the issuer subpacket (hashed
 /// area first), else the issuer fingerprint's key ID, else zeros.
-pub fn named_key_id(sig: &Sig) -> [u8; 8] {
+pub fn named_key_id(sig: &CheckedSig) -> [u8; 8] {
     let (ids, fprs) = issuer_hints(sig);
     if let Some(id) = ids.first() {
         return id.0;
@@ -420,29 +419,27 @@ pub fn named_key_id(sig: &Sig) -> [u8; 8] {
 }
 
 /// The v4 issuer fingerprint of the hashed area (gpg's `issuer_fpr_raw`).
-fn hashed_issuer_fpr(sig: &Sig) -> Option<Vec<u8>> {
-    sig.hashed
-        .iter()
-        .find(|sp| sp.typ == 33)
-        .filter(|sp| sp.body.len() == 21 && sp.body[0] == 4)
-        .map(|sp| sp.body[1..].to_vec())
+fn hashed_issuer_fpr(sig: &CheckedSig) -> Option<Vec<u8>> {
+    match sig.hashed().find(|sp| sp.typ() == 33)?.body() {
+        [4, fpr @ ..] if fpr.len() == 20 => Some(fpr.to_vec()),
+        _ => None,
+    }
 }
 
 /// The `POLICY_URL` and `NOTATION_*` lines gpgv writes for a good signature:
 /// policy URIs in order, then the notations of the hashed area, last first
 /// (gpg builds its list by prepending). A notation's name and a
 /// human-readable value end at their first NUL octet, as C strings do.
-pub fn notation_lines(sig: &Sig) -> Vec<Line> {
+pub fn notation_lines(sig: &CheckedSig) -> Vec<Line> {
     let c_str = |b: &[u8]| b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec();
     let mut lines: Vec<Line> = sig
-        .hashed
-        .iter()
-        .filter(|sp| sp.typ == 26)
-        .map(|sp| Line::PolicyUrl { url: sp.body.clone() })
+        .hashed()
+        .filter(|sp| sp.typ() == 26)
+        .map(|sp| Line::PolicyUrl { url: sp.body().to_vec() })
         .collect();
     let mut notations = Vec::new();
-    for sp in sig.hashed.iter().filter(|sp| sp.typ == 20) {
-        let b = &sp.body;
+    for sp in sig.hashed().filter(|sp| sp.typ() == 20) {
+        let b = sp.body();
         if b.len() < 8 {
             continue;
         }
@@ -454,8 +451,8 @@ pub fn notation_lines(sig: &Sig) -> Vec<Line> {
         let (name, value) = (&b[8..8 + n1], &b[8 + n1..]);
         let human = b[0] & 0x80 != 0;
         let mut l = vec![Line::NotationName { name: c_str(name) }];
-        if sp.critical || human {
-            l.push(Line::NotationFlags { critical: sp.critical, human });
+        if sp.critical() || human {
+            l.push(Line::NotationFlags { critical: sp.critical(), human });
         }
         l.push(if human {
             Line::NotationData { data: c_str(value), wrap: 50 }
@@ -541,8 +538,8 @@ fn mailbox(uid: &[u8]) -> Option<Vec<u8>> {
 
 /// The `NEWSIG` argument: the signer's user ID subpacket (type 28, hashed
 /// area), made printable and reduced to its mail address as gpg does.
-pub fn signer_user_id(sig: &Sig) -> Option<Vec<u8>> {
-    let body = &sig.hashed.iter().find(|sp| sp.typ == 28)?.body;
+pub fn signer_user_id(sig: &CheckedSig) -> Option<Vec<u8>> {
+    let body = sig.hashed().find(|sp| sp.typ() == 28)?.body();
     if body.is_empty() {
         return None;
     }
@@ -941,16 +938,13 @@ enum Class {
 }
 
 /// The signatures among checked packets.
-fn sigs_of<'a>(packets: &'a [packet::Checked<'_>]) -> impl Iterator<Item = &'a Sig> {
-    packets.iter().filter_map(|p| match &p.fields {
-        CheckedBody::Signature(s) => Some(s),
-        _ => None,
-    })
+fn sigs_of<'a>(packets: &'a [packet::Checked<'_>]) -> impl Iterator<Item = &'a CheckedSig> {
+    packets.iter().filter_map(packet::Checked::signature)
 }
 
 struct Check<'a> {
     /// The signers' certificates, as of `at`.
-    signers: &'a [Cert],
+    signers: &'a [ValidCert],
     policy: &'a Policy,
     options: &'a Options,
     data: Data<'a>,
@@ -974,7 +968,13 @@ fn algo_label(algo: u8) -> &'static str {
 
 impl Check<'_> {
     /// Writes one signature's lines and messages.
-    fn signature(&self, sig: &Sig, verdict: &Verdict, report: &mut Report, asserted: &mut bool) -> Flow {
+    fn signature(
+        &self,
+        sig: &CheckedSig,
+        verdict: &Verdict,
+        report: &mut Report,
+        asserted: &mut bool,
+    ) -> Flow {
         let facts = SigFacts::from_sig(sig).unwrap_or_default();
         let created = facts.created.unwrap_or(0);
         let key_id = named_key_id(sig);
@@ -982,15 +982,15 @@ impl Check<'_> {
         report.lines.push(Line::NewSig { signer: signer.clone() });
         report.messages.push(format!("Signature made {}", utc(u64::from(created))));
         let named = hashed_issuer_fpr(sig).map_or_else(|| hex(&key_id), |f| hex(&f));
-        report.messages.push(format!("               using {} key {named}", algo_label(sig.pk_algo)));
+        report.messages.push(format!("               using {} key {named}", algo_label(sig.pk_algo())));
         if let Some(s) = &signer {
             report.messages.push(format!("               issuer \"{}\"", String::from_utf8_lossy(s)));
         }
         let errsig = |rc| Line::ErrSig {
             key_id,
-            pk_algo: sig.pk_algo,
-            hash_algo: sig.hash_algo,
-            sig_type: sig.sig_type,
+            pk_algo: sig.pk_algo(),
+            hash_algo: sig.hash_algo(),
+            sig_type: sig.sig_type(),
             created,
             rc,
             issuer: hashed_issuer_fpr(sig),
@@ -1008,10 +1008,10 @@ impl Check<'_> {
             Flow::Continue { bad: false }
         };
         // gpgv's own checks before it looks for the key.
-        if !GPG_DIGESTS.contains(&sig.hash_algo) {
+        if !GPG_DIGESTS.contains(&sig.hash_algo()) {
             return cannot(report, rc::DIGEST_ALGO, None);
         }
-        if !GPG_SIGNING_ALGOS.contains(&sig.pk_algo) {
+        if !GPG_SIGNING_ALGOS.contains(&sig.pk_algo()) {
             return cannot(report, rc::PUBKEY_ALGO, None);
         }
         // A cleartext signature whose hash the `Hash:` header does not
@@ -1037,9 +1037,9 @@ impl Check<'_> {
                 let Some((c, k)) = self
                     .signers
                     .iter()
-                    .find_map(|c| c.keys().find(|k| &k.fingerprint == key).map(|k| (c, k)))
+                    .find_map(|c| c.keys().find(|k| k.fingerprint() == key).map(|k| (c, k)))
                 else {
-                    return cannot(report, rc::NO_PUBKEY, Some(reason.clone()));
+                    return cannot(report, rc::NO_PUBKEY, Some(reason.to_string()));
                 };
                 (c, k, self.classify(c, k, sig, &facts, reason))
             }
@@ -1049,7 +1049,9 @@ impl Check<'_> {
                 let found = self.signers.iter().find_map(|c| {
                     let (ids, fprs) = issuer_hints(sig);
                     c.keys()
-                        .find(|k| ids.contains(&k.key_id()) || fprs.iter().any(|f| f.matches(&k.fingerprint)))
+                        .find(|k| {
+                            ids.contains(&k.key_id()) || fprs.iter().any(|f| f.matches(k.fingerprint()))
+                        })
                         .map(|k| (c, k))
                 });
                 match found {
@@ -1058,7 +1060,7 @@ impl Check<'_> {
                 }
             }
         };
-        let primary = cert.primary.fingerprint.clone();
+        let primary = cert.fingerprint().clone();
         let considered = Line::KeyConsidered { primary: primary.clone() };
         report.lines.push(considered.clone());
         let key_expired = expiry_passed(key, self.at);
@@ -1093,23 +1095,23 @@ impl Check<'_> {
                 if let Some(at) = key_expired {
                     report.lines.push(Line::KeyExpired { at });
                 }
-                if sig.sig_type < 2 {
+                if sig.sig_type() < 2 {
                     report.lines.push(Line::SigId { id: sig_id(sig, created), created });
                 }
                 report.lines.push(considered);
                 report.lines.push(signed(kind));
                 report.lines.extend(notation_lines(sig));
                 report.lines.push(Line::ValidSig {
-                    key: key.fingerprint.clone(),
+                    key: key.fingerprint().clone(),
                     created,
                     expires: facts
                         .expires_after
                         .filter(|&e| e != 0)
                         .map_or(0, |e| u64::from(created) + u64::from(e)),
-                    version: sig.version,
-                    pk_algo: sig.pk_algo,
-                    hash_algo: sig.hash_algo,
-                    sig_type: sig.sig_type,
+                    version: sig.version(),
+                    pk_algo: sig.pk_algo(),
+                    hash_algo: sig.hash_algo(),
+                    sig_type: sig.sig_type(),
                     primary,
                 });
                 report.messages.push(match kind {
@@ -1123,11 +1125,11 @@ impl Check<'_> {
                 match kind {
                     Signed::Good => {
                         if let Some(spec) = &self.options.assert_pubkey_algo {
-                            let algo = key.kind.as_ref().map(|k| pubkey_string(*k)).unwrap_or_default();
+                            let algo = key.kind().map(pubkey_string).unwrap_or_default();
                             let ok = pubkey_algo_asserted(&algo, spec);
                             *asserted &= ok;
                             report.lines.push(Line::AssertPubkeyAlgo {
-                                key: key.fingerprint.clone(),
+                                key: key.fingerprint().clone(),
                                 ok,
                                 algo,
                             });
@@ -1141,19 +1143,26 @@ impl Check<'_> {
         }
     }
 
-    fn find(&self, cert: &Fingerprint, key: &Fingerprint) -> Option<(&Cert, &KeyInfo)> {
-        let c = self.signers.iter().find(|c| &c.primary.fingerprint == cert)?;
-        Some((c, c.keys().find(|k| &k.fingerprint == key)?))
+    fn find(&self, cert: &Fingerprint, key: &Fingerprint) -> Option<(&ValidCert, &KeyInfo)> {
+        let c = self.signers.iter().find(|c| c.fingerprint() == cert)?;
+        Some((c, c.keys().find(|k| k.fingerprint() == key)?))
     }
 
     /// Why umd refused a signature by keyring key `key`, in gpg's terms and
     /// in gpg's order of checks (`check_signature2`): the key's algorithm,
     /// its validity, times, the hash, the key's use, the mathematics, the
     /// subpackets, the back-signature, and last expiry and revocation.
-    fn classify(&self, cert: &Cert, key: &KeyInfo, sig: &Sig, facts: &SigFacts, reason: &str) -> Class {
+    fn classify(
+        &self,
+        cert: &ValidCert,
+        key: &KeyInfo,
+        sig: &CheckedSig,
+        facts: &SigFacts,
+        reason: &BadReason,
+    ) -> Class {
         let unusable = |rc, why: String| Class::Unusable { rc, why };
-        let kind = match &key.kind {
-            Ok(k) => *k,
+        let kind = match key.kind() {
+            Ok(k) => k,
             Err(e) => return unusable(rc::PUBKEY_ALGO, format!("key algorithm not supported: {e}")),
         };
         if let Err(r) = self.policy.check_key(kind) {
@@ -1161,22 +1170,22 @@ impl Check<'_> {
         }
         // A subkey of a revoked or expired primary key is revoked or expired
         // with it (gpg marks it so).
-        let primary_state = match &cert.primary.validity {
+        let primary_state = match cert.primary().valid() {
             Err(CertError::Revoked(_)) => Some((true, false)),
             Err(CertError::Policy(Rejection::KeyExpired { .. })) => Some((false, true)),
             _ => None,
         };
-        let (revoked, expired) = match (&key.validity, primary_state) {
-            (Ok(()), _) => (false, false),
+        let (revoked, expired) = match (key.valid(), primary_state) {
+            (Ok(_), _) => (false, false),
             (Err(CertError::Revoked(_)), _) => (true, false),
             (Err(CertError::Policy(Rejection::KeyExpired { .. })), _) => (false, true),
             (Err(CertError::NoBackSignature), _) => (false, false),
             (Err(_), Some(state)) => state,
             (Err(e), None) => {
-                return unusable(rc::BAD_PUBKEY, format!("key {} is not valid: {e}", key.fingerprint))
+                return unusable(rc::BAD_PUBKEY, format!("key {} is not valid: {e}", key.fingerprint()))
             }
         };
-        let key_created = key.key.created;
+        let key_created = key.key().created();
         // The key's own expiry is judged below (EXPKEYSIG), not here.
         let times = self.policy.check_times(facts, key_created, None, self.at);
         if let Err(
@@ -1189,28 +1198,26 @@ impl Check<'_> {
         }
         let hash = self
             .policy
-            .check_hash(SigClass::Document, sig.hash_algo, facts.created)
-            .and_then(|()| self.policy.check_hash_for_key(kind, sig.hash_algo));
+            .check_hash(SigClass::Document, sig.hash_algo(), facts.created)
+            .and_then(|()| self.policy.check_hash_for_key(kind, sig.hash_algo()));
         if let Err(r) = hash {
             return unusable(rc::DIGEST_ALGO, format!("refused by policy: {r}"));
         }
-        if !key.flags.as_ref().is_some_and(|f| f.sign()) {
+        if !key.flags().is_some_and(|f| f.sign()) {
             return unusable(
                 rc::WRONG_KEY_USAGE,
-                format!("key {} is not marked for signing", key.fingerprint),
+                BadReason::NotForSigning(key.fingerprint().clone()).to_string(),
             );
         }
         if let Err(e) = self.mathematics(key, sig) {
-            return Class::Bad { why: e };
+            return Class::Bad { why: e.to_string() };
         }
         if let Err(r) = self.policy.check_critical(facts) {
             return Class::Bad { why: format!("refused by policy: {r}") };
         }
-        if matches!(key.validity, Err(CertError::NoBackSignature)) {
-            return unusable(
-                rc::GENERAL,
-                format!("key {} is not valid: {}", key.fingerprint, CertError::NoBackSignature),
-            );
+        if let Err(why @ CertError::NoBackSignature) = key.valid() {
+            let why = BadReason::KeyNotValid { key: key.fingerprint().clone(), why: why.clone() };
+            return unusable(rc::GENERAL, why.to_string());
         }
         if let Err(r @ Rejection::SignatureExpired { .. }) = &times {
             return Class::Valid { kind: Signed::ExpiredSig, why: Some(format!("{r}")) };
@@ -1233,20 +1240,20 @@ impl Check<'_> {
 
     /// Whether the signature verifies with the key over the data, whatever
     /// the policy says.
-    fn mathematics(&self, key: &KeyInfo, sig: &Sig) -> Result<(), String> {
-        let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
-        match (self.data, sig.sig_type) {
+    fn mathematics(&self, key: &KeyInfo, sig: &CheckedSig) -> Result<(), CryptoError> {
+        let mut h = SigHasher::new(sig)?;
+        match (self.data, sig.sig_type()) {
             (Data::Detached(d), 0x01) => h.data(&verify::crlf(d)),
             (Data::Detached(d), _) | (Data::Canonical(d), _) | (Data::Binary(d), _) => h.data(d),
         }
-        crypto::verify(&key.key, sig, &h.finish()).map_err(|e| e.to_string())
+        crypto::verify(key.key(), sig, &h.finish())
     }
 }
 
 /// The key's own expiry time, if it has one.
 fn expiry(key: &KeyInfo) -> Option<u64> {
-    let e = key.expires_after.filter(|&e| e != 0)?;
-    Some(u64::from(key.key.created) + u64::from(e))
+    let e = key.expires_after().filter(|&e| e != 0)?;
+    Some(u64::from(key.key().created()) + u64::from(e))
 }
 
 /// The key's expiry, if it has passed at `at` (gpg prints `KEYEXPIRED` for it).
@@ -1263,25 +1270,28 @@ fn signed_after_expiry(key: &KeyInfo, facts: &SigFacts) -> Option<u64> {
 }
 
 /// The user ID gpgv names: the first valid one, else the first one.
-fn primary_user_id(cert: &Cert) -> Option<Vec<u8>> {
-    cert.user_ids
-        .iter()
-        .find(|u| u.validity.is_ok())
-        .or_else(|| cert.user_ids.first())
-        .map(|u| u.value.clone())
+fn primary_user_id(cert: &ValidCert) -> Option<Vec<u8>> {
+    cert.valid_user_ids().next().or_else(|| cert.user_ids().first().map(|u| u.value())).map(<[u8]>::to_vec)
 }
 
 #[cfg(test)]
 mod tests {
-    use umd_pgp_wire::Subpacket;
+    use umd_pgp_wire::{Field, Sig, Subpacket};
 
     use super::*;
+    use crate::packet::tests::checked_sig;
 
     fn sp(typ: u8, body: &[u8]) -> Subpacket {
-        Subpacket { len_octets: 1, critical: false, typ, body: body.to_vec(), embedded: None }
+        // A length form that fits: the signature must pass the check.
+        let len_octets = if body.len() < 191 { 1 } else { 5 };
+        Subpacket { len_octets, critical: false, typ, body: body.to_vec(), embedded: None }
     }
 
-    fn sig(hashed: Vec<Subpacket>, unhashed: Vec<Subpacket>) -> Sig {
+    fn sig(hashed: Vec<Subpacket>, unhashed: Vec<Subpacket>) -> CheckedSig {
+        checked_sig(wire_sig(hashed, unhashed))
+    }
+
+    fn wire_sig(hashed: Vec<Subpacket>, unhashed: Vec<Subpacket>) -> Sig {
         Sig {
             version: 4,
             sig_type: 0,
@@ -1398,11 +1408,17 @@ mod tests {
     }
 
     #[test]
-    fn sig_id_hashes_normalized_mpis() {
-        let a = sig(vec![], vec![]);
+    fn sig_id_hashes_the_values_and_the_creation_time() {
+        let a = wire_sig(vec![], vec![]);
         let mut b = a.clone();
-        b.values = vec![Field::Mpi(vec![0, 1, 2]), Field::Mpi(vec![3])];
-        assert_eq!(sig_id(&a, 1), sig_id(&b, 1));
+        b.values = vec![Field::Mpi(vec![1, 2]), Field::Mpi(vec![4])];
+        // The MPIs it hashes are normalized already: a leading zero octet
+        // does not re-encode, so no checked signature has one.
+        let mut zero = a.clone();
+        zero.values = vec![Field::Mpi(vec![0, 1, 2]), Field::Mpi(vec![3])];
+        assert!(crate::packet::encode_sig(&zero).is_err());
+        let (a, b) = (checked_sig(a), checked_sig(b));
+        assert_ne!(sig_id(&a, 1), sig_id(&b, 1));
         assert_ne!(sig_id(&a, 1), sig_id(&a, 2));
         assert_eq!(sig_id(&a, 1).len(), 27);
     }

@@ -270,16 +270,43 @@ fn partial_extent(stream: &[u8], offset: usize) -> Result<u64, &'static str> {
 
 /// A checked packet: its tag, its body bytes (borrowed from the stream) and, for
 /// packets the manager uses, its fields — now known to be the bytes' own.
+/// Only [`check`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked<'a> {
+    tag: u8,
+    offset: u64,
+    body: &'a [u8],
+    fields: CheckedBody,
+}
+
+impl<'a> Checked<'a> {
     /// The tag.
-    pub tag: u8,
+    pub fn tag(&self) -> u8 {
+        self.tag
+    }
+
     /// Offset of the packet in the stream.
-    pub offset: u64,
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The body bytes.
-    pub body: &'a [u8],
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
     /// The fields.
-    pub fields: CheckedBody,
+    pub fn fields(&self) -> &CheckedBody {
+        &self.fields
+    }
+
+    /// The signature, if this is a signature packet.
+    pub fn signature(&self) -> Option<&CheckedSig> {
+        match &self.fields {
+            CheckedBody::Signature(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// The fields of a checked packet.
@@ -288,15 +315,165 @@ pub enum CheckedBody {
     /// Not used by the manager.
     Opaque,
     /// A primary key.
-    PublicKey(Key),
+    PublicKey(CheckedKey),
     /// A subkey.
-    PublicSubkey(Key),
+    PublicSubkey(CheckedKey),
     /// A user ID (its value is the body).
     UserId,
     /// A user attribute.
     UserAttribute,
     /// A signature.
-    Signature(Sig),
+    Signature(CheckedSig),
+}
+
+/// One algorithm-specific field of a checked key or signature, borrowed: the
+/// form RFC 9580 gives the algorithm (§5.5.5, §5.2.3), which [`check`]
+/// required.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckedField<'a> {
+    /// A multiprecision integer's magnitude (no leading zero octets).
+    Mpi(&'a [u8]),
+    /// An OID's octets.
+    Oid(&'a [u8]),
+    /// Fixed-size octets.
+    Raw(&'a [u8]),
+    /// Length-prefixed octets (ECDH KDF parameters).
+    Sized(&'a [u8]),
+}
+
+fn field_view(f: &Field) -> CheckedField<'_> {
+    match f {
+        Field::Mpi(v) => CheckedField::Mpi(v),
+        Field::Oid(v) => CheckedField::Oid(v),
+        Field::Raw(v) => CheckedField::Raw(v),
+        Field::Sized(v) => CheckedField::Sized(v),
+    }
+}
+
+/// A public key packet's fields (primary or subkey) that re-encode to the
+/// packet's bytes, in their algorithm's form. Only [`check`] makes one: the
+/// verification code ([`crypto`], the policy, certificates) takes no other
+/// key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedKey {
+    key: Key,
+}
+
+impl CheckedKey {
+    /// Version: 4 or 6 (the re-encoding refuses any other).
+    pub fn version(&self) -> u8 {
+        self.key.version
+    }
+
+    /// Creation time (seconds since the epoch).
+    pub fn created(&self) -> u32 {
+        self.key.created
+    }
+
+    /// Public key algorithm id.
+    pub fn algo(&self) -> u8 {
+        self.key.algo
+    }
+
+    /// The algorithm-specific fields, in wire order.
+    pub fn material(&self) -> Vec<CheckedField<'_>> {
+        self.key.material.iter().map(field_view).collect()
+    }
+}
+
+/// A signature's fields that re-encode to the packet's bytes (or, for an
+/// embedded signature, to its subpacket's body), in their algorithm's form.
+/// Only [`check`] makes one: the verification code (hashing, [`crypto`], the
+/// policy, issuer hints) takes no other signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedSig {
+    sig: Sig,
+}
+
+impl CheckedSig {
+    /// Version: 4 or 6 (the re-encoding refuses any other).
+    pub fn version(&self) -> u8 {
+        self.sig.version
+    }
+
+    /// Signature type.
+    pub fn sig_type(&self) -> u8 {
+        self.sig.sig_type
+    }
+
+    /// Public key algorithm id.
+    pub fn pk_algo(&self) -> u8 {
+        self.sig.pk_algo
+    }
+
+    /// Hash algorithm id.
+    pub fn hash_algo(&self) -> u8 {
+        self.sig.hash_algo
+    }
+
+    /// The left 16 bits of the signed hash.
+    pub fn left16(&self) -> [u8; 2] {
+        self.sig.left16
+    }
+
+    /// The salt (v6; empty for v4).
+    pub fn salt(&self) -> &[u8] {
+        &self.sig.salt
+    }
+
+    /// The signature values, in wire order.
+    pub fn values(&self) -> Vec<CheckedField<'_>> {
+        self.sig.values.iter().map(field_view).collect()
+    }
+
+    /// The hashed subpackets, in order.
+    pub fn hashed(&self) -> impl Iterator<Item = CheckedSubpacket<'_>> + Clone {
+        self.sig.hashed.iter().map(|sp| CheckedSubpacket { sp })
+    }
+
+    /// The unhashed subpackets, in order (not covered by the signature).
+    pub fn unhashed(&self) -> impl Iterator<Item = CheckedSubpacket<'_>> + Clone {
+        self.sig.unhashed.iter().map(|sp| CheckedSubpacket { sp })
+    }
+
+    /// The hashed subpacket area as it is in the bytes (without its length
+    /// prefix): what the signature's hash covers.
+    pub fn hashed_area(&self) -> Result<Vec<u8>, crypto::CryptoError> {
+        let mut out = Vec::new();
+        for sp in &self.sig.hashed {
+            encode_subpacket(sp, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// A subpacket of a [`CheckedSig`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedSubpacket<'a> {
+    sp: &'a Subpacket,
+}
+
+impl<'a> CheckedSubpacket<'a> {
+    /// The subpacket type (without the critical bit).
+    pub fn typ(&self) -> u8 {
+        self.sp.typ
+    }
+
+    /// The critical bit.
+    pub fn critical(&self) -> bool {
+        self.sp.critical
+    }
+
+    /// The body.
+    pub fn body(&self) -> &'a [u8] {
+        &self.sp.body
+    }
+
+    /// For an embedded signature (type 32): its fields, which re-encode to
+    /// this subpacket's body (checked with the signature that holds it).
+    pub fn embedded(&self) -> Option<CheckedSig> {
+        self.sp.embedded.as_deref().map(|s| CheckedSig { sig: s.clone() })
+    }
 }
 
 /// Checks a description against the stream (see the module docs). The
@@ -384,11 +561,15 @@ fn check_body(index: usize, p: Packet, definite: bool, body: &[u8]) -> Result<Ch
         });
     }
     match (p.tag, p.body) {
-        (tag::PUBLIC_KEY, Body::PublicKey(k)) => compare(encode_key(&k)).map(|()| CheckedBody::PublicKey(k)),
-        (tag::PUBLIC_SUBKEY, Body::PublicSubkey(k)) => {
-            compare(encode_key(&k)).map(|()| CheckedBody::PublicSubkey(k))
+        (tag::PUBLIC_KEY, Body::PublicKey(key)) => {
+            compare(encode_key(&key)).map(|()| CheckedBody::PublicKey(CheckedKey { key }))
         }
-        (tag::SIGNATURE, Body::Signature(s)) => compare(encode_sig(&s)).map(|()| CheckedBody::Signature(s)),
+        (tag::PUBLIC_SUBKEY, Body::PublicSubkey(key)) => {
+            compare(encode_key(&key)).map(|()| CheckedBody::PublicSubkey(CheckedKey { key }))
+        }
+        (tag::SIGNATURE, Body::Signature(sig)) => {
+            compare(encode_sig(&sig)).map(|()| CheckedBody::Signature(CheckedSig { sig }))
+        }
         (tag::USER_ID, Body::UserId) => Ok(CheckedBody::UserId),
         (tag::USER_ATTRIBUTE, Body::UserAttribute) => Ok(CheckedBody::UserAttribute),
         (tag::PUBLIC_KEY, _) => wrong("a public key"),
@@ -481,8 +662,43 @@ pub fn encode_key(k: &Key) -> Result<Vec<u8>, &'static str> {
     Ok(out)
 }
 
+/// Appends one subpacket in wire form (RFC 9580 §5.2.3.7): its length in the
+/// `len_octets` form it was described with, the type octet (0x80 set if
+/// critical), then the body. The length counts the type octet and the body.
+///
+/// The length form is kept as described, because a sender may use a longer
+/// form than needed and the hashed bytes must be exactly the packet's bytes.
+/// A form that cannot carry the length (a 1-octet form for 192 or more, a
+/// 2-octet form outside 192..=16319) is an error, not a silent re-encoding.
+pub fn encode_subpacket(sp: &Subpacket, out: &mut Vec<u8>) -> Result<(), crypto::CryptoError> {
+    let len = sp.body.len() + 1;
+    let bad = || crypto::CryptoError::SubpacketLength { typ: sp.typ, len, len_octets: sp.len_octets };
+    match sp.len_octets {
+        1 if len < 192 => out.push(len as u8),
+        2 if (192..=16319).contains(&len) => {
+            let l = len - 192;
+            out.push(((l >> 8) + 192) as u8);
+            out.push((l & 0xff) as u8);
+        }
+        5 => {
+            let l = u32::try_from(len).map_err(|_| bad())?;
+            out.push(0xff);
+            out.extend_from_slice(&l.to_be_bytes());
+        }
+        _ => return Err(bad()),
+    }
+    if sp.typ > 0x7f {
+        // The type is described without the critical bit; a type with it set
+        // would be a second way to say "critical", so it does not re-encode.
+        return Err(bad());
+    }
+    out.push(sp.typ | if sp.critical { 0x80 } else { 0 });
+    out.extend_from_slice(&sp.body);
+    Ok(())
+}
+
 /// Encodes a subpacket area (without its length prefix) with
-/// [`crypto::encode_subpacket`], also checking that each embedded signature's
+/// [`encode_subpacket`], also checking that each embedded signature's
 /// fields re-encode to its subpacket's body.
 ///
 /// An embedded signature subpacket (type 32) must come with its fields: its
@@ -493,7 +709,7 @@ pub fn encode_key(k: &Key) -> Result<Vec<u8>, &'static str> {
 pub fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::new();
     for sp in area {
-        crypto::encode_subpacket(sp, &mut out)
+        encode_subpacket(sp, &mut out)
             .map_err(|_| "a subpacket whose length form or type cannot be encoded")?;
         match (&sp.embedded, sp.typ) {
             (Some(embedded), 32) => {
@@ -561,8 +777,41 @@ fn encode_sig_inner(s: &Sig, allow_embedded: bool) -> Result<Vec<u8>, &'static s
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// What [`check`] makes of a one-packet stream: `body` described as
+    /// itself, its bytes the fields' encoding (a 5-octet length header).
+    fn check_one(tag: u8, body: Body) -> CheckedBody {
+        let bytes = match &body {
+            Body::PublicKey(k) | Body::PublicSubkey(k) => encode_key(k),
+            Body::Signature(s) => encode_sig(s),
+            _ => Ok(vec![]),
+        };
+        let bytes = bytes.expect("fields that encode");
+        let mut stream = vec![0xC0 | tag, 0xFF];
+        stream.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        stream.extend_from_slice(&bytes);
+        let p = Packet { offset: 0, header_len: 6, body_len: bytes.len() as u64, tag, body };
+        let mut checked = check(&stream, Description { packets: vec![p] }).expect("a packet that checks");
+        checked.remove(0).fields
+    }
+
+    /// A key, through [`check`].
+    pub(crate) fn checked_key(k: Key) -> CheckedKey {
+        match check_one(tag::PUBLIC_KEY, Body::PublicKey(k)) {
+            CheckedBody::PublicKey(k) => k,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A signature, through [`check`].
+    pub(crate) fn checked_sig(s: Sig) -> CheckedSig {
+        match check_one(tag::SIGNATURE, Body::Signature(s)) {
+            CheckedBody::Signature(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn uid_packet(id: &[u8]) -> Vec<u8> {
         let mut p = vec![0xC0 | tag::USER_ID, id.len() as u8];
@@ -656,8 +905,8 @@ mod tests {
         let (stream, desc) = stream_and_desc();
         let checked = check(&stream, desc).unwrap();
         assert_eq!(checked.len(), 3);
-        assert_eq!(checked[1].body, b"Alice <alice@example.org>");
-        assert!(matches!(checked[2].fields, CheckedBody::Signature(_)));
+        assert_eq!(checked[1].body(), b"Alice <alice@example.org>");
+        assert!(matches!(checked[2].fields(), CheckedBody::Signature(_)));
     }
 
     #[test]

@@ -44,9 +44,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use umd_pgp_wire::{Key, Sig, Subpacket};
-
 use crate::crypto::{Curve, HashAlgo, KeyId, KeyKind};
+use crate::packet::{CheckedKey, CheckedSig, CheckedSubpacket};
 
 /// The last second RFC 3339 can write with a four-digit year.
 const LAST_RFC3339: u64 = 253_402_300_799;
@@ -532,17 +531,17 @@ impl Policy {
     /// [`check_key_alive`](Policy::check_key_alive)) are made at each use.
     pub fn check_static(
         &self,
-        key: &Key,
+        key: &CheckedKey,
         kind: KeyKind,
-        sig: &Sig,
+        sig: &CheckedSig,
         class: SigClass,
     ) -> Result<SigFacts, Rejection> {
         self.check_key(kind)?;
         let facts = SigFacts::from_sig(sig)?;
         self.check_critical(&facts)?;
-        self.check_hash(class, sig.hash_algo, facts.created)?;
-        self.check_hash_for_key(kind, sig.hash_algo)?;
-        self.check_created(&facts, key.created)?;
+        self.check_hash(class, sig.hash_algo(), facts.created)?;
+        self.check_hash_for_key(kind, sig.hash_algo())?;
+        self.check_created(&facts, key.created())?;
         Ok(facts)
     }
 
@@ -553,21 +552,21 @@ impl Policy {
     /// separately.
     pub fn check_signature(
         &self,
-        key: &Key,
+        key: &CheckedKey,
         kind: KeyKind,
         key_expires_after: Option<u32>,
-        sig: &Sig,
+        sig: &CheckedSig,
         class: SigClass,
         at: SystemTime,
     ) -> Result<SigFacts, Rejection> {
         let facts = self.check_static(key, kind, sig, class)?;
         self.check_alive(&facts, at)?;
-        self.check_key_alive(key.created, key_expires_after, at)?;
+        self.check_key_alive(key.created(), key_expires_after, at)?;
         // A signature dated after `at` (within the clock skew) must also have
         // been made while its key was alive: a key that expires in ten
         // minutes cannot sign a document dated in twenty.
         if let (Some(c), Some(e)) = (facts.created, key_expires_after.filter(|&e| e != 0)) {
-            let expired = u64::from(key.created) + u64::from(e);
+            let expired = u64::from(key.created()) + u64::from(e);
             if u64::from(c) >= expired {
                 return Err(Rejection::SignedAfterKeyExpiry { sig_created: u64::from(c), expired });
             }
@@ -579,8 +578,9 @@ impl Policy {
     /// the manager implements (SHA-1 included), since otherwise it cannot be
     /// verified at all. Nothing else is judged; the
     /// rule and the reasons are in [Revocations](Policy#revocations).
-    pub fn check_revocation(&self, sig: &Sig) -> Result<(), Rejection> {
-        HashAlgo::from_id(sig.hash_algo).map_err(|_| Rejection::UnknownHash(sig.hash_algo))?;
+    pub fn check_revocation(&self, sig: &CheckedSig) -> Result<(), Rejection> {
+        let hash = sig.hash_algo();
+        HashAlgo::from_id(hash).map_err(|_| Rejection::UnknownHash(hash))?;
         Ok(())
     }
 }
@@ -628,16 +628,23 @@ impl IssuerFingerprint {
 }
 
 /// The hashed subpackets of a signature, as far as the manager uses them.
-/// Built only from [`Sig::hashed`]: the unhashed area is not signed.
+/// Built only from [`CheckedSig::hashed`]: the unhashed area is not signed.
 ///
 /// ```
+/// use umd_pgp::packet::{check, encode_sig};
 /// use umd_pgp::policy::SigFacts;
-/// use umd_pgp_wire::{Sig, Subpacket};
+/// use umd_pgp_wire::{Body, Description, Field, Packet, Sig, Subpacket};
 /// let sp = |typ, critical, body: &[u8]| Subpacket { len_octets: 1, critical, typ, body: body.to_vec(), embedded: None };
-/// let sig = Sig { version: 4, sig_type: 0x13, pk_algo: 22, hash_algo: 8,
+/// let sig = Sig { version: 4, sig_type: 0x13, pk_algo: 27, hash_algo: 8,
 ///     hashed: vec![sp(2, false, &[0, 0, 1, 0]), sp(27, true, &[0x03]), sp(100, true, b"x")],
-///     unhashed: vec![], left16: [0, 0], salt: vec![], values: vec![] };
-/// let f = SigFacts::from_sig(&sig).unwrap();
+///     unhashed: vec![], left16: [0, 0], salt: vec![], values: vec![Field::Raw(vec![1; 64])] };
+/// // The signature packet, described and checked.
+/// let body = encode_sig(&sig).unwrap();
+/// let stream = [&[0xc2, body.len() as u8][..], &body].concat();
+/// let desc = Description { packets: vec![Packet { offset: 0, header_len: 2,
+///     body_len: body.len() as u64, tag: 2, body: Body::Signature(sig) }] };
+/// let packets = check(&stream, desc).unwrap();
+/// let f = SigFacts::from_sig(packets[0].signature().unwrap()).unwrap();
 /// assert_eq!(f.created, Some(256));
 /// assert!(f.key_flags.unwrap().sign());
 /// assert_eq!((f.critical, f.unknown_critical), (vec![27, 100], vec![100]));
@@ -662,7 +669,7 @@ pub struct SigFacts {
     pub revocation_reason: Option<(u8, Vec<u8>)>,
     /// Embedded signature (type 32), e.g. a subkey's primary key binding;
     /// already re-encoded and checked like any signature, not yet verified.
-    pub embedded: Option<Sig>,
+    pub embedded: Option<CheckedSig>,
     /// Types of all critical subpackets, in order.
     pub critical: Vec<u8>,
     /// Types of the critical subpackets this view does not interpret (the
@@ -674,13 +681,13 @@ pub struct SigFacts {
 /// for a signature. The unhashed area is not signed, so these are only hints:
 /// the key found must still verify the signature, and a v4 signature made by
 /// GnuPG before 2.2 carries its issuer only there.
-pub fn issuer_hints(sig: &Sig) -> (Vec<KeyId>, Vec<IssuerFingerprint>) {
+pub fn issuer_hints(sig: &CheckedSig) -> (Vec<KeyId>, Vec<IssuerFingerprint>) {
     let mut ids = Vec::new();
     let mut fprs = Vec::new();
-    for sp in sig.hashed.iter().chain(&sig.unhashed) {
-        match (sp.typ, sp.body.split_first()) {
+    for sp in sig.hashed().chain(sig.unhashed()) {
+        match (sp.typ(), sp.body().split_first()) {
             (16, _) => {
-                if let Ok(id) = <[u8; 8]>::try_from(sp.body.as_slice()) {
+                if let Ok(id) = <[u8; 8]>::try_from(sp.body()) {
                     ids.push(KeyId(id));
                 }
             }
@@ -700,16 +707,16 @@ impl SigFacts {
     /// Reads the hashed area. Single-valued subpackets (2, 3, 9, 25, 27, 29,
     /// 32) may appear only once: two creation times would let two
     /// implementations read different signatures from the same bytes.
-    pub fn from_sig(sig: &Sig) -> Result<SigFacts, Rejection> {
+    pub fn from_sig(sig: &CheckedSig) -> Result<SigFacts, Rejection> {
         let mut f = SigFacts::default();
-        for sp in &sig.hashed {
+        for sp in sig.hashed() {
             f.read(sp)?;
         }
         Ok(f)
     }
 
-    fn read(&mut self, sp: &Subpacket) -> Result<(), Rejection> {
-        let typ = sp.typ;
+    fn read(&mut self, sp: CheckedSubpacket<'_>) -> Result<(), Rejection> {
+        let (typ, body) = (sp.typ(), sp.body());
         let malformed = |why| Rejection::MalformedSubpacket { typ, why };
         fn once<T>(slot: &mut Option<T>, v: T, typ: u8) -> Result<(), Rejection> {
             if slot.is_some() {
@@ -721,35 +728,34 @@ impl SigFacts {
         let be32 = |b: &[u8]| -> Result<u32, Rejection> {
             b.try_into().map(u32::from_be_bytes).map_err(|_| malformed("expected 4 octets"))
         };
-        if sp.critical {
+        if sp.critical() {
             self.critical.push(typ);
             if !INTERPRETED_SUBPACKETS.contains(&typ) {
                 self.unknown_critical.push(typ);
             }
         }
         match typ {
-            2 => once(&mut self.created, be32(&sp.body)?, typ)?,
-            3 => once(&mut self.expires_after, be32(&sp.body)?, typ)?,
-            9 => once(&mut self.key_expires_after, be32(&sp.body)?, typ)?,
+            2 => once(&mut self.created, be32(body)?, typ)?,
+            3 => once(&mut self.expires_after, be32(body)?, typ)?,
+            9 => once(&mut self.key_expires_after, be32(body)?, typ)?,
             16 => {
-                let id: [u8; 8] =
-                    sp.body.as_slice().try_into().map_err(|_| malformed("expected 8 octets"))?;
+                let id: [u8; 8] = body.try_into().map_err(|_| malformed("expected 8 octets"))?;
                 self.issuer_key_ids.push(KeyId(id));
             }
-            25 => match sp.body.as_slice() {
+            25 => match body {
                 [b] => once(&mut self.primary_user_id, *b != 0, typ)?,
                 _ => return Err(malformed("expected 1 octet")),
             },
-            27 => once(&mut self.key_flags, KeyFlags(sp.body.clone()), typ)?,
-            29 => match sp.body.split_first() {
+            27 => once(&mut self.key_flags, KeyFlags(body.to_vec()), typ)?,
+            29 => match body.split_first() {
                 Some((&code, text)) => once(&mut self.revocation_reason, (code, text.to_vec()), typ)?,
                 None => return Err(malformed("expected a reason code")),
             },
-            32 => match &sp.embedded {
-                Some(e) => once(&mut self.embedded, (**e).clone(), typ)?,
+            32 => match sp.embedded() {
+                Some(e) => once(&mut self.embedded, e, typ)?,
                 None => return Err(malformed("embedded signature not described")),
             },
-            33 => match sp.body.split_first() {
+            33 => match body.split_first() {
                 Some((&4, fpr)) if fpr.len() == 20 => {
                     self.issuer_fingerprints.push(IssuerFingerprint { version: 4, bytes: fpr.to_vec() })
                 }

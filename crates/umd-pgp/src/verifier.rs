@@ -23,11 +23,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use crate::armor::{self, ArmorError};
-use crate::cert::{self, Cert, CertError, CheckedCert};
+use crate::cert::{self, CertError, CheckedCert, ValidCert};
 use crate::cleartext::{self, CleartextError};
 use crate::crypto::{self, Fingerprint};
 use crate::driver::{DescribeError, PgpDriver};
-use crate::packet::{self, tag, Checked, CheckedBody, PacketError};
+use crate::packet::{self, tag, Checked, PacketError};
 use crate::policy::issuer_hints;
 use crate::policy::Policy;
 use crate::verify::{self, Data, SigReport, Status, MAX_SIGNATURES};
@@ -91,8 +91,8 @@ const MARKER: u8 = 10;
 /// Only signature packets (and markers) may make up a signature: anything
 /// else is refused, as gpgv refuses it.
 fn only_signatures(packets: &[Checked<'_>]) -> Result<(), VerifyError> {
-    match packets.iter().find(|p| p.tag != tag::SIGNATURE && p.tag != MARKER) {
-        Some(p) => Err(VerifyError::NotASignature { offset: p.offset, tag: p.tag }),
+    match packets.iter().find(|p| p.tag() != tag::SIGNATURE && p.tag() != MARKER) {
+        Some(p) => Err(VerifyError::NotASignature { offset: p.offset(), tag: p.tag() }),
         None => Ok(()),
     }
 }
@@ -236,22 +236,25 @@ impl Verifier {
     }
 
     /// Every certificate of the keyring, as of `at`.
-    pub fn certificates(&self, at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
+    pub fn certificates(&self, at: SystemTime) -> Result<Vec<ValidCert>, VerifyError> {
         (0..self.slots.len()).map(|i| Ok(self.checked(i)?.at(&self.policy, at))).collect()
     }
 
     /// The certificate whose primary key has this fingerprint, as of `at`.
-    pub fn certificate(&self, primary: &Fingerprint, at: SystemTime) -> Option<Cert> {
+    pub fn certificate(&self, primary: &Fingerprint, at: SystemTime) -> Option<ValidCert> {
         let i = self.slots.iter().position(|s| s.primary.as_ref() == Some(primary))?;
         Some(self.checked(i).ok()?.at(&self.policy, at))
     }
 
     /// The certificates, as of `at`, having a key that a signature in
     /// `packets` names (by issuer fingerprint or key ID).
-    pub(crate) fn signers(&self, packets: &[Checked<'_>], at: SystemTime) -> Result<Vec<Cert>, VerifyError> {
+    pub(crate) fn signers(
+        &self,
+        packets: &[Checked<'_>],
+        at: SystemTime,
+    ) -> Result<Vec<ValidCert>, VerifyError> {
         let mut wanted = vec![false; self.slots.len()];
-        for p in packets {
-            let CheckedBody::Signature(sig) = &p.fields else { continue };
+        for sig in packets.iter().filter_map(Checked::signature) {
             let (ids, fprs) = issuer_hints(sig);
             for (i, slot) in self.slots.iter().enumerate() {
                 if slot.keys.iter().any(|k| fprs.iter().any(|f| f.matches(k)) || ids.contains(&k.key_id())) {
@@ -315,10 +318,7 @@ impl Verifier {
         at_most_max_signatures(&c.signatures)?;
         let packets = self.driver.describe(&c.signatures)?;
         only_signatures(&packets)?;
-        c.check_hash_headers(packets.iter().filter_map(|p| match &p.fields {
-            CheckedBody::Signature(s) => Some(s),
-            _ => None,
-        }))?;
+        c.check_hash_headers(packets.iter().filter_map(Checked::signature))?;
         let signers = self.signers(&packets, at)?;
         let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy, at);
         Ok(Outcome { reports, text: Some(c.text) })

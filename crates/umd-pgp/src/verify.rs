@@ -22,10 +22,10 @@
 use std::cell::Cell;
 use std::time::SystemTime;
 
-use crate::cert::{Cert, KeyInfo};
-use crate::crypto::{self, Fingerprint, SigHasher};
-use crate::packet::{Checked, CheckedBody};
-use crate::policy::{issuer_hints, Policy, SigClass};
+use crate::cert::{CertError, KeyInfo, ValidCert};
+use crate::crypto::{self, CryptoError, Fingerprint, SigHasher};
+use crate::packet::{Checked, CheckedSig};
+use crate::policy::{issuer_hints, Policy, Rejection, SigClass};
 
 /// The verdict on one signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum Verdict {
         /// The key it names.
         key: Fingerprint,
         /// Why.
-        reason: String,
+        reason: BadReason,
     },
     /// No keyring key matches its issuer: ignored.
     UnknownKey {
@@ -51,6 +51,32 @@ pub enum Verdict {
     },
     /// Not a document signature, or malformed: ignored with the reason.
     NotApplicable(String),
+}
+
+/// Why a signature by a keyring key is bad, in the order the checks are made:
+/// the key first (cheap), then the policy (cheap), then the mathematics (a
+/// pass over the data).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadReason {
+    /// The key is not valid at the reference time.
+    #[error("key {key} is not valid: {why}")]
+    KeyNotValid {
+        /// The key.
+        key: Fingerprint,
+        /// Why not.
+        why: CertError,
+    },
+    /// The key is valid but its flags do not allow document signatures.
+    #[error("key {0} is not marked for signing")]
+    NotForSigning(Fingerprint),
+    /// The policy refuses the signature (hash, subpackets, times) at the
+    /// reference time.
+    #[error("{0}")]
+    Policy(#[from] Rejection),
+    /// Hashing or the mathematics failed: the signature was not made by this
+    /// key over this data.
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
 }
 
 /// One signature's outcome.
@@ -94,12 +120,12 @@ pub enum Data<'a> {
     Binary(&'a [u8]),
 }
 
-fn candidates<'a>(keyring: &'a [Cert], sig: &umd_pgp_wire::Sig) -> Vec<(&'a Cert, &'a KeyInfo)> {
+fn candidates<'a>(keyring: &'a [ValidCert], sig: &CheckedSig) -> Vec<(&'a ValidCert, &'a KeyInfo)> {
     let (ids, fprs) = issuer_hints(sig);
     let mut out = Vec::new();
     for cert in keyring {
         for key in cert.keys() {
-            let hit = fprs.iter().any(|f| f.matches(&key.fingerprint)) || ids.contains(&key.key_id());
+            let hit = fprs.iter().any(|f| f.matches(key.fingerprint())) || ids.contains(&key.key_id());
             if hit {
                 out.push((cert, key));
             }
@@ -125,7 +151,7 @@ pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
 /// Verifies every signature packet in `signatures` over `data` against
 /// `keyring` (certificates as of `at`), at the reference time `at`.
 pub fn verify(
-    keyring: &[Cert],
+    keyring: &[ValidCert],
     signatures: &[Checked<'_>],
     data: Data<'_>,
     policy: &Policy,
@@ -138,20 +164,17 @@ pub fn verify(
     let mut hashed: Vec<(bool, SigHasher)> = Vec::new();
     signatures
         .iter()
-        .filter_map(|p| match &p.fields {
-            CheckedBody::Signature(s) => Some((p.offset, s)),
-            _ => None,
-        })
+        .filter_map(|p| Some((p.offset(), p.signature()?)))
         .map(|(offset, sig)| {
-            let verdict = if !matches!(sig.sig_type, 0x00 | 0x01) {
+            let verdict = if !matches!(sig.sig_type(), 0x00 | 0x01) {
                 Verdict::NotApplicable(format!(
                     "signature type {:#04x} is not a document signature",
-                    sig.sig_type
+                    sig.sig_type()
                 ))
-            } else if matches!(data, Data::Binary(_)) && sig.sig_type != 0x00 {
+            } else if matches!(data, Data::Binary(_)) && sig.sig_type() != 0x00 {
                 Verdict::NotApplicable(format!(
                     "signature type {:#04x} (text mode) over binary data: only binary signatures (0x00) apply",
-                    sig.sig_type
+                    sig.sig_type()
                 ))
             } else {
                 let found = candidates(keyring, sig);
@@ -174,7 +197,7 @@ pub fn verify(
                     for (cert, key) in &found {
                         let verdict = cheap_checks(key, sig, policy, at).and_then(|()| {
                             let digest = digest.get_or_insert_with(|| {
-                                let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type) {
+                                let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type()) {
                                     (Data::Detached(d), 0x01) => {
                                         (true, text_cache.get_or_insert_with(|| crlf(d)))
                                     }
@@ -184,19 +207,20 @@ pub fn verify(
                                 };
                                 digest_of(sig, crlf_form, bytes, &mut hashed)
                             });
-                            crypto::verify(&key.key, sig, digest.as_ref()?).map_err(|e| e.to_string())
+                            let digest = digest.as_ref().map_err(|e| BadReason::Crypto(e.clone()))?;
+                            crypto::verify(key.key(), sig, digest).map_err(BadReason::Crypto)
                         });
                         match verdict {
                             Ok(()) => {
                                 good = Some(Verdict::Good {
-                                    cert: cert.primary.fingerprint.clone(),
-                                    key: key.fingerprint.clone(),
+                                    cert: cert.fingerprint().clone(),
+                                    key: key.fingerprint().clone(),
                                 });
                                 break;
                             }
                             Err(reason) => {
                                 first_failure
-                                    .get_or_insert(Verdict::Bad { key: key.fingerprint.clone(), reason });
+                                    .get_or_insert(Verdict::Bad { key: key.fingerprint().clone(), reason });
                             }
                         }
                     }
@@ -211,19 +235,19 @@ pub fn verify(
 /// The digest `sig` signs over `bytes` (in the form `crlf_form` says), from a
 /// hasher in `hashed` that already took in the same bytes when one fits.
 fn digest_of(
-    sig: &umd_pgp_wire::Sig,
+    sig: &CheckedSig,
     crlf_form: bool,
     bytes: &[u8],
     hashed: &mut Vec<(bool, SigHasher)>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CryptoError> {
     for (form, h) in hashed.iter() {
         if *form == crlf_form {
-            if let Some(h) = h.for_signature(sig).map_err(|e| e.to_string())? {
+            if let Some(h) = h.for_signature(sig)? {
                 return Ok(h.finish());
             }
         }
     }
-    let mut h = SigHasher::new(sig).map_err(|e| e.to_string())?;
+    let mut h = SigHasher::new(sig)?;
     h.data(bytes);
     PASSES.with(|p| p.set(p.get() + 1));
     hashed.push((crlf_form, h.clone()));
@@ -233,23 +257,15 @@ fn digest_of(
 /// Everything about `key` and `sig` that costs no pass over the data: the key
 /// is valid and marked for signing, and the policy accepts the key, its
 /// algorithm and the signature's at `at`.
-fn cheap_checks(
-    key: &KeyInfo,
-    sig: &umd_pgp_wire::Sig,
-    policy: &Policy,
-    at: SystemTime,
-) -> Result<(), String> {
-    if let Err(e) = &key.validity {
-        return Err(format!("key {} is not valid: {e}", key.fingerprint));
+fn cheap_checks(key: &KeyInfo, sig: &CheckedSig, policy: &Policy, at: SystemTime) -> Result<(), BadReason> {
+    let valid = key
+        .valid()
+        .map_err(|why| BadReason::KeyNotValid { key: key.fingerprint().clone(), why: why.clone() })?;
+    if !valid.can_sign() {
+        return Err(BadReason::NotForSigning(key.fingerprint().clone()));
     }
-    if !key.can_sign() {
-        return Err(format!("key {} is not marked for signing", key.fingerprint));
-    }
-    let kind = key.kind.clone()?;
-    policy
-        .check_signature(&key.key, kind, key.expires_after, sig, SigClass::Document, at)
-        .map(|_| ())
-        .map_err(|r| r.to_string())
+    policy.check_signature(key.key(), valid.kind(), key.expires_after(), sig, SigClass::Document, at)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,67 +4,28 @@
 //! distinct prefix (hash algorithm and salt) costs one pass over the data.
 //! Passes are counted by `verify::document_passes` (this thread's).
 //!
-//! v6 certificates and signatures are made with Sequoia (a dev-dependency
-//! only), with the salts the tests choose.
+//! v6 certificates and signatures are made with Sequoia (`umd-testkeys`, a
+//! dev-dependency only), with the salts the tests choose.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use sequoia_openpgp as openpgp;
-
-use openpgp::cert::prelude::*;
-use openpgp::crypto::KeyPair;
-use openpgp::packet::signature::SignatureBuilder;
-use openpgp::policy::StandardPolicy;
-use openpgp::serialize::MarshalInto;
-use openpgp::types::SignatureType;
 use umd_pgp::driver::PgpDriver;
 use umd_pgp::verifier::{Verifier, VerifyError};
-use umd_pgp::verify::{document_passes, Status, Verdict, MAX_SIGNATURES};
+use umd_pgp::verify::{document_passes, BadReason, Status, Verdict, MAX_SIGNATURES};
+use umd_testkeys::{CipherSuite, V6};
 
-/// A v6 certificate (Ed25519 primary for certification, Ed25519 signing
-/// subkey), its keyring bytes, and key pairs for the subkey and the primary.
-struct V6 {
-    keyring: Vec<u8>,
-    signer: KeyPair,
-    primary: KeyPair,
-}
-
+/// A v6 certificate: an Ed25519 primary for certification, an Ed25519
+/// signing subkey.
 fn v6() -> &'static V6 {
     static V6: OnceLock<V6> = OnceLock::new();
-    V6.get_or_init(|| {
-        let p = StandardPolicy::new();
-        let (cert, _) = CertBuilder::new()
-            .set_profile(openpgp::Profile::RFC9580)
-            .unwrap()
-            .set_cipher_suite(CipherSuite::Cv25519)
-            .add_userid("cost <cost@example.org>")
-            .add_signing_subkey()
-            .generate()
-            .unwrap();
-        let signer = cert
-            .keys()
-            .with_policy(&p, None)
-            .supported()
-            .for_signing()
-            .secret()
-            .next()
-            .unwrap()
-            .key()
-            .clone()
-            .into_keypair()
-            .unwrap();
-        let primary = cert.primary_key().key().clone().parts_into_secret().unwrap().into_keypair().unwrap();
-        V6 { keyring: cert.to_vec().unwrap(), signer, primary }
-    })
+    V6.get_or_init(|| umd_testkeys::v6(CipherSuite::Cv25519, "cost <cost@example.org>", false))
 }
 
-/// A detached v6 signature over `doc` with this salt (32 octets: SHA2-512).
-fn sig(key: &KeyPair, doc: &[u8], salt: u8) -> Vec<u8> {
-    let mut key = key.clone();
-    let (b, _) = SignatureBuilder::new(SignatureType::Binary).set_prefix_salt(vec![salt; 32]);
-    let s = b.sign_message(&mut key, doc).unwrap();
-    openpgp::Packet::from(s).to_vec().unwrap()
+/// A detached v6 signature over `doc` by the signing subkey, with this salt
+/// (32 octets: SHA2-512).
+fn sig(doc: &[u8], salt: u8) -> Vec<u8> {
+    umd_testkeys::sign(&v6().signer, doc, Some(vec![salt; 32]))
 }
 
 fn verifier() -> Verifier {
@@ -75,7 +36,7 @@ fn verifier() -> Verifier {
 #[test]
 fn ten_thousand_signatures_naming_a_keyring_key_are_refused_before_any_hashing() {
     let doc = b"a small document".to_vec();
-    let one = sig(&v6().signer, &doc, 1);
+    let one = sig(&doc, 1);
     let stream = one.repeat(10_000);
     let v = verifier();
     let before = document_passes();
@@ -97,7 +58,7 @@ fn ten_thousand_signatures_naming_a_keyring_key_are_refused_before_any_hashing()
 /// each one gets.
 fn at_the_limit(salts: impl Fn(usize) -> u8) -> (Vec<u8>, Vec<u8>) {
     let doc: Vec<u8> = (0..10u32 << 20).map(|i| (i % 251) as u8).collect();
-    let stream: Vec<u8> = (0..MAX_SIGNATURES).flat_map(|i| sig(&v6().signer, &doc, salts(i))).collect();
+    let stream: Vec<u8> = (0..MAX_SIGNATURES).flat_map(|i| sig(&doc, salts(i))).collect();
     (doc, stream)
 }
 
@@ -128,13 +89,13 @@ fn a_signature_by_a_key_not_marked_for_signing_costs_no_pass() {
     // The primary key certifies only: its signature over a document fails a
     // cheap check, and the document is never hashed for it.
     let doc: Vec<u8> = vec![b'x'; 1 << 20];
-    let stream = sig(&v6().primary, &doc, 3);
+    let stream = umd_testkeys::sign(&v6().primary(), &doc, Some(vec![3; 32]));
     let v = verifier();
     let before = document_passes();
     let o = v.verify_detached(&stream, &doc, SystemTime::now()).unwrap();
     assert_eq!(document_passes(), before, "hashed for a key that may not sign");
     match &o.reports[0].verdict {
-        Verdict::Bad { reason, .. } => assert!(reason.contains("not marked for signing"), "{reason}"),
+        Verdict::Bad { reason, .. } => assert!(matches!(reason, BadReason::NotForSigning(_)), "{reason}"),
         other => panic!("{other:?}"),
     }
 }

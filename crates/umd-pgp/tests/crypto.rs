@@ -10,6 +10,58 @@ use rand::RngCore;
 use umd_pgp::crypto::*;
 use umd_pgp_wire::{Field, Key, Sig, Subpacket};
 
+mod craft;
+
+// The crypto takes only checked keys and signatures. These take wire values,
+// as a handler describes them, through `packet::check` first: `Err(None)`
+// for a form the check already refuses (it never reaches the crypto).
+
+fn verify(key: &Key, sig: &Sig, digest: &[u8]) -> Result<(), Option<CryptoError>> {
+    let (Some(k), Some(s)) = (craft::checked_key(key), craft::checked_sig(sig)) else { return Err(None) };
+    umd_pgp::crypto::verify(&k, &s, digest).map_err(Some)
+}
+
+fn key_kind(key: &Key) -> Result<KeyKind, Option<CryptoError>> {
+    umd_pgp::crypto::key_kind(&craft::checked_key(key).ok_or(None)?).map_err(Some)
+}
+
+fn hasher(sig: &Sig) -> Result<SigHasher, Option<CryptoError>> {
+    SigHasher::new(&craft::checked_sig(sig).ok_or(None)?).map_err(Some)
+}
+
+fn hashed_trailer(sig: &Sig) -> Result<Vec<u8>, Option<CryptoError>> {
+    umd_pgp::crypto::hashed_trailer(&craft::checked_sig(sig).ok_or(None)?).map_err(Some)
+}
+
+fn encode_subpackets(area: &[Subpacket]) -> Result<Vec<u8>, CryptoError> {
+    let mut out = Vec::new();
+    for sp in area {
+        umd_pgp::packet::encode_subpacket(sp, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Fields of the form RFC 9580 gives algorithm `algo`'s key material
+/// (`material`) or signature values: what the check requires.
+fn placeholder(algo: u8, material: bool) -> Vec<Field> {
+    let mpis = |n| vec![Field::Mpi(vec![1]); n];
+    match (material, algo) {
+        (true, 1..=3) => mpis(2),
+        (true, 16 | 20) => mpis(3),
+        (true, 17) => mpis(4),
+        (true, 18) => vec![Field::Oid(vec![1]), Field::Mpi(vec![1]), Field::Sized(vec![1])],
+        (true, 19 | 22) => vec![Field::Oid(vec![1]), Field::Mpi(vec![1])],
+        (true, 25 | 27) => vec![Field::Raw(vec![1; 32])],
+        (true, 26) => vec![Field::Raw(vec![1; 56])],
+        (true, 28) => vec![Field::Raw(vec![1; 57])],
+        (false, 1..=3) => mpis(1),
+        (false, 16 | 17 | 19 | 20 | 22) => mpis(2),
+        (false, 27) => vec![Field::Raw(vec![1; 64])],
+        (false, 28) => vec![Field::Raw(vec![1; 114])],
+        _ => vec![Field::Raw(vec![1])],
+    }
+}
+
 fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -173,22 +225,22 @@ fn rfc9580_v6_direct_key_signature_verifies() {
     let key = parse_key(&unhex(V6_PRIMARY));
     let sig = parse_sig(&unhex(V6_DIRECT_KEY_SIG));
     assert_eq!(key_kind(&key).unwrap(), KeyKind::Ed25519);
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.key(&unhex(V6_PRIMARY)).unwrap();
     let digest = h.finish();
     verify(&key, &sig, &digest).unwrap();
 
     // The same signature does not cover another key.
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.key(&unhex(V6_SUBKEY)).unwrap();
-    assert!(matches!(verify(&key, &sig, &h.finish()), Err(CryptoError::Left16Mismatch { .. })));
+    assert!(matches!(verify(&key, &sig, &h.finish()), Err(Some(CryptoError::Left16Mismatch { .. }))));
 }
 
 #[test]
 fn rfc9580_v6_subkey_binding_verifies_and_salt_comes_first() {
     let key = parse_key(&unhex(V6_PRIMARY));
     let sig = parse_sig(&unhex(V6_SUBKEY_BINDING));
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.key(&unhex(V6_PRIMARY)).unwrap();
     h.key(&unhex(V6_SUBKEY)).unwrap();
     verify(&key, &sig, &h.finish()).unwrap();
@@ -208,7 +260,7 @@ fn rfc9580_v6_subkey_binding_verifies_and_salt_comes_first() {
     // A wrong salt length is refused before hashing.
     let mut short = sig.clone();
     short.salt.pop();
-    assert!(matches!(SigHasher::new(&short), Err(CryptoError::SaltLength { expected: 32, got: 31, .. })));
+    assert!(matches!(hasher(&short), Err(Some(CryptoError::SaltLength { expected: 32, got: 31, .. }))));
 }
 
 #[test]
@@ -217,7 +269,7 @@ fn rfc9580_v4_legacy_signature_over_openpgp_verifies() {
     let sig = parse_sig(&unhex(V4_LEGACY_SIG));
     assert_eq!(key_kind(&key).unwrap(), KeyKind::EdDsaLegacy);
     let digest = |data: &[u8]| {
-        let mut h = SigHasher::new(&sig).unwrap();
+        let mut h = hasher(&sig).unwrap();
         h.data(data);
         h.finish()
     };
@@ -276,9 +328,11 @@ fn v4_hashed_area_over_65535_octets_is_refused() {
         unhashed: vec![],
         left16: [0; 2],
         salt: vec![],
-        values: vec![],
+        values: placeholder(1, false),
     };
-    assert!(matches!(hashed_trailer(&sig), Err(CryptoError::HashedAreaTooLong { .. })));
+    // Its area does not fit a v4 signature packet: the check refuses it.
+    assert!(umd_pgp::packet::encode_sig(&sig).is_err());
+    assert!(matches!(hashed_trailer(&sig), Err(None)));
     let v6 = Sig { version: 6, salt: vec![0; 16], ..sig };
     let t = hashed_trailer(&v6).unwrap();
     assert_eq!(t[t.len() - 6..], [6, 0xff, 0, 1, 0x11, 0x7e]); // 8 + (5 + 1 + 70_000)
@@ -298,11 +352,12 @@ fn unknown_hashes_and_v6_sha1_are_refused() {
         unhashed: vec![],
         left16: [0; 2],
         salt: vec![],
-        values: vec![],
+        values: placeholder(27, false),
     };
-    assert!(matches!(SigHasher::new(&sig), Err(CryptoError::HashNotForV6 { .. })));
+    assert!(matches!(hasher(&sig), Err(Some(CryptoError::HashNotForV6 { .. }))));
+    // A salt in a v4 signature: the check refuses it.
     let v4_salted = Sig { version: 4, hash_algo: 8, salt: vec![1], ..sig };
-    assert!(matches!(SigHasher::new(&v4_salted), Err(CryptoError::SaltLength { expected: 0, .. })));
+    assert!(matches!(hasher(&v4_salted), Err(None)));
 }
 
 // ---------------------------------------------------------------------------
@@ -328,9 +383,9 @@ fn shell(version: u8, pk_algo: u8, hash: HashAlgo, data: &[u8]) -> (Sig, Vec<u8>
         unhashed: vec![],
         left16: [0; 2],
         salt,
-        values: vec![],
+        values: placeholder(pk_algo, false),
     };
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.data(data);
     let digest = h.finish();
     sig.left16 = [digest[0], digest[1]];
@@ -346,14 +401,15 @@ fn flip(f: &Field, i: usize) -> Field {
 }
 
 /// The good signature verifies; a changed digest (with left16 fixed up), a
-/// flipped bit in any signature value or any key field does not.
+/// flipped bit in any signature value or any key field does not (refused by
+/// the crypto, or already by the check: a flipped bit can make a leading zero).
 fn check_good_and_tampered(key: &Key, sig: &Sig, digest: &[u8]) {
     verify(key, sig, digest).unwrap();
     // Flip a bit past the left 16 bits but early enough that ECDSA's
     // truncation to the field size (SHA-512 on P-256) keeps it.
     let mut d = digest.to_vec();
     d[2] ^= 1;
-    assert!(matches!(verify(key, sig, &d), Err(CryptoError::BadSignature { .. })), "tampered digest");
+    assert!(matches!(verify(key, sig, &d), Err(Some(CryptoError::BadSignature { .. }))), "tampered digest");
     for v in 0..sig.values.len() {
         for i in [0, 7, 31, 1000] {
             let mut s = sig.clone();
@@ -370,11 +426,18 @@ fn check_good_and_tampered(key: &Key, sig: &Sig, digest: &[u8]) {
     }
     let mut s = sig.clone();
     s.left16[1] ^= 1;
-    assert!(matches!(verify(key, &s, digest), Err(CryptoError::Left16Mismatch { .. })));
+    assert!(matches!(verify(key, &s, digest), Err(Some(CryptoError::Left16Mismatch { .. }))));
     let mut s = sig.clone();
-    s.pk_algo = if key.algo == 1 { 19 } else { 1 };
-    assert!(matches!(verify(key, &s, digest), Err(CryptoError::AlgorithmMismatch { .. })));
-    assert!(matches!(verify(key, sig, &digest[1..]), Err(CryptoError::DigestLength { .. })));
+    // Another algorithm whose values have the same form.
+    s.pk_algo = match key.algo {
+        1 => 3,
+        3 => 1,
+        19 => 22,
+        22 => 19,
+        _ => 100,
+    };
+    assert!(matches!(verify(key, &s, digest), Err(Some(CryptoError::AlgorithmMismatch { .. }))));
+    assert!(matches!(verify(key, sig, &digest[1..]), Err(Some(CryptoError::DigestLength { .. }))));
 }
 
 #[test]
@@ -396,7 +459,7 @@ fn ed25519_v6_and_v4_signatures_verify_and_tampering_fails() {
             check_good_and_tampered(&key, &sig, &digest);
             // A v6 key does not make v4 signatures, nor the reverse.
             let other = Key { version: 10 - version, ..key.clone() };
-            assert!(matches!(verify(&other, &sig, &digest), Err(CryptoError::VersionMismatch { .. })));
+            assert!(matches!(verify(&other, &sig, &digest), Err(Some(CryptoError::VersionMismatch { .. }))));
         }
     }
 }
@@ -481,7 +544,7 @@ fn ecdsa_p256_p384_p521_verify_with_every_hash_and_tampering_fails() {
         // The P-521 signature under the P-384 key's OID: wrong curve.
         let mut wrong = key521.clone();
         wrong.material[0] = Field::Oid(Curve::NistP384.oid().to_vec());
-        assert!(matches!(verify(&wrong, &sig, &digest), Err(CryptoError::BadKeyMaterial { .. })));
+        assert!(matches!(verify(&wrong, &sig, &digest), Err(Some(CryptoError::BadKeyMaterial { .. }))));
     }
 }
 
@@ -493,19 +556,19 @@ fn ecdsa_refuses_compressed_points_unknown_curves_and_zero_scalars() {
     let good = ecdsa_key(Curve::NistP256, sk.verifying_key().to_encoded_point(false).as_bytes());
     let mut k256 = good.clone();
     k256.material[0] = Field::Oid(vec![0x2b, 0x81, 0x04, 0x00, 0x0a]); // secp256k1
-    assert!(matches!(key_kind(&k256), Err(CryptoError::UnsupportedCurve { .. })));
+    assert!(matches!(key_kind(&k256), Err(Some(CryptoError::UnsupportedCurve { .. }))));
     let (mut sig, digest) = shell(4, 19, HashAlgo::Sha256, b"x");
     sig.values = vec![Field::Mpi(vec![]), Field::Mpi(vec![1])];
-    assert!(matches!(verify(&good, &sig, &digest), Err(CryptoError::BadSignatureValues { .. })));
+    assert!(matches!(verify(&good, &sig, &digest), Err(Some(CryptoError::BadSignatureValues { .. }))));
     sig.values = vec![Field::Mpi(vec![0xff; 33]), Field::Mpi(vec![1])];
-    assert!(matches!(verify(&good, &sig, &digest), Err(CryptoError::BadSignatureValues { .. })));
+    assert!(matches!(verify(&good, &sig, &digest), Err(Some(CryptoError::BadSignatureValues { .. }))));
     // Not on the curve.
     sig.values = vec![Field::Mpi(vec![1]), Field::Mpi(vec![1])];
     let mut off = [0x04; 65];
     off[64] = 0x05;
     assert!(matches!(
         verify(&ecdsa_key(Curve::NistP256, &off), &sig, &digest),
-        Err(CryptoError::BadKeyMaterial { .. })
+        Err(Some(CryptoError::BadKeyMaterial { .. }))
     ));
 }
 
@@ -550,7 +613,7 @@ fn rsa_pkcs1_signatures_verify_for_every_hash_with_the_crates_own_digestinfo() {
         let mut other = sig.clone();
         other.hash_algo = if hash == HashAlgo::Sha256 { 10 } else { 8 };
         let d = {
-            let mut h = SigHasher::new(&other).unwrap();
+            let mut h = hasher(&other).unwrap();
             h.data(b"rsa");
             h.finish()
         };
@@ -565,33 +628,39 @@ fn rsa_refuses_malformed_keys_and_values() {
     let key = rsa_pub(sk);
     let (mut sig, digest) = shell(4, 1, HashAlgo::Sha256, b"x");
     sig.values = vec![Field::Mpi(vec![1; 129])];
-    assert!(matches!(verify(&key, &sig, &digest), Err(CryptoError::BadSignatureValues { .. })));
+    assert!(matches!(verify(&key, &sig, &digest), Err(Some(CryptoError::BadSignatureValues { .. }))));
     sig.values = vec![Field::Mpi(vec![])];
-    assert!(matches!(verify(&key, &sig, &digest), Err(CryptoError::BadSignature { .. })));
+    assert!(matches!(verify(&key, &sig, &digest), Err(Some(CryptoError::BadSignature { .. }))));
     for material in [
         vec![Field::Mpi(vec![]), Field::Mpi(vec![1, 0, 1])],
         vec![Field::Mpi(vec![0xff; 128]), Field::Mpi(vec![])],
         vec![Field::Mpi(vec![0xfe; 128]), Field::Mpi(vec![1, 0, 1])], // even n
         vec![Field::Mpi(vec![0xff; 128]), Field::Mpi(vec![0xff; 129])], // e > n
         vec![Field::Mpi(vec![0xff; 3000]), Field::Mpi(vec![1, 0, 1])], // 24000 bits
-        vec![Field::Mpi(vec![0xff; 128])],
-        vec![Field::Raw(vec![0xff; 128]), Field::Mpi(vec![3])],
     ] {
         let k = Key { material, ..key.clone() };
         assert!(
-            matches!(verify(&k, &sig, &digest), Err(CryptoError::BadKeyMaterial { .. })),
+            matches!(verify(&k, &sig, &digest), Err(Some(CryptoError::BadKeyMaterial { .. }))),
             "{:?}",
             k.material.len()
         );
+    }
+    // Material not in RSA's form (two MPIs) is refused by the check already.
+    for material in
+        [vec![Field::Mpi(vec![0xff; 128])], vec![Field::Raw(vec![0xff; 128]), Field::Mpi(vec![3])]]
+    {
+        let k = Key { material, ..key.clone() };
+        assert!(umd_pgp::packet::encode_key(&k).is_err());
+        assert!(matches!(verify(&k, &sig, &digest), Err(None)));
     }
 }
 
 #[test]
 fn other_algorithms_are_unsupported() {
     for algo in [2, 16, 17, 18, 20, 25, 26, 28, 99] {
-        let key = Key { version: 4, created: 0, algo, material: vec![Field::Mpi(vec![1])] };
+        let key = Key { version: 4, created: 0, algo, material: placeholder(algo, true) };
         let (sig, digest) = shell(4, algo, HashAlgo::Sha256, b"x");
-        assert_eq!(verify(&key, &sig, &digest), Err(CryptoError::UnsupportedAlgorithm { algo }));
+        assert_eq!(verify(&key, &sig, &digest), Err(Some(CryptoError::UnsupportedAlgorithm { algo })));
     }
 }
 
@@ -657,7 +726,7 @@ fn against_gpg(algo: &str, expect: KeyKind) {
     let (uid, cert) = (&pk[1], &pk[2]);
     assert_eq!((uid.0, cert.0), (13, 2));
     let cert = parse_sig(&cert.1);
-    let mut h = SigHasher::new(&cert).unwrap();
+    let mut h = hasher(&cert).unwrap();
     h.key(&pk[0].1).unwrap();
     h.user_id(&uid.1).unwrap();
     verify(&key, &cert, &h.finish()).unwrap();
@@ -668,11 +737,11 @@ fn against_gpg(algo: &str, expect: KeyKind) {
     let sig = gpg(&home, &["--detach-sign", "--output", "-", data.to_str().unwrap()]);
     let sp = packets(&sig);
     let sig = parse_sig(&sp[0].1);
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.data(b"signed by gpg\n");
     let digest = h.finish();
     verify(&key, &sig, &digest).unwrap();
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = hasher(&sig).unwrap();
     h.data(b"signed by gpg!\n");
     assert!(verify(&key, &sig, &h.finish()).is_err());
 }
@@ -743,7 +812,7 @@ proptest! {
         let _ = verify(&key, &sig, &digest);
         let _ = key_kind(&key);
         let _ = hashed_trailer(&sig);
-        if let Ok(mut h) = SigHasher::new(&sig) {
+        if let Ok(mut h) = hasher(&sig) {
             h.data(&digest);
             let _ = h.key(&digest);
             let _ = h.user_id(&digest);

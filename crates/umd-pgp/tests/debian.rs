@@ -22,15 +22,15 @@ fn the_debian_keyring_yields_nine_valid_certificates_with_verified_self_signatur
     let certs = v.certificates(SystemTime::now()).expect("every certificate validates");
     assert_eq!(certs.len(), 9);
     for c in &certs {
-        assert!(c.primary.validity.is_ok(), "{}: {:?}", c.primary.fingerprint, c.primary.validity);
-        assert!(c.user_ids.iter().all(|u| u.validity.is_ok()));
+        assert!(c.primary().valid().is_ok(), "{}: {:?}", c.fingerprint(), c.primary().valid().err());
+        assert!(c.user_ids().iter().all(|u| u.valid().is_ok()));
         // Every signing subkey passed its back-signature check to be valid.
-        for s in &c.subkeys {
-            assert!(s.validity.is_ok(), "{}: {:?}", s.fingerprint, s.validity);
+        for s in c.subkeys() {
+            assert!(s.valid().is_ok(), "{}: {:?}", s.fingerprint(), s.valid().err());
         }
     }
     let bookworm_release = "4D64FEC119C2029067D6E791F8D2585B8783D481";
-    assert!(certs.iter().any(|c| c.primary.fingerprint.to_string() == bookworm_release));
+    assert!(certs.iter().any(|c| c.fingerprint().to_string() == bookworm_release));
 }
 
 #[test]

@@ -10,13 +10,6 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sequoia_openpgp as openpgp;
-
-use openpgp::cert::prelude::*;
-use openpgp::packet::signature::SignatureBuilder;
-use openpgp::policy::StandardPolicy;
-use openpgp::serialize::MarshalInto;
-use openpgp::types::SignatureType;
 use umd::Program;
 use umd_pgp::driver::PgpDriver;
 use umd_wire::counting::{figure, measure, serial, Counting};
@@ -38,29 +31,8 @@ const DATA: &[u8] = b"measured";
 fn inputs() -> &'static Inputs {
     static I: OnceLock<Inputs> = OnceLock::new();
     I.get_or_init(|| {
-        let p = StandardPolicy::new();
-        let (cert, _) = CertBuilder::new()
-            .set_profile(openpgp::Profile::RFC9580)
-            .unwrap()
-            .set_cipher_suite(CipherSuite::Cv25519)
-            .add_userid("memory <memory@example.org>")
-            .add_signing_subkey()
-            .generate()
-            .unwrap();
-        let mut signer = cert
-            .keys()
-            .with_policy(&p, None)
-            .supported()
-            .for_signing()
-            .secret()
-            .next()
-            .unwrap()
-            .key()
-            .clone()
-            .into_keypair()
-            .unwrap();
-        let s = SignatureBuilder::new(SignatureType::Binary).sign_message(&mut signer, DATA).unwrap();
-        let sig = openpgp::Packet::from(s).to_vec().unwrap();
+        let v6 = umd_testkeys::v6(umd_testkeys::CipherSuite::Cv25519, "memory <memory@example.org>", false);
+        let sig = umd_testkeys::sign(&v6.signer, DATA, None);
         // 4 MiB of signatures: 27,000 of them, described in the manager's
         // memory in about twice their size.
         let many_sigs = sig.repeat((4 << 20) / sig.len());
@@ -68,7 +40,7 @@ fn inputs() -> &'static Inputs {
         let mut big_opaque = vec![0xcb, 0xff];
         big_opaque.extend_from_slice(&(8u32 << 20).to_be_bytes());
         big_opaque.extend(std::iter::repeat_n(b'x', 8 << 20));
-        Inputs { cert: cert.to_vec().unwrap(), sig, many_sigs, big_opaque }
+        Inputs { cert: v6.keyring, sig, many_sigs, big_opaque }
     })
 }
 

@@ -3,8 +3,16 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use umd_pgp::crypto::{Curve, HashAlgo, KeyKind};
+use umd_pgp::packet::CheckedSig;
 use umd_pgp::policy::*;
 use umd_pgp_wire::{Field, Key, Sig, Subpacket};
+
+mod craft;
+
+/// `s` as the manager has it: through `packet::check`.
+fn checked(s: &Sig) -> CheckedSig {
+    craft::checked_sig(s).expect("a signature that checks")
+}
 
 const NOW: u64 = 1_700_000_000; // 2023-11-14
 const BEFORE_SHA1_CUTOFF: u32 = 1_600_000_000; // 2020-09-13
@@ -33,7 +41,7 @@ fn sig(hashed: Vec<Subpacket>) -> Sig {
         unhashed: vec![],
         left16: [0; 2],
         salt: vec![],
-        values: vec![],
+        values: vec![Field::Raw(vec![1; 64])],
     }
 }
 
@@ -42,7 +50,7 @@ fn created(t: u32) -> Subpacket {
 }
 
 fn facts(hashed: Vec<Subpacket>) -> SigFacts {
-    SigFacts::from_sig(&sig(hashed)).unwrap()
+    SigFacts::from_sig(&checked(&sig(hashed))).unwrap()
 }
 
 #[test]
@@ -164,23 +172,24 @@ fn hashed_subpackets_are_read_and_duplicates_or_bad_bodies_refused() {
     assert_eq!(f.issuer_fingerprints, vec![IssuerFingerprint { version: 4, bytes: vec![0xab; 20] }]);
     assert_eq!((f.primary_user_id, f.revocation_reason), (Some(true), Some((2, b"gone".to_vec()))));
 
-    let dup = SigFacts::from_sig(&sig(vec![created(1), created(2)]));
+    let dup = SigFacts::from_sig(&checked(&sig(vec![created(1), created(2)])));
     assert_eq!(dup, Err(Rejection::DuplicateSubpacket { typ: 2 }));
-    for bad in [
-        sp(2, false, &[0, 1]),
-        sp(16, false, &[1]),
-        sp(33, false, &[6, 1, 2]),
-        sp(25, false, &[]),
-        sp(32, false, &[4]),
-    ] {
-        assert!(matches!(SigFacts::from_sig(&sig(vec![bad])), Err(Rejection::MalformedSubpacket { .. })));
+    for bad in [sp(2, false, &[0, 1]), sp(16, false, &[1]), sp(33, false, &[6, 1, 2]), sp(25, false, &[])] {
+        assert!(matches!(
+            SigFacts::from_sig(&checked(&sig(vec![bad]))),
+            Err(Rejection::MalformedSubpacket { .. })
+        ));
     }
+    // An embedded signature described without its fields does not even pass
+    // the check.
+    assert!(craft::checked_sig(&sig(vec![sp(32, false, &[4])])).is_none());
 }
 
 #[test]
 fn issuer_hints_come_from_both_areas_but_facts_only_from_the_hashed_one() {
     let mut s = sig(vec![created(1)]);
     s.unhashed = vec![sp(16, false, &[9; 8]), created(999)];
+    let s = checked(&s);
     assert_eq!(SigFacts::from_sig(&s).unwrap().created, Some(1));
     assert!(SigFacts::from_sig(&s).unwrap().issuer_key_ids.is_empty());
     let (ids, fprs) = issuer_hints(&s);
@@ -268,11 +277,11 @@ fn revocations_count_whatever_their_hash_critical_subpackets_and_times() {
     rev.sig_type = 0x20;
     for hash in [2, 8, 9, 10, 11] {
         rev.hash_algo = hash; // SHA-1 and SHA2-224 included
-        assert!(p.check_revocation(&rev).is_ok(), "hash {hash}");
+        assert!(p.check_revocation(&checked(&rev)).is_ok(), "hash {hash}");
     }
     // A hash the manager cannot compute: the revocation cannot be verified.
     rev.hash_algo = 1; // MD5
-    assert_eq!(p.check_revocation(&rev), Err(Rejection::UnknownHash(1)));
+    assert_eq!(p.check_revocation(&checked(&rev)), Err(Rejection::UnknownHash(1)));
 }
 
 #[test]
@@ -318,9 +327,11 @@ fn rfc9580_v6_sample_direct_key_signature_passes_the_policy() {
         unhashed: vec![],
         left16: [0; 2],
         salt: vec![0; 32],
-        values: vec![],
+        values: vec![Field::Raw(vec![1; 64])],
     };
+    let s = checked(&s);
     let key = Key { version: 6, created: 0x6387_7fe3, algo: 27, material: vec![Field::Raw(vec![0; 32])] };
+    let key = craft::checked_key(&key).expect("a key that checks");
     let f =
         policy().check_signature(&key, KeyKind::Ed25519, None, &s, SigClass::SelfSignature, at()).unwrap();
     assert!(f.key_flags.unwrap().certify());

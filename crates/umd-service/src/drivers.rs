@@ -338,11 +338,12 @@ fn reply(verifier: &Verifier, o: Outcome, required: usize, at: SystemTime) -> Ve
                 key: key.to_string(),
                 user_id: verifier
                     .certificate(cert, at)
-                    .and_then(|c| c.user_ids.into_iter().find(|u| u.validity.is_ok()))
-                    .map(|u| String::from_utf8_lossy(&u.value).into_owned())
+                    .and_then(|c| c.valid_user_ids().next().map(|u| String::from_utf8_lossy(u).into_owned()))
                     .unwrap_or_else(|| "(no valid user ID)".into()),
             },
-            Verdict::Bad { key, reason } => SigVerdict::Bad { key: key.to_string(), reason: reason.clone() },
+            Verdict::Bad { key, reason } => {
+                SigVerdict::Bad { key: key.to_string(), reason: reason.to_string() }
+            }
             Verdict::UnknownKey { issuer } => SigVerdict::UnknownKey { issuer: issuer.clone() },
             Verdict::NotApplicable(why) => SigVerdict::Ignored { reason: why.clone() },
         })

@@ -16,12 +16,9 @@ use std::sync::OnceLock;
 
 use sequoia_openpgp as openpgp;
 
-use openpgp::cert::{CertBuilder, CipherSuite};
-use openpgp::policy::StandardPolicy;
-use openpgp::serialize::stream::{Message, Signer};
-use openpgp::serialize::MarshalInto;
 use umd_pgp_handler::describe;
 use umd_pgp_wire::{Body, Command as PgpCommand, Description, Field, Key, Sig, Subpacket};
+use umd_testkeys::CipherSuite;
 
 // ---------------------------------------------------------------------------
 // The manager's check, written independently of the handler.
@@ -319,43 +316,19 @@ type V6Input = (&'static str, Vec<u8>, Vec<u8>);
 fn v6_inputs() -> &'static [V6Input] {
     static V6: OnceLock<Vec<V6Input>> = OnceLock::new();
     V6.get_or_init(|| {
-        let p = StandardPolicy::new();
-        let mut out = Vec::new();
-        for (name, suite) in [
+        [
             ("cv25519", CipherSuite::Cv25519),
             ("cv448", CipherSuite::Cv448),
             ("p256", CipherSuite::P256),
             ("mldsa65-ed25519", CipherSuite::MLDSA65_Ed25519),
-        ] {
-            let (cert, _) = CertBuilder::new()
-                .set_profile(openpgp::Profile::RFC9580)
-                .unwrap()
-                .set_cipher_suite(suite)
-                .add_userid(format!("v6 {name} <v6@example.org>"))
-                .add_signing_subkey()
-                .add_transport_encryption_subkey()
-                .generate()
-                .unwrap_or_else(|e| panic!("generating a v6 {name} cert: {e}"));
-            let keypair = cert
-                .keys()
-                .with_policy(&p, None)
-                .supported()
-                .for_signing()
-                .secret()
-                .next()
-                .expect("a signing key")
-                .key()
-                .clone()
-                .into_keypair()
-                .unwrap();
-            let mut sig = Vec::new();
-            let m = Message::new(&mut sig);
-            let mut s = Signer::new(m, keypair).unwrap().detached().build().unwrap();
-            std::io::Write::write_all(&mut s, b"signed by a v6 key\n").unwrap();
-            s.finalize().unwrap();
-            out.push((name, cert.to_vec().unwrap(), sig));
-        }
-        out
+        ]
+        .into_iter()
+        .map(|(name, suite)| {
+            let v6 = umd_testkeys::v6(suite, &format!("v6 {name} <v6@example.org>"), true);
+            let sig = umd_testkeys::sign(&v6.signer, b"signed by a v6 key\n", None);
+            (name, v6.keyring, sig)
+        })
+        .collect()
     })
 }
 

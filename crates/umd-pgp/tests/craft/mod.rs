@@ -5,9 +5,11 @@
 #![allow(dead_code)] // each test file uses its part
 
 use ed25519_dalek::{Signer, SigningKey};
+use umd_pgp::cert::CertError;
 use umd_pgp::crypto::{fingerprint, Fingerprint, SigHasher};
-use umd_pgp::packet::{encode_key, encode_sig, tag};
-use umd_pgp_wire::{Field, Key, Sig, Subpacket};
+use umd_pgp::packet::{check, encode_key, encode_sig, read_header, tag, CheckedBody, CheckedKey, CheckedSig};
+use umd_pgp::verify::BadReason;
+use umd_pgp_wire::{Body, Description, Field, Key, Packet, Sig, Subpacket};
 
 const OID_ED25519: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01];
 
@@ -90,15 +92,26 @@ pub fn sign_with(
         unhashed: vec![sp(16, &signer.fpr.key_id().0)],
         left16: [0, 0],
         salt: vec![],
-        values: vec![],
+        // Placeholders of the algorithm's form: values are not hashed.
+        values: vec![Field::Mpi(vec![1]), Field::Mpi(vec![1])],
     };
-    let mut h = SigHasher::new(&sig).unwrap();
+    let mut h = SigHasher::new(&checked_sig(&sig).expect("a signature that checks")).unwrap();
     feed(&mut h);
     let digest = h.finish();
     sig.left16 = [digest[0], digest[1]];
     let rs = signer.sk.sign(&digest).to_bytes();
     sig.values = vec![mpi(&rs[..32]), mpi(&rs[32..])];
     sig
+}
+
+/// Whether a signature is bad because the key that made it is not valid for
+/// a reason `why` accepts: its own, or its primary key's.
+pub fn key_not_valid(reason: &BadReason, why: impl Fn(&CertError) -> bool) -> bool {
+    match reason {
+        BadReason::KeyNotValid { why: CertError::PrimaryNotValid(primary), .. } => why(primary),
+        BadReason::KeyNotValid { why: w, .. } => why(w),
+        _ => false,
+    }
 }
 
 /// A packet with a new-format header.
@@ -117,6 +130,33 @@ pub fn packet(tag: u8, body: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(body);
     p
+}
+
+/// What `packet::check` makes of a one-packet stream holding `bytes`,
+/// described as `body`.
+pub fn checked(tag: u8, bytes: &[u8], body: Body) -> Result<CheckedBody, umd_pgp::packet::PacketError> {
+    let stream = packet(tag, bytes);
+    let h = read_header(&stream, 0).unwrap();
+    let p = Packet { offset: 0, header_len: h.header_len as u32, body_len: bytes.len() as u64, tag, body };
+    Ok(check(&stream, Description { packets: vec![p] })?[0].fields().clone())
+}
+
+/// A key, checked as the packet its fields encode to (`None`: the check
+/// refuses that form).
+pub fn checked_key(k: &Key) -> Option<CheckedKey> {
+    match checked(tag::PUBLIC_KEY, &encode_key(k).ok()?, Body::PublicKey(k.clone())).ok()? {
+        CheckedBody::PublicKey(k) => Some(k),
+        _ => None,
+    }
+}
+
+/// A signature, checked as the packet its fields encode to (`None`: the
+/// check refuses that form).
+pub fn checked_sig(s: &Sig) -> Option<CheckedSig> {
+    match checked(tag::SIGNATURE, &encode_sig(s).ok()?, Body::Signature(s.clone())).ok()? {
+        CheckedBody::Signature(s) => Some(s),
+        _ => None,
+    }
 }
 
 pub fn sig_packet(sig: &Sig) -> Vec<u8> {
