@@ -28,7 +28,7 @@ fn rpm_query(args: &[&str]) -> BTreeSet<String> {
 }
 
 fn ours(r: &Report) -> BTreeSet<String> {
-    r.digests().iter().map(|f| format!("{} {}", f.digest_hex(), String::from_utf8_lossy(&f.path))).collect()
+    r.digests().iter().map(|f| format!("{} {}", f.digest, String::from_utf8_lossy(&f.path))).collect()
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn file_sizes_are_the_headers_as_rpm_reads_them() {
         let got: BTreeSet<String> = r
             .files
             .iter()
-            .map(|f| format!("{} {}", f.size.expect("a size"), String::from_utf8_lossy(&f.path)))
+            .map(|f| format!("{} {}", f.size().expect("a size"), String::from_utf8_lossy(f.path())))
             .collect();
         assert_eq!(got, want, "{name}");
         assert!(r.digests().iter().all(|d| d.size.is_some()));
