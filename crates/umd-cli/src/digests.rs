@@ -246,11 +246,8 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
     let sources: Vec<Source> = match &a.rpmdb {
         // The database is opened by the sandboxed rpm handler, not here.
         Some(db) => verifier
-            .db_blobs(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|b| Source::DbHeader { hnum: b.hnum, blob: b.blob })
-            .collect(),
+            .db_headers(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
+            .map_err(|e| e.to_string())?,
         None => rpm_files(&a.rpm)?.into_iter().map(Source::File).collect(),
     };
 

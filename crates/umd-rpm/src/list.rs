@@ -38,7 +38,7 @@ pub enum Source {
     /// streamed through the payload digest.
     File(PathBuf),
     /// A header blob of the rpm database (read by the sandboxed handler,
-    /// [`PackageVerifier::db_blobs`]), with its record number.
+    /// [`PackageVerifier::db_headers`]), with its record number.
     DbHeader {
         /// The record number (`hnum`).
         hnum: u32,

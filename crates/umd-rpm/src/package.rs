@@ -382,9 +382,11 @@ impl PackageVerifier {
 
     /// The header blobs of an rpm database (a directory holding
     /// `rpmdb.sqlite`, or the file), read by the sandboxed handler
-    /// ([`crate::db::headers`]); judge each with [`PackageVerifier::db_header`].
-    pub fn db_blobs(&self, path: &std::path::Path) -> Result<Vec<umd_rpm_wire::DbBlob>, crate::db::DbError> {
-        crate::db::headers(&self.rpm, path)
+    /// ([`crate::db::headers`]), as sources of [`crate::list::build`]; judge
+    /// one with [`PackageVerifier::db_header`].
+    pub fn db_headers(&self, path: &std::path::Path) -> Result<Vec<crate::list::Source>, crate::db::DbError> {
+        let blobs = crate::db::headers(&self.rpm, path)?;
+        Ok(blobs.into_iter().map(|b| crate::list::Source::DbHeader { hnum: b.hnum, blob: b.blob }).collect())
     }
 
     /// Judges one database header blob.
