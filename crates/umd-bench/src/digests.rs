@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use umd_digest_list::{Builder, DigestList, Mark, SigningKey, ALGO_SHA256};
+use umd_digest_list::{Builder, Digest, DigestList, HashAlgo, Mark, SigningKey};
 
 use crate::pin::Pin;
 use crate::{BenchError, BoxedWorkload, Workload};
@@ -217,10 +217,10 @@ pub fn big_list() -> (Vec<u8>, SigningKey, Vec<[u8; 32]>) {
         b.add_package(&format!("package-{p}-1.0-1.x86_64"), Mark::Verified);
     }
     for i in 0..LIST_DIGESTS {
-        let d = umd_digest_list::hash(ALGO_SHA256, &(i as u64).to_le_bytes()).unwrap_or_default();
+        let d = Digest::of(HashAlgo::Sha256, &(i as u64).to_le_bytes());
+        let _ = b.add_digest(&d, (i % LIST_PACKAGES) as u32);
         let mut a = [0u8; 32];
-        a.copy_from_slice(&d);
-        let _ = b.add_digest(ALGO_SHA256, &a, (i % LIST_PACKAGES) as u32);
+        a.copy_from_slice(d.as_bytes());
         digests.push(a);
     }
     (b.finish(0, 1, &key), key, digests)
@@ -246,7 +246,8 @@ impl Workload for Lookup {
                 for _ in 0..iters {
                     // A stride through the digests: every lookup a different one.
                     *next = (*next + 7919) % digests.len();
-                    found += l.lookup(ALGO_SHA256, &digests[*next]).count();
+                    let d = Digest::new(HashAlgo::Sha256, &digests[*next]);
+                    found += d.map_or(0, |d| l.lookup(&d).count());
                 }
             }
             Lookup::Set(s, next) => {
@@ -293,7 +294,7 @@ impl Workload for Open {
                     .map_err(|e| BenchError::BadReply { what: "opening", detail: e.to_string() })?;
                 std::hint::black_box(l.len());
             } else {
-                std::hint::black_box(umd_digest_list::hash(ALGO_SHA256, &copy));
+                std::hint::black_box(Digest::of(HashAlgo::Sha256, &copy));
             }
             total += start.elapsed();
         }

@@ -1,7 +1,6 @@
 //! `umd digests build|lookup|show`: reference lists of file digests from signed
 //! RPM headers (package files or the rpm database), signed with Ed25519.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -10,9 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use umd_digest_list::fapolicyd::{LeftOut, TrustFile};
-use umd_digest_list::{Builder, DigestList, ListError, Mark, SigningKey, VerifyingKey};
-use umd_rpm::package::{FileDigest, PackageVerifier, Rejection, Report};
+use umd_digest_list::{DigestList, ListError, Mark, SigningKey, VerifyingKey};
+use umd_hash::Hex;
+use umd_rpm::list::{Event, FapolicydTrust, Options, Source, Verdict};
+use umd_rpm::package::PackageVerifier;
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_VERDICT};
 
@@ -125,18 +125,6 @@ pub fn run(cmd: &DigestsCommand) -> u8 {
     })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if s.len() % 2 != 0 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
-}
-
 /// The public half's path: `X.key` → `X.pub`, else `X.pub` appended.
 pub fn public_path(secret: &Path) -> PathBuf {
     if secret.extension().is_some_and(|e| e == "key") {
@@ -150,7 +138,7 @@ pub fn public_path(secret: &Path) -> PathBuf {
 
 fn read_key32(path: &Path, what: &str) -> Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let b = unhex(&text).filter(|b| b.len() == 32);
+    let b = umd_hash::unhex(text.trim().as_bytes()).filter(|b| b.len() == 32);
     b.and_then(|b| b.try_into().ok())
         .ok_or_else(|| format!("{what} {}: not 64 hex digits (an Ed25519 key)", path.display()))
 }
@@ -186,11 +174,11 @@ fn signing_key(path: &Path) -> Result<(SigningKey, bool), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("creating signing key {}: {e}", path.display()))?;
-    writeln!(f, "{}", hex(&seed))
+    writeln!(f, "{}", Hex(&seed))
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let public = public_path(path);
-    std::fs::write(&public, format!("{}\n", hex(key.verifying_key().as_bytes())))
+    std::fs::write(&public, format!("{}\n", Hex(key.verifying_key().as_bytes())))
         .map_err(|e| format!("writing {}: {e}", public.display()))?;
     Ok((key, true))
 }
@@ -213,84 +201,12 @@ fn rpm_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn mark_of(r: &Rejection) -> Mark {
-    match r {
-        Rejection::Unsigned => Mark::Unsigned,
-        Rejection::UnknownKey { .. } => Mark::UnknownKey,
-        Rejection::BadSignature { .. } => Mark::BadSignature,
-        Rejection::PayloadMismatch | Rejection::WeakFileDigests { .. } => Mark::PayloadMismatch,
-    }
-}
-
-#[derive(Default)]
-struct Tally {
-    listed: usize,
-    marked: usize,
-    rejected: usize,
-    errors: usize,
-    digests: usize,
-}
-
-/// fapolicyd's trust file being built, and the regular files left out of it.
-#[derive(Default)]
-struct Trust {
-    file: TrustFile,
-    /// Files of packages not verified (unsigned, unknown key, bad signature,
-    /// payload mismatch — listed marked or not).
-    unverified: usize,
-    /// Files of packages whose file digests are MD5 or SHA-1.
-    weak_digests: usize,
-    /// Files of verified packages with SHA-384/512 digests: fapolicyd 1.1.7
-    /// compares SHA-256.
-    not_sha256: usize,
-    /// Files of verified packages whose header gives no size.
-    no_size: usize,
-    /// Files whose path fapolicyd cannot read back.
-    unrepresentable: usize,
-}
-
-impl Trust {
-    /// Files of verified packages that did not make it into the trust file.
-    fn incomplete(&self) -> usize {
-        self.not_sha256 + self.no_size + self.unrepresentable + self.file.conflicting()
-    }
-
-    fn summary(&self, path: &Path) -> serde_json::Value {
-        json!({"file": path.display().to_string(), "files": self.file.len(), "left_out": {
-            "unverified": self.unverified, "weak_digests": self.weak_digests, "not_sha256": self.not_sha256,
-            "no_size": self.no_size, "unrepresentable": self.unrepresentable,
-            "conflicting": self.file.conflicting()}})
-    }
-
-    /// Adds one package's regular files (or counts them out).
-    fn add(&mut self, label: &str, r: &Report, verified: bool, digests: &[FileDigest], malformed: usize) {
-        let files = digests.len() + malformed;
-        if matches!(r.rejection(), Some(Rejection::WeakFileDigests { .. })) {
-            self.weak_digests += files;
-            return;
-        }
-        if !verified {
-            self.unverified += files;
-            return;
-        }
-        self.unrepresentable += malformed;
-        if r.file_algo != umd_digest_list::ALGO_SHA256 {
-            self.not_sha256 += digests.len();
-            return;
-        }
-        for d in digests {
-            let (Some(size), Ok(sha256)) = (d.size, <[u8; 32]>::try_from(d.digest.as_slice())) else {
-                self.no_size += 1;
-                continue;
-            };
-            if let Err(e) = self.file.add(&d.path, size, sha256) {
-                if e != LeftOut::Conflicting {
-                    self.unrepresentable += 1;
-                }
-                tracing::warn!(package = label, path = %String::from_utf8_lossy(&d.path), "left out of the fapolicyd trust file: {e}");
-            }
-        }
-    }
+/// The fapolicyd part of the summary.
+fn fapolicyd_summary(t: &FapolicydTrust, path: &Path) -> serde_json::Value {
+    json!({"file": path.display().to_string(), "files": t.file.len(), "left_out": {
+        "unverified": t.unverified, "weak_digests": t.weak_digests, "not_sha256": t.not_sha256,
+        "no_size": t.no_size, "unrepresentable": t.unrepresentable,
+        "conflicting": t.file.conflicting()}})
 }
 
 fn build(a: &BuildArgs) -> Result<u8, String> {
@@ -327,24 +243,16 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
         );
     }
 
-    // The inputs: (label, package bytes or db blob).
-    enum Input {
-        File(PathBuf),
-        Db(u32, Vec<u8>),
-    }
-    let inputs: Vec<Input> = match &a.rpmdb {
+    let sources: Vec<Source> = match &a.rpmdb {
         // The database is opened by the sandboxed rpm handler, not here.
         Some(db) => verifier
-            .db_blobs(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|b| Input::Db(b.hnum, b.blob))
-            .collect(),
-        None => rpm_files(&a.rpm)?.into_iter().map(Input::File).collect(),
+            .db_headers(&db.clone().unwrap_or_else(umd_rpm::db::default_dbpath))
+            .map_err(|e| e.to_string())?,
+        None => rpm_files(&a.rpm)?.into_iter().map(Source::File).collect(),
     };
 
     let bar = if !a.json && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(inputs.len() as u64);
+        let b = indicatif::ProgressBar::new(sources.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} headers {elapsed} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -353,58 +261,14 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut builder = Builder::new();
-    let mut tally = Tally::default();
-    let mut trust = a.fapolicyd_trust.as_ref().map(|_| Trust::default());
-    let mut records = Vec::new();
-    // Workers verify concurrently (descriptions, signature crypto, payload
-    // digests); this thread takes the results in input order, so the list and
-    // the verdict lines do not depend on timing.
-    let workers = jobs;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, String, Result<Report, String>)>();
-    let mut failure = None;
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(inputs.len()) {
-            let tx = tx.clone();
-            let (next, inputs) = (&next, &inputs);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(input) = inputs.get(i) else { break };
-                let (label, result) = match input {
-                    Input::File(p) => {
-                        (p.display().to_string(), verifier.package_file(p).map_err(|e| e.to_string()))
-                    }
-                    Input::Db(h, blob) => {
-                        (format!("rpmdb header {h}"), verifier.db_header(blob).map_err(|e| e.to_string()))
-                    }
-                };
-                if tx.send((i, label, result)).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        let mut pending = BTreeMap::new();
-        let mut want = 0;
-        for (i, label, result) in rx {
-            bar.inc(1);
-            pending.insert(i, (label, result));
-            while let Some((label, result)) = pending.remove(&want) {
-                want += 1;
-                match judge(&label, result, a.include_unverified, &mut builder, &mut tally, trust.as_mut()) {
-                    Ok((_, record)) if a.json => records.push(record),
-                    Ok((line, _)) => bar.suspend(|| println!("{line}")),
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                    }
-                }
-            }
-        }
-    });
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let options =
+        Options { include_unverified: a.include_unverified, jobs, fapolicyd: a.fapolicyd_trust.is_some() };
+    let built = umd_rpm::list::build(verifier, &sources, &options, |event| match event {
+        Event::Verified => bar.inc(1),
+        Event::Verdict(v) if !a.json => bar.suspend(|| println!("{}", line(v))),
+        Event::Verdict(_) => {}
+    })
+    .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
 
     // Sequence numbers only go up: a reader refuses a list older than its own.
@@ -423,35 +287,39 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
         (None, p) => p.map_or(1, |p| p.saturating_add(1)),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let bytes = builder.finish(now, sequence, &key);
+    let (listed, marked, rejected, errors, digests) =
+        (built.listed(), built.marked(), built.rejected(), built.errors(), built.digests());
+    let bytes = built.list.finish(now, sequence, &key);
     write_atomic(&a.output, &bytes)?;
-    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+    let trust = a.fapolicyd_trust.as_ref().zip(built.fapolicyd.as_ref());
+    if let Some((path, t)) = trust {
         write_atomic(path, &t.file.render())?;
     }
 
-    let mut summary = json!({"packages": inputs.len(), "listed": tally.listed, "listed_marked": tally.marked,
-        "rejected": tally.rejected, "errors": tally.errors, "digests": tally.digests,
+    let mut summary = json!({"packages": sources.len(), "listed": listed, "listed_marked": marked,
+        "rejected": rejected, "errors": errors, "digests": digests,
         "list": a.output.display().to_string(), "bytes": bytes.len(), "sequence": sequence, "created": now,
-        "signer": hex(key.verifying_key().as_bytes())});
-    if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
-        summary["fapolicyd"] = t.summary(path);
+        "signer": Hex(key.verifying_key().as_bytes()).to_string()});
+    if let Some((path, t)) = trust {
+        summary["fapolicyd"] = fapolicyd_summary(t, path);
     }
     if a.json {
+        let records: Vec<_> = built.verdicts.iter().map(record).collect();
         println!("{}", json!({"packages": records, "summary": summary}));
     } else {
         println!(
             "{} headers: {} listed, {} listed marked unverified, {} rejected, {} errors; {} digests; \
              wrote {} ({} bytes, sequence {sequence})",
-            inputs.len(),
-            tally.listed,
-            tally.marked,
-            tally.rejected,
-            tally.errors,
-            tally.digests,
+            sources.len(),
+            listed,
+            marked,
+            rejected,
+            errors,
+            digests,
             a.output.display(),
             bytes.len()
         );
-        if let (Some(path), Some(t)) = (&a.fapolicyd_trust, &trust) {
+        if let Some((path, t)) = trust {
             println!(
                 "fapolicyd trust file {}: {} files; left out: {} of unverified packages, {} with MD5/SHA-1 \
                  digests, {} with other than SHA-256 digests, {} without a size, {} with a path fapolicyd \
@@ -467,77 +335,34 @@ fn build_with(a: &BuildArgs, verifier: &PackageVerifier, jobs: usize) -> Result<
             );
         }
     }
-    let incomplete = trust.as_ref().map_or(0, Trust::incomplete);
-    Ok(if tally.rejected + tally.errors + tally.marked + incomplete == 0 { EXIT_OK } else { EXIT_VERDICT })
+    let incomplete = trust.map_or(0, |(_, t)| t.incomplete());
+    Ok(if rejected + errors + marked + incomplete == 0 { EXIT_OK } else { EXIT_VERDICT })
 }
 
-/// One package's verdict: adds it to the list if it may be, returns the text
-/// line and the JSON record.
-fn judge(
-    label: &str,
-    result: Result<Report, String>,
-    include_unverified: bool,
-    builder: &mut Builder,
-    tally: &mut Tally,
-    trust: Option<&mut Trust>,
-) -> Result<(String, serde_json::Value), String> {
-    let r = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tally.errors += 1;
-            return Ok((
-                format!("{label}: error: {e}"),
-                json!({"source": label, "verdict": "error", "error": e}),
-            ));
-        }
+/// A package's verdict line.
+fn line(v: &Verdict) -> String {
+    let label = &v.source;
+    let j = match &v.outcome {
+        Ok(j) => j,
+        Err(e) => return format!("{label}: error: {e}"),
     };
-    let (digests, malformed) = r.digests_checked();
-    let rejection = r.rejection().or(if malformed > 0 {
-        Some(Rejection::BadSignature { reason: format!("{malformed} malformed file digests") })
-    } else {
-        None
-    });
-    let mark = match &rejection {
-        None => Some(Mark::Verified),
-        Some(rej) if include_unverified && rej.may_include_marked() => Some(mark_of(rej)),
-        Some(_) => None,
-    };
-    if let Some(t) = trust {
-        t.add(label, &r, mark == Some(Mark::Verified), &digests, malformed);
+    match &j.rejection {
+        None => format!("{label}: {} listed, {} digests ({})", j.identity, j.digests, j.file_algo),
+        Some(why) => format!("{label}: {} {}: {why}", j.identity, j.listing.name()),
     }
-    let verdict = match (mark, &rejection) {
-        (Some(Mark::Verified), _) => "listed",
-        (Some(_), _) => "listed-marked",
-        (None, _) => "rejected",
+}
+
+/// A package's JSON record.
+fn record(v: &Verdict) -> serde_json::Value {
+    let label = &v.source;
+    let j = match &v.outcome {
+        Ok(j) => j,
+        Err(e) => return json!({"source": label, "verdict": "error", "error": e.to_string()}),
     };
-    if let Some(m) = mark {
-        let p = builder.add_package(&r.identity.to_string(), m);
-        for d in &digests {
-            builder.add_digest(r.file_algo, &d.digest, p).map_err(|e| format!("{label}: {e}"))?;
-        }
-        tally.digests += digests.len();
-        if m == Mark::Verified {
-            tally.listed += 1;
-        } else {
-            tally.marked += 1;
-        }
-    } else {
-        tally.rejected += 1;
-    }
-    let reason = rejection.as_ref().map(|r| r.to_string());
-    let line = match &reason {
-        None => format!(
-            "{label}: {} listed, {} digests ({})",
-            r.identity,
-            digests.len(),
-            umd_rpm::package::algo_name(r.file_algo)
-        ),
-        Some(why) => format!("{label}: {} {verdict}: {why}", r.identity),
-    };
-    let record = json!({"source": label, "package": r.identity.to_string(), "identity": r.identity,
-        "verdict": verdict, "reason": reason, "rejection": rejection, "trust": r.trust, "payload": r.payload,
-        "file_algo": umd_rpm::package::algo_name(r.file_algo), "digests": digests.len()});
-    Ok((line, record))
+    let reason = j.rejection.as_ref().map(|r| r.to_string());
+    json!({"source": label, "package": j.identity.to_string(), "identity": j.identity,
+        "verdict": j.listing.name(), "reason": reason, "rejection": j.rejection, "trust": j.trust,
+        "payload": j.payload, "file_algo": j.file_algo.to_string(), "digests": j.digests})
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -570,20 +395,20 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
     let mut all = true;
     let mut records = Vec::new();
     for f in &a.files {
-        let algos: Vec<u32> = list.algorithms().iter().map(|(a, _)| *a).collect();
+        let algos: Vec<_> = list.algorithms().iter().map(|(a, _)| *a).collect();
         let digests = std::fs::File::open(f)
-            .and_then(|file| umd_digest_list::hash_reader(&algos, std::io::BufReader::new(file)))
+            .and_then(|file| umd_hash::hash_reader(&algos, std::io::BufReader::new(file)))
             .map_err(|e| format!("{}: {e}", f.display()))?;
         let mut hits = Vec::new();
-        for (algo, d) in &digests {
-            hits.extend(list.lookup(*algo, d).map(|p| (*algo, p.name.to_owned(), p.mark)));
+        for d in &digests {
+            hits.extend(list.lookup(d).map(|p| (d.algo(), p.name.to_owned(), p.mark)));
         }
         let listed = hits.iter().any(|h| h.2 == Mark::Verified || a.accept_unverified);
         all &= listed;
         if a.json {
             let hs: Vec<_> = hits
                 .iter()
-                .map(|(algo, name, mark)| json!({"algo": umd_digest_list::algo_name(*algo), "package": name, "mark": mark.name()}))
+                .map(|(algo, name, mark)| json!({"algo": algo.name(), "package": name, "mark": mark.name()}))
                 .collect();
             records.push(json!({"file": f.display().to_string(), "listed": listed, "entries": hs}));
         } else if hits.is_empty() {
@@ -592,8 +417,8 @@ fn lookup(a: &LookupArgs) -> Result<u8, String> {
             let which: Vec<String> = hits
                 .iter()
                 .map(|(algo, name, mark)| match mark {
-                    Mark::Verified => format!("{name} ({})", umd_digest_list::algo_name(*algo)),
-                    m => format!("{name} ({}, marked {})", umd_digest_list::algo_name(*algo), m.name()),
+                    Mark::Verified => format!("{name} ({})", algo.name()),
+                    m => format!("{name} ({}, marked {})", algo.name(), m.name()),
                 })
                 .collect();
             let word = if listed { "listed" } else { "not listed (only in unverified packages)" };
@@ -619,10 +444,7 @@ fn show(a: &ShowArgs) -> Result<u8, String> {
             .packages()
             .map(|p| json!({"package": p.name, "mark": p.mark.name(), "digests": p.digests}))
             .collect();
-        let al: Vec<_> = algos
-            .iter()
-            .map(|(a, n)| json!({"algo": umd_digest_list::algo_name(*a), "digests": n}))
-            .collect();
+        let al: Vec<_> = algos.iter().map(|(a, n)| json!({"algo": a.name(), "digests": n})).collect();
         println!(
             "{}",
             json!({"version": umd_digest_list::VERSION, "created": list.created(), "sequence": list.sequence(),
@@ -635,7 +457,7 @@ fn show(a: &ShowArgs) -> Result<u8, String> {
         println!("sequence:  {}", list.sequence());
         println!("size:      {} bytes, {} digests", list.size(), list.len());
         for (algo, n) in &algos {
-            println!("  {}: {n} digests", umd_digest_list::algo_name(*algo));
+            println!("  {}: {n} digests", algo.name());
         }
         println!("packages:  {}", list.packages().count());
         for p in list.packages() {

@@ -699,7 +699,11 @@ fn check(s: &Settings, driver: PgpDriver, log: &mut Log) -> (Exit, Vec<Line>) {
     }
     if s.verbose > 0 {
         for r in &report.reports {
-            log.line(&format!("umd verdict on the signature at offset {}: {:?}", r.offset, r.verdict));
+            log.line(&format!(
+                "umd verdict on the signature at offset {}: {}",
+                r.offset,
+                verbose_verdict(&r.verdict)
+            ));
         }
     }
     lines.extend(report.lines);
@@ -796,6 +800,17 @@ pub fn install(a: &InstallArgs) -> u8 {
         println!("and back:            rm /etc/apt/apt.conf.d/80umd-gpgv");
     }
     EXIT_OK
+}
+
+/// A verdict as `-v` prints it: the reason of a bad signature as its text
+/// (quoted), as it was printed when the reason was a string.
+fn verbose_verdict(v: &umd_pgp::verify::Verdict) -> String {
+    match v {
+        umd_pgp::verify::Verdict::Bad { key, reason } => {
+            format!("Bad {{ key: {key:?}, reason: {:?} }}", reason.to_string())
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -135,12 +135,7 @@ enum VerdictArg {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let v: Option<Vec<u8>> = (0..64).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
-    v?.try_into().ok()
+    umd_hash::unhex(s.trim().as_bytes())?.try_into().ok()
 }
 
 /// Reads an Ed25519 public key written as 64 hex digits.

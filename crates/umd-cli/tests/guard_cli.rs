@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use umd_digest_list::{Builder, Mark, SigningKey, ALGO_SHA256};
+use umd_digest_list::{Builder, Digest, HashAlgo, Mark, SigningKey};
 
 const SCRIPT: &[u8] = b"#!/bin/sh\nexit 0\n";
 
@@ -113,7 +113,7 @@ impl Lab {
         let mut b = Builder::new();
         for (i, c) in contents.iter().enumerate() {
             let p = b.add_package(&format!("pkg{i}-1.0-1.x86_64"), Mark::Verified);
-            b.add_digest(ALGO_SHA256, &umd_digest_list::hash(ALGO_SHA256, c).unwrap(), p).unwrap();
+            b.add_digest(&Digest::of(HashAlgo::Sha256, c), p).unwrap();
         }
         let path = self.dir.join(file);
         std::fs::write(&path, b.finish(created, sequence, &self.key)).unwrap();
@@ -242,7 +242,7 @@ run sh_other_script sh "$M/other.sh"
     assert_eq!(d[0]["reason"], "listed");
     assert_eq!(d[0]["event"], "exec");
     assert_eq!(d[0]["packages"][0], "pkg0-1.0-1.x86_64");
-    let want = umd_guard::hash::hex(&umd_digest_list::hash(ALGO_SHA256, &tiny()).unwrap());
+    let want = Digest::of(HashAlgo::Sha256, &tiny());
     assert_eq!(d[0]["digest"], format!("sha256:{want}"));
     let d = r.decisions_for("unlisted");
     assert_eq!((d[0]["verdict"].as_str(), d[0]["reason"].as_str()), (Some("deny"), Some("not-listed")));

@@ -145,11 +145,7 @@ impl TrustFile {
         for (path, v) in &self.entries {
             let Some((size, digest)) = v else { continue };
             out.extend_from_slice(path);
-            out.extend_from_slice(format!(" {size} ").as_bytes());
-            for b in digest {
-                out.extend_from_slice(format!("{b:02x}").as_bytes());
-            }
-            out.push(b'\n');
+            out.extend_from_slice(format!(" {size} {}\n", umd_hash::Hex(digest)).as_bytes());
         }
         out
     }

@@ -13,11 +13,11 @@
 //! let key = SigningKey::from_bytes(&[7; 32]);
 //! let mut b = Builder::new();
 //! let p = b.add_package("hello-1.0-1.noarch", Mark::Verified);
-//! let d = hash(ALGO_SHA256, b"hello\n").unwrap();
-//! b.add_digest(ALGO_SHA256, &d, p).unwrap();
+//! let d = Digest::of(HashAlgo::Sha256, b"hello\n");
+//! b.add_digest(&d, p).unwrap();
 //! let bytes = b.finish(1_700_000_000, 1, &key);
 //! let list = DigestList::open(bytes, &key.verifying_key()).unwrap();
-//! let hits: Vec<_> = list.lookup(ALGO_SHA256, &d).collect();
+//! let hits: Vec<_> = list.lookup(&d).collect();
 //! assert_eq!(hits[0].name, "hello-1.0-1.noarch");
 //! assert_eq!(list.sequence(), 1);
 //! ```
@@ -49,84 +49,13 @@ pub const TRAILER_LEN: usize = 8 + 32 + 64;
 /// Largest list read (4 GiB would be ~100 million SHA-256 digests).
 pub const MAX_LIST: usize = 1 << 32;
 
-/// SHA2-256 (OpenPGP / rpm hash id).
-pub const ALGO_SHA256: u32 = 8;
-/// SHA2-384.
-pub const ALGO_SHA384: u32 = 9;
-/// SHA2-512.
-pub const ALGO_SHA512: u32 = 10;
+/// The hash algorithms and digests (one type for every format: a table's
+/// algorithm field is [`HashAlgo::list_id`]).
+pub use umd_hash::{Digest, HashAlgo};
 
-/// The digest length of an algorithm this format carries.
-pub fn digest_len(algo: u32) -> Option<usize> {
-    match algo {
-        ALGO_SHA256 => Some(32),
-        ALGO_SHA384 => Some(48),
-        ALGO_SHA512 => Some(64),
-        _ => None,
-    }
-}
-
-/// The algorithm's name.
-pub fn algo_name(algo: u32) -> &'static str {
-    match algo {
-        ALGO_SHA256 => "SHA256",
-        ALGO_SHA384 => "SHA384",
-        ALGO_SHA512 => "SHA512",
-        _ => "unknown",
-    }
-}
-
-/// Hashes `data` with a carried algorithm.
-pub fn hash(algo: u32, data: &[u8]) -> Option<Vec<u8>> {
-    Some(match algo {
-        ALGO_SHA256 => sha2::Sha256::digest(data).to_vec(),
-        ALGO_SHA384 => sha2::Sha384::digest(data).to_vec(),
-        ALGO_SHA512 => sha2::Sha512::digest(data).to_vec(),
-        _ => return None,
-    })
-}
-
-/// Hashes what `reader` yields with each of `algos` (the carried ones; others
-/// are skipped) in one pass, 64 KiB at a time: a file is never held whole.
-pub fn hash_reader(algos: &[u32], mut reader: impl std::io::Read) -> std::io::Result<Vec<(u32, Vec<u8>)>> {
-    enum H {
-        S256(sha2::Sha256),
-        S384(sha2::Sha384),
-        S512(sha2::Sha512),
-    }
-    let mut hs: Vec<(u32, H)> = algos
-        .iter()
-        .filter_map(|&a| match a {
-            ALGO_SHA256 => Some((a, H::S256(sha2::Sha256::new()))),
-            ALGO_SHA384 => Some((a, H::S384(sha2::Sha384::new()))),
-            ALGO_SHA512 => Some((a, H::S512(sha2::Sha512::new()))),
-            _ => None,
-        })
-        .collect();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        for (_, h) in &mut hs {
-            match h {
-                H::S256(h) => h.update(&buf[..n]),
-                H::S384(h) => h.update(&buf[..n]),
-                H::S512(h) => h.update(&buf[..n]),
-            }
-        }
-    }
-    Ok(hs
-        .into_iter()
-        .map(|(a, h)| match h {
-            H::S256(h) => (a, h.finalize().to_vec()),
-            H::S384(h) => (a, h.finalize().to_vec()),
-            H::S512(h) => (a, h.finalize().to_vec()),
-        })
-        .collect())
+/// The digest length of a table's algorithm field, if the format carries it.
+fn digest_len(list_id: u32) -> Option<usize> {
+    HashAlgo::from_list_id(list_id).map(HashAlgo::digest_len)
 }
 
 /// How far a package was trusted when it was listed. Only [`Mark::Verified`]
@@ -174,14 +103,12 @@ impl Mark {
 /// Why a list could not be built or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    /// A digest of the wrong length, or an algorithm the format does not carry.
-    #[error("digest of {len} bytes for algorithm {algo}")]
-    BadDigest {
-        /// Algorithm id.
-        algo: u32,
-        /// Length given.
-        len: usize,
-    },
+    /// A digest of an algorithm the format does not carry (SHA-1, SHA2-224).
+    #[error("{0} digests cannot be listed")]
+    NotCarried(HashAlgo),
+    /// A digest of a package that was not added.
+    #[error("no package {0} in the list")]
+    NoPackage(u32),
     /// Not a digest list, or a version this reader does not know.
     #[error("not a digest list: {0}")]
     Format(String),
@@ -214,12 +141,13 @@ impl Builder {
     }
 
     /// Adds one file digest of package `package`.
-    pub fn add_digest(&mut self, algo: u32, digest: &[u8], package: u32) -> Result<(), ListError> {
-        if digest_len(algo) != Some(digest.len()) || package as usize >= self.packages.len() {
-            return Err(ListError::BadDigest { algo, len: digest.len() });
+    pub fn add_digest(&mut self, digest: &Digest, package: u32) -> Result<(), ListError> {
+        let algo = digest.algo().list_id().ok_or(ListError::NotCarried(digest.algo()))?;
+        if package as usize >= self.packages.len() {
+            return Err(ListError::NoPackage(package));
         }
         let t = self.tables.entry(algo).or_default();
-        t.extend_from_slice(digest);
+        t.extend_from_slice(digest.as_bytes());
         t.extend_from_slice(&package.to_le_bytes());
         self.packages[package as usize].2 += 1;
         Ok(())
@@ -323,7 +251,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
 
 #[derive(Clone, Copy, Debug)]
 struct Table {
-    algo: u32,
+    algo: HashAlgo,
     len: usize,
     count: usize,
     offset: usize,
@@ -401,9 +329,10 @@ impl DigestList {
             let e = HEADER_LEN + i * TABLE_ENTRY_LEN;
             let (algo, len, count, offset) =
                 (le32(b, e), le32(b, e + 4) as usize, le64(b, e + 8), le64(b, e + 16));
-            if digest_len(algo) != Some(len) || tables.iter().any(|t: &Table| t.algo == algo) {
+            let carried = HashAlgo::from_list_id(algo).filter(|a| a.digest_len() == len);
+            let Some(algo) = carried.filter(|&a| tables.iter().all(|t: &Table| t.algo != a)) else {
                 return Err(format(format!("table {i}: algorithm {algo} with {len}-byte digests")));
-            }
+            };
             if !within(offset, count.saturating_mul(len as u64 + 4)) {
                 return Err(format(format!("table {i} lies outside the file")));
             }
@@ -476,7 +405,7 @@ impl DigestList {
         (0..self.n_packages as u32).filter_map(|i| self.package(i))
     }
 
-    /// The packages listing `digest` (of algorithm `algo`).
+    /// The packages listing `digest`.
     ///
     /// A first-level index built at open (where each 2-byte prefix starts)
     /// narrows the search to the records sharing the digest's first two bytes
@@ -484,8 +413,9 @@ impl DigestList {
     /// distributed, so an interpolation search on the next 8 bytes finishes
     /// it. The interpolation rounds are bounded, then it bisects: correct for
     /// any distribution, O(log n) at worst.
-    pub fn lookup<'a>(&'a self, algo: u32, digest: &'a [u8]) -> impl Iterator<Item = Package<'a>> + 'a {
-        let i = self.tables.iter().position(|t| t.algo == algo && t.len == digest.len());
+    pub fn lookup<'a>(&'a self, digest: &'a Digest) -> impl Iterator<Item = Package<'a>> + 'a {
+        let i = self.tables.iter().position(|t| t.algo == digest.algo());
+        let digest = digest.as_bytes();
         let t = i.map(|i| self.tables[i]);
         let (start, end) = match (t, i) {
             (Some(t), Some(i)) => {
@@ -511,7 +441,7 @@ impl DigestList {
     }
 
     /// The algorithms with a table, and their digest counts.
-    pub fn algorithms(&self) -> Vec<(u32, usize)> {
+    pub fn algorithms(&self) -> Vec<(HashAlgo, usize)> {
         self.tables.iter().map(|t| (t.algo, t.count)).collect()
     }
 
@@ -639,19 +569,19 @@ mod tests {
         SigningKey::from_bytes(&[3; 32])
     }
 
-    fn sample() -> (Vec<u8>, Vec<Vec<u8>>) {
+    fn sample() -> (Vec<u8>, Vec<Digest>) {
         let mut b = Builder::new();
         let p0 = b.add_package("a-1-1.noarch", Mark::Verified);
         let p1 = b.add_package("b-2-1.x86_64", Mark::Unsigned);
         let mut ds = Vec::new();
         for i in 0..100u32 {
-            let d = hash(ALGO_SHA256, &i.to_le_bytes()).unwrap();
-            b.add_digest(ALGO_SHA256, &d, if i % 2 == 0 { p0 } else { p1 }).unwrap();
+            let d = Digest::of(HashAlgo::Sha256, &i.to_le_bytes());
+            b.add_digest(&d, if i % 2 == 0 { p0 } else { p1 }).unwrap();
             ds.push(d);
         }
-        let shared = hash(ALGO_SHA512, b"shared").unwrap();
-        b.add_digest(ALGO_SHA512, &shared, p0).unwrap();
-        b.add_digest(ALGO_SHA512, &shared, p1).unwrap();
+        let shared = Digest::of(HashAlgo::Sha512, b"shared");
+        b.add_digest(&shared, p0).unwrap();
+        b.add_digest(&shared, p1).unwrap();
         ds.push(shared);
         (b.finish(42, 7, &key()), ds)
     }
@@ -661,15 +591,29 @@ mod tests {
         let (bytes, ds) = sample();
         let l = DigestList::open(bytes, &key().verifying_key()).unwrap();
         for (i, d) in ds[..100].iter().enumerate() {
-            let hits: Vec<_> = l.lookup(ALGO_SHA256, d).collect();
+            let hits: Vec<_> = l.lookup(d).collect();
             assert_eq!(hits.len(), 1);
             assert_eq!(hits[0].index, (i % 2) as u32);
         }
-        let hits: Vec<_> = l.lookup(ALGO_SHA512, &ds[100]).map(|p| p.name).collect();
+        let hits: Vec<_> = l.lookup(&ds[100]).map(|p| p.name).collect();
         assert_eq!(hits, ["a-1-1.noarch", "b-2-1.x86_64"]);
-        assert_eq!(l.lookup(ALGO_SHA256, &[0; 32]).count(), 0);
-        assert_eq!(l.lookup(ALGO_SHA384, &[0; 48]).count(), 0);
+        let zeros = |a| Digest::new(a, &[0; 64][..HashAlgo::digest_len(a)]).unwrap();
+        assert_eq!(l.lookup(&zeros(HashAlgo::Sha256)).count(), 0);
+        assert_eq!(l.lookup(&zeros(HashAlgo::Sha384)).count(), 0);
         assert_eq!((l.created(), l.sequence(), l.len()), (42, 7, 102));
+        let algos: Vec<_> = l.algorithms();
+        assert_eq!(algos, [(HashAlgo::Sha256, 100), (HashAlgo::Sha512, 2)]);
+    }
+
+    #[test]
+    fn only_carried_algorithms_and_added_packages_are_listed() {
+        let mut b = Builder::new();
+        let p = b.add_package("a-1-1.noarch", Mark::Verified);
+        let sha1 = Digest::of(HashAlgo::Sha1, b"x");
+        assert!(matches!(b.add_digest(&sha1, p), Err(ListError::NotCarried(HashAlgo::Sha1))));
+        let d = Digest::of(HashAlgo::Sha256, b"x");
+        assert!(matches!(b.add_digest(&d, p + 1), Err(ListError::NoPackage(1))));
+        assert!(b.is_empty());
     }
 
     #[test]
@@ -694,15 +638,6 @@ mod tests {
             assert_eq!(interpolate(v.len(), target, |i| v[i], |i| v[i] < target), want, "target {target}");
         }
         assert_eq!(interpolate(0, 5, |_| 0, |_| true), 0);
-    }
-
-    #[test]
-    fn hashing_a_reader_agrees_with_hashing_the_bytes() {
-        let data = vec![7u8; 200_000];
-        let got = hash_reader(&[ALGO_SHA256, 1, ALGO_SHA512], &data[..]).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0], (ALGO_SHA256, hash(ALGO_SHA256, &data).unwrap()));
-        assert_eq!(got[1], (ALGO_SHA512, hash(ALGO_SHA512, &data).unwrap()));
     }
 
     #[test]
@@ -745,7 +680,7 @@ mod tests {
             b.extend_from_slice(&sig.to_bytes());
             if let Ok(l) = DigestList::open(b, &k.verifying_key()) {
                 for p in l.packages() { let _ = p.name; }
-                let _ = l.lookup(ALGO_SHA256, &[0; 32]).count();
+                let _ = l.lookup(&Digest::of(HashAlgo::Sha256, b"")).count();
             }
         }
     }

@@ -135,12 +135,11 @@ fn check(
         Err(HashError::Changed) => return (false, Reason::Changed),
         Err(HashError::Io(_)) => return (false, Reason::Unreadable),
     };
-    if let Some((algo, dg)) = digests.first() {
-        d.digest =
-            Some(format!("{}:{}", umd_digest_list::algo_name(*algo).to_ascii_lowercase(), hash::hex(dg)));
+    if let Some(dg) = digests.first() {
+        d.digest = Some(format!("{}:{dg}", dg.algo().name().to_ascii_lowercase()));
     }
-    for (algo, dg) in &digests {
-        for p in loaded.list.lookup(*algo, dg) {
+    for dg in &digests {
+        for p in loaded.list.lookup(dg) {
             if p.mark == Mark::Verified && !d.packages.iter().any(|n| n == p.name) {
                 d.packages.push(p.name.to_owned());
             }

@@ -11,8 +11,7 @@
 
 use std::os::fd::BorrowedFd;
 
-use sha2::Digest as _;
-use umd_digest_list::{ALGO_SHA256, ALGO_SHA384, ALGO_SHA512};
+use umd_digest_list::{Digest, HashAlgo};
 
 /// Chunk size of each `pread`.
 pub const CHUNK: usize = 256 * 1024;
@@ -63,39 +62,6 @@ impl FileStamp {
     }
 }
 
-enum State {
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl State {
-    fn new(algo: u32) -> Option<State> {
-        Some(match algo {
-            ALGO_SHA256 => State::Sha256(sha2::Sha256::new()),
-            ALGO_SHA384 => State::Sha384(sha2::Sha384::new()),
-            ALGO_SHA512 => State::Sha512(sha2::Sha512::new()),
-            _ => return None,
-        })
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            State::Sha256(h) => h.update(data),
-            State::Sha384(h) => h.update(data),
-            State::Sha512(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            State::Sha256(h) => h.finalize().to_vec(),
-            State::Sha384(h) => h.finalize().to_vec(),
-            State::Sha512(h) => h.finalize().to_vec(),
-        }
-    }
-}
-
 /// Why a file could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -115,19 +81,19 @@ pub enum HashError {
     Changed,
 }
 
-/// Hashes `size` bytes of `fd` with each algorithm of `algos` (unknown ones are
-/// skipped) into `buf`-sized chunks. Returns `(algorithm, digest)` pairs.
+/// Hashes `size` bytes of `fd` with each algorithm of `algos` into
+/// `buf`-sized chunks. Returns the digests in the order of `algos`.
 pub fn hash_fd(
     fd: BorrowedFd<'_>,
     size: u64,
     max_size: u64,
-    algos: &[u32],
+    algos: &[HashAlgo],
     buf: &mut [u8],
-) -> Result<Vec<(u32, Vec<u8>)>, HashError> {
+) -> Result<Vec<Digest>, HashError> {
     if size > max_size {
         return Err(HashError::TooLarge { size, max: max_size });
     }
-    let mut states: Vec<(u32, State)> = algos.iter().filter_map(|&a| State::new(a).map(|s| (a, s))).collect();
+    let mut states: Vec<umd_hash::Hasher> = algos.iter().map(|a| a.hasher()).collect();
     let mut off = 0u64;
     while off < size {
         let want = usize::try_from(size - off).unwrap_or(usize::MAX).min(buf.len());
@@ -139,7 +105,7 @@ pub fn hash_fd(
         if n == 0 {
             return Err(HashError::Changed); // shrank under us
         }
-        for (_, s) in &mut states {
+        for s in &mut states {
             s.update(&buf[..n]);
         }
         off += n as u64;
@@ -151,17 +117,7 @@ pub fn hash_fd(
         Ok(_) => return Err(HashError::Changed),
         Err(e) => return Err(HashError::Io(e.into())),
     }
-    Ok(states.into_iter().map(|(a, s)| (a, s.finish())).collect())
-}
-
-/// Lower-case hex.
-pub fn hex(b: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        let _ = write!(s, "{x:02x}");
-    }
-    s
+    Ok(states.into_iter().map(umd_hash::Hasher::digest).collect())
 }
 
 #[cfg(test)]
@@ -177,16 +133,16 @@ mod tests {
         f.write_all(&data).unwrap();
         let mut buf = vec![0u8; CHUNK];
         let st = FileStamp::of(f.as_fd()).unwrap();
-        let got = hash_fd(f.as_fd(), st.size, 1 << 30, &[ALGO_SHA256, ALGO_SHA512], &mut buf).unwrap();
-        assert_eq!(got[0].1, umd_digest_list::hash(ALGO_SHA256, &data).unwrap());
-        assert_eq!(got[1].1, umd_digest_list::hash(ALGO_SHA512, &data).unwrap());
+        let got =
+            hash_fd(f.as_fd(), st.size, 1 << 30, &[HashAlgo::Sha256, HashAlgo::Sha512], &mut buf).unwrap();
+        assert_eq!(got, [Digest::of(HashAlgo::Sha256, &data), Digest::of(HashAlgo::Sha512, &data)]);
         assert!(matches!(
-            hash_fd(f.as_fd(), st.size, 100, &[ALGO_SHA256], &mut buf),
+            hash_fd(f.as_fd(), st.size, 100, &[HashAlgo::Sha256], &mut buf),
             Err(HashError::TooLarge { .. })
         ));
         // A stale size (the file grew) is caught.
         assert!(matches!(
-            hash_fd(f.as_fd(), st.size - 1, 1 << 30, &[ALGO_SHA256], &mut buf),
+            hash_fd(f.as_fd(), st.size - 1, 1 << 30, &[HashAlgo::Sha256], &mut buf),
             Err(HashError::Changed)
         ));
     }

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use umd_digest_list::{DigestList, VerifyingKey};
+use umd_digest_list::{DigestList, HashAlgo, VerifyingKey};
 
 use crate::error::GuardError;
 use crate::hash::FileStamp;
@@ -45,7 +45,7 @@ pub(crate) struct Loaded {
     pub(crate) list: DigestList,
     /// The algorithms it has a table for, in its order (the first one names
     /// the digest in a [`Decision`](crate::Decision)).
-    pub(crate) algos: Vec<u32>,
+    pub(crate) algos: Vec<HashAlgo>,
 }
 
 impl Loaded {
@@ -206,7 +206,7 @@ fn record(path: &Path, key: &VerifyingKey, list: &DigestList) -> Result<(), Guar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use umd_digest_list::{Builder, Mark, SigningKey, ALGO_SHA256};
+    use umd_digest_list::{Builder, Digest, Mark, SigningKey};
 
     fn list(seq: u64, key: &SigningKey) -> Vec<u8> {
         list_at(seq, 1_700_000_000, key)
@@ -215,7 +215,7 @@ mod tests {
     fn list_at(seq: u64, created: u64, key: &SigningKey) -> Vec<u8> {
         let mut b = Builder::new();
         let p = b.add_package("p-1-1.noarch", Mark::Verified);
-        b.add_digest(ALGO_SHA256, &umd_digest_list::hash(ALGO_SHA256, b"x").unwrap(), p).unwrap();
+        b.add_digest(&Digest::of(HashAlgo::Sha256, b"x"), p).unwrap();
         b.finish(created, seq, key)
     }
 
@@ -264,7 +264,7 @@ mod tests {
         std::fs::write(&path, list(6, &key)).unwrap();
         let s = l.reload().unwrap();
         assert_eq!((s.from, s.to, l.current().list.sequence()), (4, 6, 6));
-        assert_eq!(l.current().algos, [ALGO_SHA256]);
+        assert_eq!(l.current().algos, [HashAlgo::Sha256]);
     }
 
     #[test]

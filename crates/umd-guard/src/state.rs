@@ -37,7 +37,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::hash::hex;
+use umd_hash::Hex;
 
 /// Where `umd guard` (and `umd serve --guard-*`) keep it by default.
 pub const DEFAULT_PATH: &str = "/var/lib/umd/guard.state";
@@ -103,16 +103,12 @@ pub enum StateError {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let v: Option<Vec<u8>> = (0..64).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
-    v?.try_into().ok()
+    umd_hash::unhex(s.as_bytes())?.try_into().ok()
 }
 
 impl Record {
     fn encode(&self) -> String {
-        format!("{MAGIC}\nkey {}\nsequence {}\ncreated {}\n", hex(&self.key), self.sequence, self.created)
+        format!("{MAGIC}\nkey {}\nsequence {}\ncreated {}\n", Hex(&self.key), self.sequence, self.created)
     }
 
     fn decode(text: &str) -> Result<Record, String> {
@@ -170,8 +166,8 @@ pub fn check_key(path: &Path, record: &Record, key: &[u8; 32]) -> Result<(), Sta
     if &record.key != key {
         return Err(StateError::OtherKey {
             path: path.to_owned(),
-            recorded: hex(&record.key),
-            configured: hex(key),
+            recorded: Hex(&record.key).to_string(),
+            configured: Hex(key).to_string(),
         });
     }
     Ok(())

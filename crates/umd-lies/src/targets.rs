@@ -124,8 +124,8 @@ pub fn rpm_check(data: &[u8]) {
     let mut budget = Budget::new(umd_rpm_wire::max_memory(input.len()));
     let Ok(desc) = Description::decode_charging(desc, input.len(), &mut budget) else { return };
     if let Ok(c) = check(command, input, desc, &mut budget) {
-        let _ = c.main.signed_bytes();
-        let _ = c.files.len();
+        let _ = c.main().signed_bytes();
+        let _ = c.files().len();
     }
 }
 
@@ -133,7 +133,7 @@ pub fn rpm_check(data: &[u8]) {
 /// here): parsing, package access and lookups never panic.
 pub fn digest_list(data: &[u8]) {
     use ed25519_dalek::Signer;
-    use umd_digest_list::{signed_message, DigestList, SigningKey, ALGO_SHA256, TRAILER_MAGIC};
+    use umd_digest_list::{signed_message, Digest, DigestList, HashAlgo, SigningKey, TRAILER_MAGIC};
     let key = SigningKey::from_bytes(&[5; 32]);
     let mut bytes = data.to_vec();
     let sig = key.sign(&signed_message(&bytes));
@@ -144,8 +144,8 @@ pub fn digest_list(data: &[u8]) {
         for p in l.packages() {
             let _ = p.name.len();
         }
-        let probe = data.get(..32).unwrap_or(&[0; 32]);
-        let _ = l.lookup(ALGO_SHA256, probe).count();
+        let probe = Digest::new(HashAlgo::Sha256, data.get(..32).unwrap_or(&[0; 32]));
+        let _ = probe.map(|p| l.lookup(&p).count());
     }
 }
 

@@ -31,7 +31,7 @@
 
 use std::fmt;
 
-use sha2::Digest as _;
+use umd_hash::Hex;
 
 use crate::packet::{CheckedField as Field, CheckedKey, CheckedSig};
 
@@ -203,190 +203,43 @@ pub fn algo_name(algo: u8) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 // ---------------------------------------------------------------------------
 // Hashes
 // ---------------------------------------------------------------------------
 
-/// A hash algorithm the manager implements (RFC 9580 §9.5).
-///
-/// ```
-/// use umd_pgp::crypto::HashAlgo;
-/// let h = HashAlgo::from_id(10).unwrap();
-/// assert_eq!((h, h.id(), h.digest_len()), (HashAlgo::Sha512, 10, 64));
-/// assert!(HashAlgo::from_id(1).is_err()); // MD5
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HashAlgo {
-    /// SHA-1 (id 2): collisions are practical; see the policy.
-    Sha1,
-    /// SHA2-224 (id 11).
-    Sha224,
-    /// SHA2-256 (id 8).
-    Sha256,
-    /// SHA2-384 (id 9).
-    Sha384,
-    /// SHA2-512 (id 10).
-    Sha512,
-}
+/// The hash algorithms (one type for OpenPGP, rpm and digest lists: see
+/// [`umd_hash`]).
+pub use umd_hash::{HashAlgo, Hasher};
 
-impl HashAlgo {
-    /// From the OpenPGP id. MD5 (1), RIPEMD-160 (3), SHA3 (12, 14) and
-    /// anything unknown are refused.
-    pub fn from_id(id: u8) -> Result<HashAlgo, CryptoError> {
-        Ok(match id {
-            2 => HashAlgo::Sha1,
-            8 => HashAlgo::Sha256,
-            9 => HashAlgo::Sha384,
-            10 => HashAlgo::Sha512,
-            11 => HashAlgo::Sha224,
-            _ => return Err(CryptoError::UnknownHash(id)),
-        })
-    }
-
-    /// The OpenPGP id.
-    pub fn id(self) -> u8 {
-        match self {
-            HashAlgo::Sha1 => 2,
-            HashAlgo::Sha256 => 8,
-            HashAlgo::Sha384 => 9,
-            HashAlgo::Sha512 => 10,
-            HashAlgo::Sha224 => 11,
-        }
-    }
-
-    /// Digest length in octets.
-    pub fn digest_len(self) -> usize {
-        match self {
-            HashAlgo::Sha1 => 20,
-            HashAlgo::Sha224 => 28,
-            HashAlgo::Sha256 => 32,
-            HashAlgo::Sha384 => 48,
-            HashAlgo::Sha512 => 64,
-        }
-    }
-
-    /// The salt length of a v6 signature using this hash (RFC 9580 §9.5), or
-    /// `None` if v6 signatures may not use it.
-    pub fn v6_salt_len(self) -> Option<usize> {
-        match self {
-            HashAlgo::Sha1 => None,
-            HashAlgo::Sha224 | HashAlgo::Sha256 => Some(16),
-            HashAlgo::Sha384 => Some(24),
-            HashAlgo::Sha512 => Some(32),
-        }
-    }
-
-    /// The PKCS#1 v1.5 DigestInfo prefix (RFC 9580 §5.2.2): the DER of the
-    /// hash OID, written before the digest inside an RSA signature.
-    fn pkcs1_prefix(self) -> &'static [u8] {
-        match self {
-            HashAlgo::Sha1 => {
-                &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14]
-            }
-            HashAlgo::Sha224 => &[
-                0x30, 0x2D, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04,
-                0x05, 0x00, 0x04, 0x1C,
-            ],
-            HashAlgo::Sha256 => &[
-                0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-                0x05, 0x00, 0x04, 0x20,
-            ],
-            HashAlgo::Sha384 => &[
-                0x30, 0x41, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
-                0x05, 0x00, 0x04, 0x30,
-            ],
-            HashAlgo::Sha512 => &[
-                0x30, 0x51, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
-                0x05, 0x00, 0x04, 0x40,
-            ],
-        }
-    }
-
-    /// A fresh streaming hasher.
-    pub fn hasher(self) -> Hasher {
-        match self {
-            HashAlgo::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
-            HashAlgo::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
-            HashAlgo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            HashAlgo::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-            HashAlgo::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
+impl From<umd_hash::UnknownHash> for CryptoError {
+    fn from(e: umd_hash::UnknownHash) -> CryptoError {
+        CryptoError::UnknownHash(e.0)
     }
 }
 
-impl fmt::Display for HashAlgo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HashAlgo::Sha1 => "SHA-1",
-            HashAlgo::Sha224 => "SHA2-224",
-            HashAlgo::Sha256 => "SHA2-256",
-            HashAlgo::Sha384 => "SHA2-384",
-            HashAlgo::Sha512 => "SHA2-512",
-        })
-    }
-}
-
-/// A streaming hash over one of the [`HashAlgo`]s.
-///
-/// ```
-/// use umd_pgp::crypto::HashAlgo;
-/// let mut h = HashAlgo::Sha256.hasher();
-/// h.update(b"ab");
-/// h.update(b"c");
-/// assert_eq!(h.finish()[..4], [0xba, 0x78, 0x16, 0xbf]);
-/// ```
-#[derive(Clone)]
-pub enum Hasher {
-    /// SHA-1.
-    Sha1(sha1::Sha1),
-    /// SHA2-224.
-    Sha224(sha2::Sha224),
-    /// SHA2-256.
-    Sha256(sha2::Sha256),
-    /// SHA2-384.
-    Sha384(sha2::Sha384),
-    /// SHA2-512.
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// Feeds bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha1(h) => h.update(bytes),
-            Hasher::Sha224(h) => h.update(bytes),
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha384(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
+/// The PKCS#1 v1.5 DigestInfo prefix (RFC 9580 §5.2.2): the DER of the
+/// hash OID, written before the digest inside an RSA signature.
+fn pkcs1_prefix(hash: HashAlgo) -> &'static [u8] {
+    match hash {
+        HashAlgo::Sha1 => {
+            &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14]
         }
-    }
-
-    /// The digest.
-    pub fn finish(self) -> Vec<u8> {
-        match self {
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha224(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        }
-    }
-}
-
-impl fmt::Debug for Hasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Hasher::Sha1(_) => "Sha1",
-            Hasher::Sha224(_) => "Sha224",
-            Hasher::Sha256(_) => "Sha256",
-            Hasher::Sha384(_) => "Sha384",
-            Hasher::Sha512(_) => "Sha512",
-        };
-        f.debug_tuple("Hasher").field(&name).finish()
+        HashAlgo::Sha224 => &[
+            0x30, 0x2D, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04, 0x05,
+            0x00, 0x04, 0x1C,
+        ],
+        HashAlgo::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+            0x00, 0x04, 0x20,
+        ],
+        HashAlgo::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+            0x00, 0x04, 0x30,
+        ],
+        HashAlgo::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+            0x00, 0x04, 0x40,
+        ],
     }
 }
 
@@ -613,7 +466,7 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0))
+        write!(f, "{:X}", Hex(&self.0))
     }
 }
 
@@ -630,7 +483,7 @@ pub struct KeyId(pub [u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0))
+        write!(f, "{:X}", Hex(&self.0))
     }
 }
 
@@ -826,12 +679,12 @@ fn parse_key(key: &CheckedKey) -> Result<PublicKey<'_>, CryptoError> {
                 }
                 Ok(PublicKey::Ecdsa { curve, point })
             }
-            _ => Err(CryptoError::UnsupportedCurve { algo, oid: hex(oid) }),
+            _ => Err(CryptoError::UnsupportedCurve { algo, oid: format!("{:X}", Hex(oid)) }),
         },
         (19, _) => Err(bad("expected a curve OID and a point MPI")),
         (22, &[Field::Oid(oid), Field::Mpi(point)]) => {
             if Curve::from_oid(oid) != Some(Curve::Ed25519Legacy) {
-                return Err(CryptoError::UnsupportedCurve { algo, oid: hex(oid) });
+                return Err(CryptoError::UnsupportedCurve { algo, oid: format!("{:X}", Hex(oid)) });
             }
             // RFC 9580 §5.5.5.5: EdDSALegacy is for v4 keys only.
             if version != 4 {
@@ -1043,7 +896,7 @@ fn rsa_reference(
     // layer only refuses what it cannot compute with.
     let pk = rsa::PublicKey::new_with_size_limits(bn, be, 512..=MAX_RSA_BITS)
         .map_err(|_| bad_key("not a valid RSA public key (n odd, 2 < e < n, e odd)"))?;
-    let scheme = rsa::Pkcs1v15Sign { hash_len: Some(hash.digest_len()), prefix: hash.pkcs1_prefix().into() };
+    let scheme = rsa::Pkcs1v15Sign { hash_len: Some(hash.digest_len()), prefix: pkcs1_prefix(hash).into() };
     pk.verify(scheme, digest, s).map_err(|_| CryptoError::BadSignature { algo })
 }
 

@@ -47,6 +47,7 @@
 use std::time::SystemTime;
 
 use base64::Engine;
+use umd_hash::Hex;
 
 use crate::armor::{self, ArmorError};
 use crate::cert::{CertError, KeyInfo, ValidCert};
@@ -244,10 +245,6 @@ pub enum Line {
     },
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 /// One status line (or several, when `wrap` splits it) as gpg's
 /// `write_status_text_and_buffer` writes it: `[GNUPG:] KEYWORD `, then
 /// `prefix` (a space added after it unless it ends in one), then `bytes` with
@@ -336,7 +333,7 @@ impl Line {
             Line::SigId { id, created } => text(format!("SIG_ID {id} {} {created}", date(*created))),
             Line::Signed { kind, key_id, user_id } => {
                 let uid = user_id.as_deref().unwrap_or(b"[?]");
-                status_buffer(kind.keyword(), Some(&format!("{} ", hex(key_id))), uid, None)
+                status_buffer(kind.keyword(), Some(&format!("{:X} ", Hex(key_id))), uid, None)
             }
             Line::PolicyUrl { url } => status_buffer("POLICY_URL", None, url, Some(0)),
             Line::NotationName { name } => status_buffer("NOTATION_NAME", None, name, Some(0)),
@@ -349,11 +346,11 @@ impl Line {
                 date(*created)
             )),
             Line::ErrSig { key_id, pk_algo, hash_algo, sig_type, created, rc, issuer } => text(format!(
-                "ERRSIG {} {pk_algo} {hash_algo} {sig_type:02x} {created} {rc} {}",
-                hex(key_id),
-                issuer.as_deref().map_or_else(|| "-".to_string(), hex)
+                "ERRSIG {:X} {pk_algo} {hash_algo} {sig_type:02x} {created} {rc} {}",
+                Hex(key_id),
+                issuer.as_deref().map_or_else(|| "-".to_string(), |i| format!("{:X}", Hex(i)))
             )),
-            Line::NoPubkey { key_id } => text(format!("NO_PUBKEY {}", hex(key_id))),
+            Line::NoPubkey { key_id } => text(format!("NO_PUBKEY {:X}", Hex(key_id))),
             Line::NoData(n) => text(format!("NODATA {n}")),
             Line::Unexpected(n) => text(format!("UNEXPECTED {n}")),
             Line::AssertPubkeyAlgo { key, ok, algo } => {
@@ -981,7 +978,8 @@ impl Check<'_> {
         let signer = signer_user_id(sig);
         report.lines.push(Line::NewSig { signer: signer.clone() });
         report.messages.push(format!("Signature made {}", utc(u64::from(created))));
-        let named = hashed_issuer_fpr(sig).map_or_else(|| hex(&key_id), |f| hex(&f));
+        let named = hashed_issuer_fpr(sig)
+            .map_or_else(|| format!("{:X}", Hex(&key_id)), |f| format!("{:X}", Hex(&f)));
         report.messages.push(format!("               using {} key {named}", algo_label(sig.pk_algo())));
         if let Some(s) = &signer {
             report.messages.push(format!("               issuer \"{}\"", String::from_utf8_lossy(s)));

@@ -341,7 +341,7 @@ fn v4_hashed_area_over_65535_octets_is_refused() {
 #[test]
 fn unknown_hashes_and_v6_sha1_are_refused() {
     for id in [0, 1, 3, 12, 14, 100] {
-        assert_eq!(HashAlgo::from_id(id), Err(CryptoError::UnknownHash(id)));
+        assert_eq!(HashAlgo::from_id(id).map_err(CryptoError::from), Err(CryptoError::UnknownHash(id)));
     }
     let sig = Sig {
         version: 6,

@@ -13,7 +13,11 @@
 //! * a used tag must be described with its value, an unused one must not: there
 //!   is one description of given bytes;
 //! * the file list is derived by the manager from the checked values
-//!   ([`umd_rpm_wire::assemble_files`], [`files`]); the handler sends none.
+//!   ([`umd_rpm_wire::assemble_files`]); the handler sends none.
+//!
+//! The wire types ([`umd_rpm_wire`]) stop here: what passes is a [`Checked`]
+//! of [`CheckedHeader`]s and [`CheckedFile`]s, with private fields, made only
+//! by [`check`], and read through typed accessors.
 use std::borrow::Cow;
 
 use umd_rpm_wire::{
@@ -67,17 +71,18 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// A header whose framing, region and used values were checked.
+/// A header whose framing, region and used values were checked (made only by
+/// [`check`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedHeader<'a> {
     /// Offset of the header's first byte in the input.
-    pub offset: usize,
+    offset: usize,
     /// Offset just past its data store.
-    pub end: usize,
+    end: usize,
     /// Index entries in the immutable region.
-    pub ril: u32,
+    ril: u32,
     /// Data bytes in the immutable region (up to and including its trailer).
-    pub rdl: u32,
+    rdl: u32,
     /// The header's bytes, from its magic (or entry count) to the end of its
     /// data store.
     whole: &'a [u8],
@@ -87,6 +92,16 @@ pub struct CheckedHeader<'a> {
 }
 
 impl<'a> CheckedHeader<'a> {
+    /// Offset of the header's first byte in the input.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Offset just past its data store (a package's payload starts there).
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
     /// The bytes rpm hashes for a header signature (`hdrblobDigestUpdate`): the
     /// header magic, the region's entry count and data length (big-endian), its
     /// index entries and its data. For a package header this is the header as
@@ -109,40 +124,118 @@ impl<'a> CheckedHeader<'a> {
     }
 
     /// The checked value of a used tag, if present.
-    pub fn value(&self, t: u32) -> Option<&Value> {
+    fn value(&self, t: u32) -> Option<&Value> {
         self.entries.iter().find(|e| e.tag == t).map(|e| &e.value)
     }
 
-    /// The checked entries.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// The checked string value of a used tag (`RPM_STRING_TYPE`), if present.
+    pub fn string(&self, t: u32) -> Option<&[u8]> {
+        match self.value(t) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The first string of a used tag's checked string array, if present.
+    pub fn first_string(&self, t: u32) -> Option<&[u8]> {
+        match self.value(t) {
+            Some(Value::StringArray(v)) => v.first().map(Vec::as_slice),
+            _ => None,
+        }
+    }
+
+    /// The first number of a used tag's checked 32-bit integers, if present.
+    pub fn int32(&self, t: u32) -> Option<u32> {
+        match self.value(t) {
+            Some(Value::Int32(v)) => v.first().copied(),
+            _ => None,
+        }
+    }
+
+    /// The checked binary value of a used tag, if present.
+    pub fn bin(&self, t: u32) -> Option<&[u8]> {
+        match self.value(t) {
+            Some(Value::Bin(b)) => Some(b),
+            _ => None,
+        }
     }
 }
 
-/// A description that checked out.
+/// A file of a checked main header, derived by the manager from its checked
+/// values (made only by [`check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedFile(File);
+
+impl CheckedFile {
+    /// Directory name + base name.
+    pub fn path(&self) -> &[u8] {
+        &self.0.path
+    }
+
+    /// The digest as the header writes it (hex, unchecked: empty for
+    /// directories, links, …).
+    pub fn digest_text(&self) -> &[u8] {
+        &self.0.digest
+    }
+
+    /// Mode (`st_mode` bits).
+    pub fn mode(&self) -> u16 {
+        self.0.mode
+    }
+
+    /// RPM file flags.
+    pub fn flags(&self) -> u32 {
+        self.0.flags
+    }
+
+    /// Size in bytes (`FILESIZES` or `LONGFILESIZES`); `None` if the header
+    /// has neither.
+    pub fn size(&self) -> Option<u64> {
+        self.0.size
+    }
+}
+
+/// A description that checked out (made only by [`check`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked<'a> {
+    signature: Option<CheckedHeader<'a>>,
+    main: CheckedHeader<'a>,
+    files: Vec<CheckedFile>,
+}
+
+impl<'a> Checked<'a> {
     /// The signature header of a package file.
-    pub signature: Option<CheckedHeader<'a>>,
+    pub fn signature(&self) -> Option<&CheckedHeader<'a>> {
+        self.signature.as_ref()
+    }
+
     /// The main header.
-    pub main: CheckedHeader<'a>,
-    /// The files, derived by the manager from the checked values ([`files`]).
-    pub files: Vec<File>,
+    pub fn main(&self) -> &CheckedHeader<'a> {
+        &self.main
+    }
+
+    /// The files, derived by the manager from the checked values.
+    pub fn files(&self) -> &[CheckedFile] {
+        &self.files
+    }
+
+    /// The signature header, the main header and the files.
+    pub fn into_parts(self) -> (Option<CheckedHeader<'a>>, CheckedHeader<'a>, Vec<CheckedFile>) {
+        (self.signature, self.main, self.files)
+    }
 }
 
 /// The headers of a description that checked out, before the file list is
-/// derived from them.
+/// derived from them (made only by [`check_headers`]).
 #[derive(Clone, Debug)]
 pub struct CheckedHeaders<'a> {
-    /// The signature header of a package file.
-    pub signature: Option<CheckedHeader<'a>>,
-    /// The main header.
-    pub main: CheckedHeader<'a>,
+    signature: Option<CheckedHeader<'a>>,
+    main: CheckedHeader<'a>,
 }
 
 impl<'a> CheckedHeaders<'a> {
-    /// Derives the file list from the checked main header ([`files`]) and
-    /// completes the check.
+    /// Derives the file list from the checked main header and completes the
+    /// check.
     pub fn with_files(mut self, charge: &mut dyn Charge) -> Result<Checked<'a>, CheckError> {
         let files = files(&mut self.main, charge)?;
         Ok(Checked { signature: self.signature, main: self.main, files })
@@ -153,8 +246,9 @@ impl<'a> CheckedHeaders<'a> {
 /// checked values; what it takes is charged to `charge` first. The file
 /// digests move from the header into the list (the header's `FILEDIGESTS`
 /// value is then opaque).
-pub fn files(main: &mut CheckedHeader<'_>, charge: &mut dyn Charge) -> Result<Vec<File>, CheckError> {
-    assemble_files(&mut main.entries, charge).map_err(|e| refused("file list", e))
+fn files(main: &mut CheckedHeader<'_>, charge: &mut dyn Charge) -> Result<Vec<CheckedFile>, CheckError> {
+    let files = assemble_files(&mut main.entries, charge).map_err(|e| refused("file list", e))?;
+    Ok(files.into_iter().map(CheckedFile).collect())
 }
 
 fn align(t: u32) -> usize {

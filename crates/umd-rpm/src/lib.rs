@@ -15,10 +15,18 @@
 //!   the payload digest of a package file, and gives a verdict;
 //! * [`db`] — reads header blobs from an `rpmdb.sqlite` (SQLite is framing the
 //!   manager does itself; the blobs go to the handler);
-//! * [`driver`] — the `rpm` driver and its request, *describe*.
+//! * [`driver`] — the `rpm` driver and its request, *describe*;
+//! * [`policy`] — what is accepted ([`Policy`]: the OpenPGP policy of the
+//!   header signatures, file and payload digest algorithms);
+//! * [`list`] — which packages enter a signed digest list, and why the others
+//!   do not: one call over many packages, with a pool of workers.
 #![deny(missing_docs)]
 
 pub mod check;
 pub mod db;
 pub mod driver;
+pub mod list;
 pub mod package;
+pub mod policy;
+
+pub use policy::Policy;

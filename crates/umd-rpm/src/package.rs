@@ -8,20 +8,21 @@
 //! let v = PackageVerifier::new(&[keyring]).unwrap();
 //! let report = v.package(&std::fs::read("hello.rpm").unwrap()).unwrap();
 //! assert!(report.rejection().is_none(), "{:?}", report.rejection());
-//! for f in report.digests() { println!("{} {}", f.digest_hex(), String::from_utf8_lossy(&f.path)); }
+//! for f in report.digests() { println!("{} {}", f.digest, String::from_utf8_lossy(&f.path)); }
 //! ```
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use sha2::Digest as _;
+use umd_hash::{Digest, HashAlgo, HashId};
 use umd_pgp::verifier::Verifier;
 use umd_pgp::verify::Verdict;
-use umd_rpm_wire::{hash, tag, Command, File, Value, MAX_INPUT};
+use umd_rpm_wire::{tag, Command, MAX_INPUT};
 
-use crate::check::CheckedHeader;
+use crate::check::{CheckedFile, CheckedHeader};
 use crate::driver::{DescribeError, RpmDriver};
+use crate::policy::Policy;
 
 /// Why a package could not be judged at all (it is never listed).
 #[derive(Debug, thiserror::Error)]
@@ -99,17 +100,17 @@ pub enum Payload {
     Mismatch {
         /// The header's digest (hex).
         expected: String,
-        /// The payload's (hex).
-        actual: String,
+        /// The payload's (serialized as hex).
+        actual: Digest,
     },
     /// The header has no payload digest (packages built before rpm 4.14).
     Absent,
     /// A database header: no payload.
     NotApplicable,
-    /// A digest algorithm not supported here.
+    /// A digest algorithm the policy does not check ([`Policy::payload_digests`]).
     Unsupported {
         /// Its OpenPGP id.
-        algo: u32,
+        algo: HashId,
     },
 }
 
@@ -131,11 +132,15 @@ pub enum Rejection {
     },
     /// The payload does not match the signed header's digest.
     PayloadMismatch,
-    /// File digests with an algorithm too weak to list (MD5, SHA-1) or unknown.
+    /// File digests with an algorithm too weak to list (MD5, SHA-1) or unknown
+    /// ([`Policy::file_digests`]).
     WeakFileDigests {
         /// Its OpenPGP id.
-        algo: u32,
+        algo: HashId,
     },
+    /// No payload digest, or one of an algorithm the policy does not check,
+    /// under a policy that requires one ([`Policy::require_payload_digest`]).
+    NoPayloadDigest,
 }
 
 impl Rejection {
@@ -152,61 +157,10 @@ impl fmt::Display for Rejection {
             Rejection::UnknownKey { issuer } => write!(f, "signed by a key not in the keyring ({issuer})"),
             Rejection::BadSignature { reason } => write!(f, "bad header signature: {reason}"),
             Rejection::PayloadMismatch => write!(f, "payload digest does not match the signed header"),
-            Rejection::WeakFileDigests { algo } => {
-                write!(f, "file digest algorithm {} is not accepted", algo_name(*algo))
-            }
+            Rejection::WeakFileDigests { algo } => write!(f, "file digest algorithm {algo} is not accepted"),
+            Rejection::NoPayloadDigest => write!(f, "no payload digest the policy checks"),
         }
     }
-}
-
-/// A hash algorithm's name.
-pub fn algo_name(algo: u32) -> String {
-    match algo {
-        hash::MD5 => "MD5".into(),
-        hash::SHA1 => "SHA1".into(),
-        hash::SHA224 => "SHA224".into(),
-        hash::SHA256 => "SHA256".into(),
-        hash::SHA384 => "SHA384".into(),
-        hash::SHA512 => "SHA512".into(),
-        a => format!("algorithm {a}"),
-    }
-}
-
-/// The length of an accepted file digest algorithm's digests (SHA-2 256/384/512).
-pub fn accepted_len(algo: u32) -> Option<usize> {
-    match algo {
-        hash::SHA256 => Some(32),
-        hash::SHA384 => Some(48),
-        hash::SHA512 => Some(64),
-        _ => None,
-    }
-}
-
-/// Hashes `data` with an accepted algorithm.
-pub fn hash_bytes(algo: u32, data: &[u8]) -> Option<Vec<u8>> {
-    Some(match algo {
-        hash::SHA256 => sha2::Sha256::digest(data).to_vec(),
-        hash::SHA384 => sha2::Sha384::digest(data).to_vec(),
-        hash::SHA512 => sha2::Sha512::digest(data).to_vec(),
-        _ => return None,
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    s.chunks_exact(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
 }
 
 /// A regular file with a digest, ready for a digest list.
@@ -215,9 +169,8 @@ pub struct FileDigest {
     /// Its path.
     #[serde(serialize_with = "lossy")]
     pub path: Vec<u8>,
-    /// Its digest (binary).
-    #[serde(serialize_with = "as_hex")]
-    pub digest: Vec<u8>,
+    /// Its digest (serialized as hex).
+    pub digest: Digest,
     /// Its mode.
     pub mode: u16,
     /// Its RPM file flags.
@@ -226,18 +179,8 @@ pub struct FileDigest {
     pub size: Option<u64>,
 }
 
-impl FileDigest {
-    /// The digest in hex, as rpm prints it.
-    pub fn digest_hex(&self) -> String {
-        hex(&self.digest)
-    }
-}
-
 fn lossy<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&String::from_utf8_lossy(b))
-}
-fn as_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(b))
 }
 
 /// Everything the manager established about one package or database header.
@@ -250,17 +193,33 @@ pub struct Report {
     /// The payload check.
     pub payload: Payload,
     /// The file digest algorithm (OpenPGP id; MD5 when the header names none).
-    pub file_algo: u32,
+    pub file_algo: HashId,
     /// Every file of the header (directories and links included).
     #[serde(skip)]
-    pub files: Vec<File>,
+    pub files: Vec<CheckedFile>,
+    /// The file digest algorithm, if the policy accepts it.
+    #[serde(skip)]
+    accepted_algo: Option<HashAlgo>,
+    /// The verdict under the policy the report was made with.
+    #[serde(skip)]
+    rejection: Option<Rejection>,
 }
 
 impl Report {
     /// Why the package is not listed as verified, if it is not: the first of
-    /// weak file digests, the signature verdict, the payload.
+    /// weak file digests, the signature verdict, the payload (as the
+    /// [`Policy`] the report was made under decides).
     pub fn rejection(&self) -> Option<Rejection> {
-        if accepted_len(self.file_algo).is_none() && self.files.iter().any(|f| !f.digest.is_empty()) {
+        self.rejection.clone()
+    }
+
+    /// The file digest algorithm, if the policy accepts it.
+    pub fn accepted_file_algo(&self) -> Option<HashAlgo> {
+        self.accepted_algo
+    }
+
+    fn judge(&self, policy: &Policy) -> Option<Rejection> {
+        if self.accepted_algo.is_none() && self.files.iter().any(|f| !f.digest_text().is_empty()) {
             return Some(Rejection::WeakFileDigests { algo: self.file_algo });
         }
         match &self.trust {
@@ -273,6 +232,9 @@ impl Report {
         }
         match self.payload {
             Payload::Mismatch { .. } => Some(Rejection::PayloadMismatch),
+            Payload::Absent | Payload::Unsupported { .. } if policy.require_payload_digest => {
+                Some(Rejection::NoPayloadDigest)
+            }
             _ => None,
         }
     }
@@ -286,22 +248,21 @@ impl Report {
 
     /// As [`Report::digests`], with the number of malformed digests.
     pub fn digests_checked(&self) -> (Vec<FileDigest>, usize) {
-        let len = accepted_len(self.file_algo);
         let mut bad = 0;
         let mut out = Vec::new();
         for f in &self.files {
             const S_IFMT: u16 = 0o170000;
             const S_IFREG: u16 = 0o100000;
-            if f.digest.is_empty() || f.mode & S_IFMT != S_IFREG {
+            if f.digest_text().is_empty() || f.mode() & S_IFMT != S_IFREG {
                 continue;
             }
-            match unhex(&f.digest).filter(|d| Some(d.len()) == len) {
+            match self.accepted_algo.and_then(|a| Digest::from_hex(a, f.digest_text())) {
                 Some(digest) => out.push(FileDigest {
-                    path: f.path.clone(),
+                    path: f.path().to_vec(),
                     digest,
-                    mode: f.mode,
-                    flags: f.flags,
-                    size: f.size,
+                    mode: f.mode(),
+                    flags: f.flags(),
+                    size: f.size(),
                 }),
                 None => bad += 1,
             }
@@ -310,10 +271,12 @@ impl Report {
     }
 }
 
-/// A keyring and the two drivers: verifies many packages with warm handlers.
+/// A keyring, the two drivers and the policy: verifies many packages with
+/// warm handlers.
 pub struct PackageVerifier {
     rpm: RpmDriver,
     pgp: Verifier,
+    policy: Policy,
 }
 
 /// A header string for display: lossy UTF-8, control characters escaped (a
@@ -330,38 +293,51 @@ fn printable(s: &[u8]) -> String {
 }
 
 fn string(h: &CheckedHeader<'_>, t: u32, name: &str) -> Result<String, Error> {
-    match h.value(t) {
-        Some(Value::String(s)) => Ok(printable(s)),
-        _ => Err(Error::Header(format!("the header has no {name}"))),
-    }
-}
-
-fn int32(h: &CheckedHeader<'_>, t: u32) -> Option<u32> {
-    match h.value(t) {
-        Some(Value::Int32(v)) => v.first().copied(),
-        _ => None,
-    }
+    h.string(t).map(printable).ok_or_else(|| Error::Header(format!("the header has no {name}")))
 }
 
 impl PackageVerifier {
-    /// Loads the keyrings (OpenPGP, binary or armored) with the default drivers.
+    /// Loads the keyrings (OpenPGP, binary or armored) with the default drivers
+    /// and the default (strict) [`Policy`].
     pub fn new(keyrings: &[Vec<u8>]) -> Result<PackageVerifier, Error> {
-        let pgp = Verifier::new(keyrings, Default::default())?;
-        Ok(PackageVerifier { rpm: RpmDriver::new(Duration::from_secs(10)), pgp })
+        PackageVerifier::with_driver(RpmDriver::new(Duration::from_secs(10)), keyrings)
     }
 
     /// As [`PackageVerifier::new`], for `workers` threads verifying at once:
     /// up to that many RPM handlers. (The OpenPGP handler is shared; the
     /// signature crypto runs in the calling threads.)
     pub fn with_workers(keyrings: &[Vec<u8>], workers: usize) -> Result<PackageVerifier, Error> {
-        let pgp = Verifier::new(keyrings, Default::default())?;
-        Ok(PackageVerifier { rpm: RpmDriver::with_pool(Duration::from_secs(10), workers), pgp })
+        PackageVerifier::with_driver(RpmDriver::with_pool(Duration::from_secs(10), workers), keyrings)
     }
 
     /// As [`PackageVerifier::new`], with a given RPM driver (tests: a liar).
     pub fn with_driver(rpm: RpmDriver, keyrings: &[Vec<u8>]) -> Result<PackageVerifier, Error> {
-        let pgp = Verifier::new(keyrings, Default::default())?;
-        Ok(PackageVerifier { rpm, pgp })
+        PackageVerifier::with_policy(rpm, keyrings, Policy::default())
+    }
+
+    /// As [`PackageVerifier::with_driver`], deciding under `policy` (its
+    /// OpenPGP part for the header signatures).
+    ///
+    /// ```no_run
+    /// use umd_rpm::{driver::RpmDriver, package::PackageVerifier, Policy};
+    /// let mut policy = Policy::default();
+    /// policy.require_payload_digest = true; // refuse packages built before rpm 4.14
+    /// let rpm = RpmDriver::new(std::time::Duration::from_secs(10));
+    /// let v = PackageVerifier::with_policy(rpm, &[std::fs::read("keyring.asc").unwrap()], policy).unwrap();
+    /// assert!(v.policy().require_payload_digest);
+    /// ```
+    pub fn with_policy(
+        rpm: RpmDriver,
+        keyrings: &[Vec<u8>],
+        policy: Policy,
+    ) -> Result<PackageVerifier, Error> {
+        let pgp = Verifier::new(keyrings, policy.pgp.clone())?;
+        Ok(PackageVerifier { rpm, pgp, policy })
+    }
+
+    /// The policy verdicts are given under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The RPM driver.
@@ -397,24 +373,28 @@ impl PackageVerifier {
     fn package_from(&self, head: &[u8], rest: impl std::io::Read) -> Result<Report, Error> {
         // Only the headers go to the handler; the payload is hashed here.
         let c = self.rpm.describe(Command::Package, head)?;
-        let sig = c.signature.as_ref().ok_or_else(|| Error::Header("no signature header".into()))?;
-        let trust = self.trust(sig, &c.main);
-        let payload = payload(&c.main, std::io::Read::chain(&head[c.main.end..], rest))?;
-        self.report(&c.main, trust, payload, c.files)
+        let (sig, main, files) = c.into_parts();
+        let sig = sig.ok_or_else(|| Error::Header("no signature header".into()))?;
+        let trust = self.trust(&sig, &main);
+        let payload = payload(&main, &self.policy, std::io::Read::chain(&head[main.end()..], rest))?;
+        self.report(&main, trust, payload, files)
     }
 
     /// The header blobs of an rpm database (a directory holding
     /// `rpmdb.sqlite`, or the file), read by the sandboxed handler
-    /// ([`crate::db::headers`]); judge each with [`PackageVerifier::db_header`].
-    pub fn db_blobs(&self, path: &std::path::Path) -> Result<Vec<umd_rpm_wire::DbBlob>, crate::db::DbError> {
-        crate::db::headers(&self.rpm, path)
+    /// ([`crate::db::headers`]), as sources of [`crate::list::build`]; judge
+    /// one with [`PackageVerifier::db_header`].
+    pub fn db_headers(&self, path: &std::path::Path) -> Result<Vec<crate::list::Source>, crate::db::DbError> {
+        let blobs = crate::db::headers(&self.rpm, path)?;
+        Ok(blobs.into_iter().map(|b| crate::list::Source::DbHeader { hnum: b.hnum, blob: b.blob }).collect())
     }
 
     /// Judges one database header blob.
     pub fn db_header(&self, blob: &[u8]) -> Result<Report, Error> {
         let c = self.rpm.describe(Command::DbHeader, blob)?;
-        let trust = self.trust(&c.main, &c.main);
-        self.report(&c.main, trust, Payload::NotApplicable, c.files)
+        let (_, main, files) = c.into_parts();
+        let trust = self.trust(&main, &main);
+        self.report(&main, trust, Payload::NotApplicable, files)
     }
 
     fn report(
@@ -422,17 +402,21 @@ impl PackageVerifier {
         main: &CheckedHeader<'_>,
         trust: Trust,
         payload: Payload,
-        files: Vec<File>,
+        files: Vec<CheckedFile>,
     ) -> Result<Report, Error> {
         let identity = Identity {
             name: string(main, tag::NAME, "name")?,
-            epoch: int32(main, tag::EPOCH),
+            epoch: main.int32(tag::EPOCH),
             version: string(main, tag::VERSION, "version")?,
             release: string(main, tag::RELEASE, "release")?,
             arch: string(main, tag::ARCH, "architecture")?,
         };
-        let file_algo = int32(main, tag::FILEDIGESTALGO).unwrap_or(hash::MD5);
-        Ok(Report { identity, trust, payload, file_algo, files })
+        let file_algo = main.int32(tag::FILEDIGESTALGO).map_or(HashId::MD5, HashId);
+        let accepted_algo = self.policy.file_digest(file_algo);
+        let mut report =
+            Report { identity, trust, payload, file_algo, files, accepted_algo, rejection: None };
+        report.rejection = report.judge(&self.policy);
+        Ok(report)
     }
 
     /// Verifies the header signatures found in `sigs` (the signature header of a
@@ -446,13 +430,8 @@ impl PackageVerifier {
     /// whose line-ending conversion would hash other bytes) — is a bad
     /// signature, never one more way to be verified.
     fn trust(&self, sigs: &CheckedHeader<'_>, main: &CheckedHeader<'_>) -> Trust {
-        let blobs: Vec<&[u8]> = [tag::RSAHEADER, tag::DSAHEADER]
-            .iter()
-            .filter_map(|&t| match sigs.value(t) {
-                Some(Value::Bin(b)) => Some(b.as_slice()),
-                _ => None,
-            })
-            .collect();
+        let blobs: Vec<&[u8]> =
+            [tag::RSAHEADER, tag::DSAHEADER].iter().filter_map(|&t| sigs.bin(t)).collect();
         if blobs.is_empty() {
             return Trust::Unsigned;
         }
@@ -506,37 +485,24 @@ fn one_binary_signature_packet(blob: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Checks the payload against the signed header's payload digest.
-fn payload(main: &CheckedHeader<'_>, payload: impl std::io::Read) -> Result<Payload, std::io::Error> {
-    let Some(Value::StringArray(d)) = main.value(tag::PAYLOADDIGEST) else { return Ok(Payload::Absent) };
-    let Some(expected) = d.first() else { return Ok(Payload::Absent) };
-    let algo = int32(main, tag::PAYLOADDIGESTALGO).unwrap_or(hash::SHA256);
-    let actual = match algo {
-        hash::SHA256 => stream::<sha2::Sha256>(payload)?,
-        hash::SHA384 => stream::<sha2::Sha384>(payload)?,
-        hash::SHA512 => stream::<sha2::Sha512>(payload)?,
-        _ => return Ok(Payload::Unsupported { algo }),
-    };
-    let actual = hex(&actual);
-    Ok(if actual.as_bytes().eq_ignore_ascii_case(expected) {
+/// Checks the payload against the signed header's payload digest (hashed 64
+/// KiB at a time).
+fn payload(
+    main: &CheckedHeader<'_>,
+    policy: &Policy,
+    payload: impl std::io::Read,
+) -> Result<Payload, std::io::Error> {
+    let Some(expected) = main.first_string(tag::PAYLOADDIGEST) else { return Ok(Payload::Absent) };
+    // rpm's default when the header names none: SHA2-256.
+    let algo = main.int32(tag::PAYLOADDIGESTALGO).map_or(HashId::from(HashAlgo::Sha256), HashId);
+    let Some(checked) = policy.payload_digest(algo) else { return Ok(Payload::Unsupported { algo }) };
+    let actual = umd_hash::hash_reader(&[checked], payload)?;
+    let Some(&actual) = actual.first() else { return Ok(Payload::Unsupported { algo }) };
+    Ok(if actual.to_string().as_bytes().eq_ignore_ascii_case(expected) {
         Payload::Matches
     } else {
         Payload::Mismatch { expected: String::from_utf8_lossy(expected).into_owned(), actual }
     })
-}
-
-/// Hashes a reader 64 KiB at a time.
-fn stream<D: sha2::Digest>(mut r: impl std::io::Read) -> Result<Vec<u8>, std::io::Error> {
-    let mut h = D::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(h.finalize().to_vec()),
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::{corpus, rpm, verifier};
+use umd_rpm::list::Source;
 use umd_rpm::package::{Payload, Rejection, Report, Trust};
 
 /// `rpm -q --qf '[%{FILEDIGESTS} %{FILENAMES}\n]'` lines with a digest.
@@ -28,7 +29,7 @@ fn rpm_query(args: &[&str]) -> BTreeSet<String> {
 }
 
 fn ours(r: &Report) -> BTreeSet<String> {
-    r.digests().iter().map(|f| format!("{} {}", f.digest_hex(), String::from_utf8_lossy(&f.path))).collect()
+    r.digests().iter().map(|f| format!("{} {}", f.digest, String::from_utf8_lossy(&f.path))).collect()
 }
 
 #[test]
@@ -63,7 +64,7 @@ fn file_sizes_are_the_headers_as_rpm_reads_them() {
         let got: BTreeSet<String> = r
             .files
             .iter()
-            .map(|f| format!("{} {}", f.size.expect("a size"), String::from_utf8_lossy(&f.path)))
+            .map(|f| format!("{} {}", f.size().expect("a size"), String::from_utf8_lossy(f.path())))
             .collect();
         assert_eq!(got, want, "{name}");
         assert!(r.digests().iter().all(|d| d.size.is_some()));
@@ -105,10 +106,11 @@ fn unsigned_unknown_key_and_tampered_packages_are_rejected_with_the_reason() {
 fn the_rpmdb_read_through_the_sandboxed_handler_verifies_and_matches_rpm() {
     let v = verifier();
     let db = corpus().join("root/var/lib/rpm");
-    let headers = v.db_blobs(&db).unwrap();
+    let headers = v.db_headers(&db).unwrap();
     assert_eq!(headers.len(), 4);
     let mut all = BTreeSet::new();
-    for umd_rpm_wire::DbBlob { hnum, blob } in &headers {
+    for source in &headers {
+        let Source::DbHeader { hnum, blob } = source else { panic!("{source:?}: not a database header") };
         let r = v.db_header(blob).unwrap();
         let expect_verified = r.identity.name != "plain";
         assert_eq!(

@@ -152,6 +152,6 @@ fn wide_replies_within_the_size_bound_are_refused_while_they_are_decoded() {
 #[test]
 fn a_database_answer_of_empty_blobs_by_the_hundred_thousand_is_refused() {
     let v = liar("many-blobs");
-    let e = v.db_blobs(&common::corpus().join("root/var/lib/rpm")).expect_err("accepted");
+    let e = v.db_headers(&common::corpus().join("root/var/lib/rpm")).expect_err("accepted");
     assert!(e.to_string().contains("memory"), "{e}");
 }

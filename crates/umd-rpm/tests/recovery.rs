@@ -25,7 +25,7 @@ fn liar(args: &[&str]) -> RpmDriver {
 fn describe(driver: &RpmDriver, package: &[u8]) -> Result<(), umd::Error> {
     match driver.describe(Command::Package, package) {
         Ok(c) => {
-            assert!(!c.files.is_empty());
+            assert!(!c.files().is_empty());
             Ok(())
         }
         Err(DescribeError::Driver(e)) => Err(e),

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use umd_digest_list::{Builder, Mark, SigningKey, ALGO_SHA256};
+use umd_digest_list::{Builder, Digest, HashAlgo, Mark, SigningKey};
 
 /// What the helper measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,11 +102,10 @@ fn setup(cfg: &HelperConfig) -> Result<(Setup, PathBuf, PathBuf), String> {
     let key = SigningKey::from_bytes(&[0x42; 32]);
     let mut b = Builder::new();
     let p = b.add_package("tiny-1-1.noarch", Mark::Verified);
-    let d = umd_digest_list::hash(ALGO_SHA256, &prog_bytes).ok_or("hashing")?;
-    b.add_digest(ALGO_SHA256, &d, p).map_err(|e| err("listing", e))?;
+    b.add_digest(&Digest::of(HashAlgo::Sha256, &prog_bytes), p).map_err(|e| err("listing", e))?;
     std::fs::write(dir.join("list"), b.finish(1_700_000_000, 1, &key))
         .map_err(|e| err("writing the list", e))?;
-    let hex = umd_guard::hash::hex(key.verifying_key().as_bytes());
+    let hex = umd_hash::Hex(key.verifying_key().as_bytes()).to_string();
     std::fs::write(dir.join("key.pub"), hex).map_err(|e| err("writing the key", e))?;
     let ready = dir.join("ready");
     let child = Command::new(&cfg.umd)
