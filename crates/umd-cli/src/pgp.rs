@@ -342,9 +342,9 @@ fn key_json(k: &KeyInfo) -> serde_json::Value {
     json!({
         "fingerprint": k.fingerprint().to_string(),
         "key_id": k.key_id().to_string(),
-        "version": k.key().version(),
+        "version": k.version(),
         "algorithm": match k.kind() { Ok(kind) => kind.to_string(), Err(e) => format!("unsupported ({e})") },
-        "created": k.key().created(),
+        "created": k.created(),
         "expires_after": k.expires_after(),
         "can_sign": k.can_sign(),
         "valid": k.valid().is_ok(),
@@ -367,14 +367,14 @@ fn cert_json(c: &ValidCert) -> serde_json::Value {
 fn key_line(k: &KeyInfo) -> String {
     let alg = match k.kind() {
         Ok(kind) => kind.to_string(),
-        Err(_) => format!("algorithm {}", k.key().algo()),
+        Err(_) => format!("algorithm {}", k.algo()),
     };
     let validity = match k.valid() {
         Ok(v) if v.can_sign() => "valid, signs".to_string(),
         Ok(_) => "valid".to_string(),
         Err(e) => format!("not valid: {e}"),
     };
-    let created = k.key().created();
+    let created = k.created();
     let expiry = match k.expires_after().filter(|&e| e != 0) {
         Some(e) => format!(", expires {}", utc(u64::from(created) + u64::from(e))),
         None => String::new(),
@@ -382,7 +382,7 @@ fn key_line(k: &KeyInfo) -> String {
     format!(
         "{} v{} {alg}, created {}{expiry} — {validity}",
         k.fingerprint(),
-        k.key().version(),
+        k.version(),
         utc(u64::from(created))
     )
 }

@@ -105,9 +105,26 @@ impl KeyInfo {
         self.fingerprint.key_id()
     }
 
-    /// The checked key fields.
-    pub fn key(&self) -> &CheckedKey {
+    /// The checked key fields, valid or not: inside the crate only (gpgv's
+    /// report checks the mathematics of a signature by a key that is not
+    /// valid, as gpgv does); verification takes a key through [`ValidKey::key`].
+    pub(crate) fn key(&self) -> &CheckedKey {
         &self.key
+    }
+
+    /// The key's version (4 or 6).
+    pub fn version(&self) -> u8 {
+        self.key.version()
+    }
+
+    /// The key's creation time (seconds since the epoch).
+    pub fn created(&self) -> u32 {
+        self.key.created()
+    }
+
+    /// The key's public-key algorithm id.
+    pub fn algo(&self) -> u8 {
+        self.key.algo()
     }
 
     /// Algorithm and size, if the manager can verify with it.
@@ -158,6 +175,11 @@ impl<'a> ValidKey<'a> {
     /// Whether its key flags allow document signatures.
     pub fn can_sign(&self) -> bool {
         self.info.flags.as_ref().is_some_and(KeyFlags::sign)
+    }
+
+    /// Its checked fields: what verification may use, since the key is valid.
+    pub fn key(&self) -> &'a CheckedKey {
+        &self.info.key
     }
 
     /// What else is known about it.

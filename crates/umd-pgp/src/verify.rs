@@ -22,7 +22,7 @@
 use std::cell::Cell;
 use std::time::SystemTime;
 
-use crate::cert::{CertError, KeyInfo, ValidCert};
+use crate::cert::{CertError, KeyInfo, ValidCert, ValidKey};
 use crate::crypto::{self, CryptoError, Fingerprint, SigHasher};
 use crate::packet::{Checked, CheckedSig};
 use crate::policy::{issuer_hints, Policy, Rejection, SigClass};
@@ -195,7 +195,7 @@ pub fn verify(
                     // cheap checks, and at most once per prefix.
                     let mut digest = None;
                     for (cert, key) in &found {
-                        let verdict = cheap_checks(key, sig, policy, at).and_then(|()| {
+                        let verdict = cheap_checks(key, sig, policy, at).and_then(|valid| {
                             let digest = digest.get_or_insert_with(|| {
                                 let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type()) {
                                     (Data::Detached(d), 0x01) => {
@@ -208,7 +208,7 @@ pub fn verify(
                                 digest_of(sig, crlf_form, bytes, &mut hashed)
                             });
                             let digest = digest.as_ref().map_err(|e| BadReason::Crypto(e.clone()))?;
-                            crypto::verify(key.key(), sig, digest).map_err(BadReason::Crypto)
+                            crypto::verify(valid.key(), sig, digest).map_err(BadReason::Crypto)
                         });
                         match verdict {
                             Ok(()) => {
@@ -256,16 +256,22 @@ fn digest_of(
 
 /// Everything about `key` and `sig` that costs no pass over the data: the key
 /// is valid and marked for signing, and the policy accepts the key, its
-/// algorithm and the signature's at `at`.
-fn cheap_checks(key: &KeyInfo, sig: &CheckedSig, policy: &Policy, at: SystemTime) -> Result<(), BadReason> {
+/// algorithm and the signature's at `at`. The key comes back as a
+/// [`ValidKey`]: the only way the signature's mathematics gets to it.
+fn cheap_checks<'a>(
+    key: &'a KeyInfo,
+    sig: &CheckedSig,
+    policy: &Policy,
+    at: SystemTime,
+) -> Result<ValidKey<'a>, BadReason> {
     let valid = key
         .valid()
         .map_err(|why| BadReason::KeyNotValid { key: key.fingerprint().clone(), why: why.clone() })?;
     if !valid.can_sign() {
         return Err(BadReason::NotForSigning(key.fingerprint().clone()));
     }
-    policy.check_signature(key.key(), valid.kind(), key.expires_after(), sig, SigClass::Document, at)?;
-    Ok(())
+    policy.check_signature(valid.key(), valid.kind(), key.expires_after(), sig, SigClass::Document, at)?;
+    Ok(valid)
 }
 
 #[cfg(test)]
