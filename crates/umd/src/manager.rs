@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use umd_wire::chan::ChanError;
 
 use crate::error::{Error, HandlerFate};
-use crate::handler::{CallError, FramedConfig, Handler, Request, Wire};
+use crate::exchange::{CallError, FramedConfig, Handler, Request, Wire};
 use crate::loader::{self, Program, ProgramKind, SpawnSpec, Transport};
 use crate::sandbox::{Policy, PolicySummary, Prepared};
 use crate::stats::{Counters, Stats};
