@@ -45,8 +45,10 @@ mod log;
 pub mod manager;
 pub mod sandbox;
 pub mod stats;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
-pub use error::{Error, HandlerFate};
+pub use error::{BoxError, Error, HandlerFate, SessionError, StartError};
 pub use exchange::{FramedConfig, Reply, Request, Wire};
 pub use loader::{Program, ProgramKind, Transport};
 pub use manager::{Driver, DriverBuilder, DriverConfig, Session, Status};
