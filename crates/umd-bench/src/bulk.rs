@@ -22,27 +22,66 @@ use crate::pin::Pin;
 use crate::plain::{PlainChild, PlainProgram};
 use crate::{BenchError, BoxedWorkload, Workload};
 
-/// Offsets cycled through by the sample rows (the self-test's formula).
-pub fn offsets() -> Vec<Offset> {
-    selftest_offsets(umd_sample::SelftestConfig::default().seed, 128)
+/// The offsets every sample row cycles through (the self-test's formula, 128
+/// of them), the same sequence on both sides of each row.
+pub struct Offsets {
+    offsets: Vec<Offset>,
+    next: usize,
+}
+
+impl Offsets {
+    /// The sequence, from its start.
+    pub fn new() -> Offsets {
+        Offsets { offsets: selftest_offsets(umd_sample::SelftestConfig::default().seed, 128), next: 0 }
+    }
+
+    /// Times `iters` requests, one per offset in turn.
+    pub fn run(
+        &mut self,
+        iters: u64,
+        mut request: impl FnMut(Offset) -> Result<(), BenchError>,
+    ) -> Result<Duration, BenchError> {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let offset = self.offsets[self.next % self.offsets.len()];
+            self.next += 1;
+            request(offset)?;
+        }
+        Ok(start.elapsed())
+    }
+}
+
+impl Default for Offsets {
+    fn default() -> Self {
+        Offsets::new()
+    }
 }
 
 /// Ours: the sample driver, loaded once.
 pub struct DriverSample {
     sample: SampleDriver,
-    offsets: Vec<Offset>,
-    next: usize,
+    offsets: Offsets,
 }
 
 impl DriverSample {
     /// Builds the driver, loads it with a first request and pins its handler.
     pub fn new(pin: Pin) -> Result<DriverSample, BenchError> {
-        let sample = SampleDriver::new(HandlerSource::Embedded, SampleOptions::default());
-        let mut me = DriverSample { sample, offsets: offsets(), next: 0 };
-        me.run(1)?;
+        let me = DriverSample::with_pool(1, 1)?;
         for pid in me.sample.driver().handler_pids() {
             pin.apply_to_pid(pid).map_err(BenchError::io("pinning the sample handler"))?;
         }
+        Ok(me)
+    }
+
+    /// The sample driver with a pool of `pool` handlers, warmed by `warm`
+    /// requests (not pinned).
+    pub fn with_pool(pool: usize, warm: u64) -> Result<DriverSample, BenchError> {
+        let sample = SampleDriver::new(
+            HandlerSource::Embedded,
+            SampleOptions { pool_size: pool, ..Default::default() },
+        );
+        let mut me = DriverSample { sample, offsets: Offsets::new() };
+        me.run(warm)?;
         Ok(me)
     }
 
@@ -54,13 +93,8 @@ impl DriverSample {
 
 impl Workload for DriverSample {
     fn run(&mut self, iters: u64) -> Result<Duration, BenchError> {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let offset = self.offsets[self.next % self.offsets.len()];
-            self.next += 1;
-            self.sample.request(offset).map_err(BenchError::driver("sample request"))?;
-        }
-        Ok(start.elapsed())
+        let sample = &self.sample;
+        self.offsets.run(iters, |offset| sample.request(offset).map_err(BenchError::driver("sample request")))
     }
 }
 
@@ -74,8 +108,7 @@ impl Drop for DriverSample {
 pub struct PlainSample {
     child: PlainChild,
     reply: Vec<u8>,
-    offsets: Vec<Offset>,
-    next: usize,
+    offsets: Offsets,
 }
 
 impl PlainSample {
@@ -84,7 +117,7 @@ impl PlainSample {
         let program = PlainProgram::new(umd_blobs::SAMPLE_HANDLER).map_err(BenchError::io("sample memfd"))?;
         let child = PlainChild::spawn(&program, &[]).map_err(BenchError::io("spawning sample"))?;
         pin.apply_to_pid(child.pid()).map_err(BenchError::io("pinning the sample handler"))?;
-        let mut me = PlainSample { child, reply: vec![0; REPLY_LEN], offsets: offsets(), next: 0 };
+        let mut me = PlainSample { child, reply: vec![0; REPLY_LEN], offsets: Offsets::new() };
         me.run(1)?;
         Ok(me)
     }
@@ -102,17 +135,13 @@ pub(crate) fn plain_request(
     reply: &mut [u8],
 ) -> Result<(), BenchError> {
     child.exchange(&offset.to_request(), reply).map_err(BenchError::io("sample exchange"))?;
-    check_reply(offset, reply).map_err(|detail| BenchError::BadReply { what: "plain sample", detail })
+    check_reply(offset, reply)
+        .map_err(|e| BenchError::BadReply { what: "plain sample", detail: e.to_string() })
 }
 
 impl Workload for PlainSample {
     fn run(&mut self, iters: u64) -> Result<Duration, BenchError> {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let offset = self.offsets[self.next % self.offsets.len()];
-            self.next += 1;
-            plain_request(&mut self.child, offset, &mut self.reply)?;
-        }
-        Ok(start.elapsed())
+        let (child, reply) = (&mut self.child, &mut self.reply);
+        self.offsets.run(iters, |offset| plain_request(child, offset, reply))
     }
 }

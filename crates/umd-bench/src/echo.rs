@@ -41,7 +41,7 @@ impl DriverEcho {
     pub fn new(pin: Pin) -> Result<DriverEcho, BenchError> {
         let driver = Driver::builder("bench-echo")
             .framed(FramedConfig::default())
-            .provider(|_| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+            .program(|| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER))
             .build();
         let mut me = DriverEcho { driver, next: 0 };
         me.run(1)?;
@@ -64,7 +64,7 @@ impl Workload for DriverEcho {
             let req = request(self.next);
             self.next += 1;
             self.driver
-                .call(Request::Bytes(&req), |r| if r == req { Ok(()) } else { Err("echo differs".into()) })
+                .call(Request::Bytes(&req), |r| if r == req { Ok(()) } else { Err("echo differs") })
                 .map_err(BenchError::driver("echo request"))?;
         }
         Ok(start.elapsed())

@@ -66,7 +66,7 @@ fn sum_driver(pin: Pin) -> Result<Driver, BenchError> {
     let driver = Driver::builder("bench-sum")
         .framed(FramedConfig { limits, fd_passing: true })
         .args(["sum"])
-        .provider(|_| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
+        .program(|| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER))
         .build();
     driver.send_recv(&[]).map_err(BenchError::driver("starting the sum handler"))?;
     for pid in driver.handler_pids() {

@@ -9,7 +9,7 @@
 //!   its handle (sent once, when the workload is built; the client asks for the
 //!   verdict, not the text back).
 //! * **Baseline** — the same drivers in this process with the same pool of 2:
-//!   [`SampleDriver::request`], and a [`Verifier`] whose keyring was checked once,
+//!   [`SampleDriver::request`](umd_sample::SampleDriver::request), and a [`Verifier`] whose keyring was checked once,
 //!   [`Verifier::verify_cleartext`].
 //!
 //! Why it is fair: both sides run the same handlers under the same sandbox and
@@ -27,11 +27,11 @@ use umd_pgp::driver::PgpDriver;
 use umd_pgp::policy::Policy as PgpPolicy;
 use umd_pgp::verifier::Verifier;
 use umd_pgp::verify::Status;
-use umd_sample::{HandlerSource, Offset, SampleDriver, SampleOptions};
+
 use umd_service::client::{Client, Keyrings};
 use umd_service::proto::VerifyStatus;
 
-use crate::bulk::offsets;
+use crate::bulk::{DriverSample, Offsets};
 use crate::pin::Pin;
 use crate::verify::{umd_binary, INRELEASE, KEYRING};
 use crate::{BenchError, BoxedWorkload, Workload};
@@ -115,8 +115,7 @@ fn service_error(what: &'static str) -> impl Fn(umd_service::client::ClientError
 /// Ours, sample: requests through the service.
 pub struct ServedSample {
     client: Client,
-    offsets: Vec<Offset>,
-    next: usize,
+    offsets: Offsets,
     _service: Service,
 }
 
@@ -125,7 +124,7 @@ impl ServedSample {
     pub fn boxed(_pin: Pin) -> Result<BoxedWorkload, BenchError> {
         let service = Service::start()?;
         let client = service.client()?;
-        let mut me = ServedSample { client, offsets: offsets(), next: 0, _service: service };
+        let mut me = ServedSample { client, offsets: Offsets::new(), _service: service };
         me.run(8)?;
         Ok(Box::new(me))
     }
@@ -133,52 +132,22 @@ impl ServedSample {
 
 impl Workload for ServedSample {
     fn run(&mut self, iters: u64) -> Result<Duration, BenchError> {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let offset = self.offsets[self.next % self.offsets.len()];
-            self.next += 1;
+        let client = &mut self.client;
+        self.offsets.run(iters, |offset| {
             let offset = u32::try_from(offset.get()).unwrap_or(u32::MAX);
-            self.client.sample(offset).map_err(service_error("sample request through umd serve"))?;
-        }
-        Ok(start.elapsed())
+            client.sample(offset).map(drop).map_err(service_error("sample request through umd serve"))
+        })
     }
 }
 
-/// Baseline, sample: the same driver in this process, same pool.
-pub struct LocalSample {
-    sample: SampleDriver,
-    offsets: Vec<Offset>,
-    next: usize,
-}
+/// Baseline, sample: the same driver in this process, same pool (the bulk
+/// row's workload, with the service's pool and warm-up, not pinned).
+pub struct LocalSample;
 
 impl LocalSample {
-    /// Builds the driver and warms its handler.
+    /// Builds the driver and warms its handlers.
     pub fn boxed(_pin: Pin) -> Result<BoxedWorkload, BenchError> {
-        let sample = SampleDriver::new(
-            HandlerSource::Embedded,
-            SampleOptions { pool_size: POOL, ..Default::default() },
-        );
-        let mut me = LocalSample { sample, offsets: offsets(), next: 0 };
-        me.run(8)?;
-        Ok(Box::new(me))
-    }
-}
-
-impl Workload for LocalSample {
-    fn run(&mut self, iters: u64) -> Result<Duration, BenchError> {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let offset = self.offsets[self.next % self.offsets.len()];
-            self.next += 1;
-            self.sample.request(offset).map_err(BenchError::driver("sample request"))?;
-        }
-        Ok(start.elapsed())
-    }
-}
-
-impl Drop for LocalSample {
-    fn drop(&mut self) {
-        self.sample.driver().unload();
+        Ok(Box::new(DriverSample::with_pool(POOL, 8)?))
     }
 }
 

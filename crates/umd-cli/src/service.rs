@@ -284,10 +284,13 @@ pub fn ctl(socket: Option<PathBuf>, cmd: &CtlCommand) -> u8 {
                         s.accepted, s.refused, s.requests, s.denied, s.busy, s.bad_frames, s.timeouts, s.reloads, s.reload_errors
                     );
                     for d in &s.drivers {
+                        let t = &d.stats;
                         println!(
-                            "  {:<7} requests {} failures {} loads {} unloads {} starts {} restarts {} deadline kills {} p50 {} p99 {}",
-                            d.driver, d.requests, d.failures, d.loads, d.unloads, d.starts, d.restarts, d.deadline_kills,
-                            ms(d.p50_ns), ms(d.p99_ns)
+                            "  {:<7} requests {} failures {} loads {} unloads {} starts {} restarts {} deadline kills {} p50 {} p99 {} \
+                             (retries {} failed starts {} handler failures {} violations {} kills {})",
+                            d.driver, t.requests, t.failures, t.loads, t.unloads, t.starts, t.restarts, t.deadline_kills,
+                            ms(t.latency.p50_ns), ms(t.latency.p99_ns), t.retries, t.post_start_failures,
+                            t.handler_failures, t.violations, t.kills
                         );
                     }
                 }
@@ -303,10 +306,13 @@ fn stats_json(s: &umd_service::proto::ServiceStats) -> serde_json::Value {
         .drivers
         .iter()
         .map(|d| {
-            json!({"driver": d.driver, "requests": d.requests, "failures": d.failures, "loads": d.loads,
-                "unloads": d.unloads, "starts": d.starts, "restarts": d.restarts, "deadline_kills": d.deadline_kills,
-                "handler_failures": d.handler_failures, "violations": d.violations,
-                "latency": {"p50_ns": d.p50_ns, "p99_ns": d.p99_ns, "max_ns": d.max_ns}})
+            let t = &d.stats;
+            json!({"driver": d.driver, "requests": t.requests, "failures": t.failures, "loads": t.loads,
+                "unloads": t.unloads, "starts": t.starts, "restarts": t.restarts, "deadline_kills": t.deadline_kills,
+                "handler_failures": t.handler_failures, "violations": t.violations,
+                "post_start_failures": t.post_start_failures, "retries": t.retries, "kills": t.kills,
+                "latency": {"p50_ns": t.latency.p50_ns, "p99_ns": t.latency.p99_ns, "max_ns": t.latency.max_ns,
+                    "p90_ns": t.latency.p90_ns, "mean_ns": t.latency.mean_ns, "count": t.latency.count}})
         })
         .collect();
     json!({"accepted": s.accepted, "refused": s.refused, "requests": s.requests, "denied": s.denied,

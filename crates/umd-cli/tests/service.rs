@@ -36,10 +36,10 @@ fn kernel_selftest_script_passes_against_the_service() {
     let mut c = svc.client();
     let stats = c.stats().unwrap();
     let sample = stats.drivers.iter().find(|d| d.driver == "sample").unwrap();
-    assert_eq!(sample.requests, 500, "{stats:?}");
-    assert_eq!(sample.failures, 0);
-    assert_eq!(sample.unloads, 9);
-    assert_eq!(sample.loads, 10, "loaded again on demand after each unload");
+    assert_eq!(sample.stats.requests, 500, "{stats:?}");
+    assert_eq!(sample.stats.failures, 0);
+    assert_eq!(sample.stats.unloads, 9);
+    assert_eq!(sample.stats.loads, 10, "loaded again on demand after each unload");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn socket_flag_goes_before_or_after_the_subcommand_or_in_the_environment() {
     assert!(env.status.success(), "{:?}", text(&env));
     assert!(text(&env).0.contains("\"service\""), "{:?}", text(&env));
     let stats = svc.client().stats().unwrap();
-    assert_eq!(stats.drivers[0].requests, 3, "all three went through the service");
+    assert_eq!(stats.drivers[0].stats.requests, 3, "all three went through the service");
     // Out-of-range offsets are refused before anything is sent.
     let bad = svc.umd(&["sample", "request", "--offset", "131072"]);
     assert_eq!(bad.status.code(), Some(2));
@@ -187,6 +187,9 @@ fn ctl_status_load_unload_and_stats() {
     assert_eq!(v["drivers"][1]["driver"], "pgp");
     assert_eq!(v["drivers"][1]["loads"], 1);
     assert_eq!(v["drivers"][1]["unloads"], 1);
+    // Every counter of umd::Stats reaches the client, the failed starts too.
+    assert_eq!(v["drivers"][1]["post_start_failures"], 0);
+    assert_eq!(v["drivers"][1]["starts"], 1);
     let plain = svc.umd(&["ctl", "stats"]);
     assert!(text(&plain).0.contains("sample  requests"), "{:?}", text(&plain));
 }

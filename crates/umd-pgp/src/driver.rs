@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use umd::{Driver, FramedConfig, Limits, Program, Request};
-use umd_pgp_wire::{max_description, Command, Description, MAX_DESCRIPTION};
+use umd::{Driver, FramedConfig, Limits, Program};
+use umd_pgp_wire::{max_description, Command, Description, DescriptionError, MAX_DESCRIPTION};
 
-use crate::packet::{self, Checked};
+use crate::packet::{self, Checked, PacketError};
 
 /// The driver's name.
 pub const DRIVER_NAME: &str = "pgp";
@@ -35,6 +35,26 @@ pub enum DescribeError {
     /// did not check out (a lying or broken handler, then shut down).
     #[error(transparent)]
     Driver(#[from] umd::Error),
+}
+
+/// Why the manager refused the handler's description (the handler is then
+/// shut down as lying or broken): the source of [`umd::Error::BadReply`], and
+/// of a failed start-up probe ([`umd::Error::find_source`] finds it).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The description does not decode within its bounds.
+    #[error("{0}")]
+    Decode(#[from] DescriptionError),
+    /// The description does not match the stream ([`packet::check`]).
+    #[error("{0}")]
+    Check(#[from] PacketError),
+}
+
+/// Decodes the handler's description of `stream` and checks it against the
+/// stream: every reply, the start-up probe's too, goes through this.
+fn check_reply<'a>(stream: &'a [u8], reply: &[u8]) -> Result<Vec<Checked<'a>>, ReplyError> {
+    let d = Description::decode(reply, stream.len())?;
+    Ok(packet::check(stream, d)?)
 }
 
 /// A user ID packet, the smallest stream `post_start` can ask about.
@@ -100,16 +120,11 @@ impl PgpDriver {
             .timeout(timeout)
             .pool_size(pool_size)
             .args(args)
-            .provider(move |_| program().map_err(|e| e.to_string()))
-            .post_start(|s| {
-                let mut req = vec![Command::Describe as u8];
-                req.extend_from_slice(PROBE);
-                // The probe's reply goes through the same bounded decoder as
-                // any other: a handler lying at start-up gets no more room.
-                s.call_bounded(Request::Bytes(&req), max_description(PROBE.len()), |reply| {
-                    let d = Description::decode(reply, PROBE.len()).map_err(|e| e.to_string())?;
-                    packet::check(PROBE, d).map(|_| ()).map_err(|e| e.to_string())
-                })
+            .program(program)
+            // The probe's reply goes through the same bounded decoder as any
+            // other: a handler lying at start-up gets no more room.
+            .probe(Command::Describe as u8, PROBE, max_description(PROBE.len()), |reply| {
+                check_reply(PROBE, reply).map(drop)
             })
             .build();
         PgpDriver { driver }
@@ -143,11 +158,9 @@ impl PgpDriver {
         // header, before it is read; the rest is decoded with depth and
         // memory bounded by the stream's size.
         // The stream goes out as it is, after the command byte (no copy).
-        let req = [&[Command::Describe as u8][..], stream];
         let checked =
-            self.driver.call_bounded(Request::Parts(&req), max_description(stream.len()), |reply| {
-                let d = Description::decode(reply, stream.len()).map_err(|e| e.to_string())?;
-                packet::check(stream, d).map_err(|e| e.to_string())
+            self.driver.command(Command::Describe as u8, stream, max_description(stream.len()), |reply| {
+                check_reply(stream, reply)
             })?;
         Ok(checked)
     }

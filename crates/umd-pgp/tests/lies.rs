@@ -35,7 +35,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use umd::Program;
 use umd_pgp::cert::CertError;
 use umd_pgp::crypto::CryptoError;
-use umd_pgp::driver::{DescribeError, PgpDriver};
+use umd_pgp::driver::{DescribeError, PgpDriver, ReplyError};
+use umd_pgp::packet::PacketError;
 use umd_pgp::policy::Policy;
 use umd_pgp::policy::Rejection;
 use umd_pgp::verifier::{Verifier, VerifyError};
@@ -111,7 +112,10 @@ fn key_revoked(r: &BadReason) -> bool {
 #[track_caller]
 fn assert_refused<T: std::fmt::Debug>(liar: &PgpDriver, outcome: Result<T, VerifyError>, checks: &[&str]) {
     match &outcome {
-        Err(VerifyError::Describe(DescribeError::Driver(umd::Error::BadReply { reason, .. }))) => {
+        Err(VerifyError::Describe(DescribeError::Driver(e @ umd::Error::BadReply { source, .. }))) => {
+            // The driver's own error comes back whole, as its type.
+            assert!(e.find_source::<ReplyError>().is_some(), "not the driver's error: {e:?}");
+            let reason = source.to_string();
             assert!(checks.iter().any(|c| reason.contains(c)), "refused, but not by {checks:?}: {reason}")
         }
         _ => panic!("the manager did not refuse the lie: {outcome:?}"),
@@ -515,8 +519,8 @@ fn a_handler_lying_in_its_first_answer_never_serves() {
     // post_start and is killed before it sees a real request.
     let d = liar(&["empty"]);
     match d.describe(b"\xCD\x05alice") {
-        Err(DescribeError::Driver(umd::Error::PostStart { reason, .. })) => {
-            assert!(reason.contains("empty packet stream"), "{reason}")
+        Err(DescribeError::Driver(e @ umd::Error::PostStart { .. })) => {
+            assert_eq!(e.find_source::<PacketError>(), Some(&PacketError::Empty), "{e}")
         }
         other => panic!("the liar passed post_start: {other:?}"),
     }

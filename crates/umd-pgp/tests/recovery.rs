@@ -5,9 +5,11 @@
 //! after exactly one retry. The manager's side of this is tested in
 //! `crates/umd/tests/recovery.rs`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use umd::Driver;
+use umd::test_support::{
+    death_at_call_time_is_recovered, idle_death_is_noticed, kill_during_request, the_handler,
+};
 use umd_pgp::driver::PgpDriver;
 use umd_pgp::verifier::Verifier;
 use umd_pgp::verify::Status;
@@ -95,86 +97,4 @@ fn a_verifier_whose_handlers_were_killed_verifies_the_next_document() {
     );
     let s = pgp.driver().stats();
     assert_eq!((s.kills, s.restarts, s.failures), (1, 1, 0), "{s:?}");
-}
-
-// ---- helpers: a handler seen and killed from outside, through /proc and a pidfd.
-
-/// Whether `pid` has exited and waits to be reaped (a zombie).
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// SIGKILL through a pidfd, as an operator's tool (or the OOM killer) would.
-fn kill(pid: u32) {
-    let p = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
-    let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).expect("pidfd_open");
-    rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL).expect("SIGKILL");
-}
-
-/// Bytes the process has read so far (`/proc/PID/io`).
-fn rchar(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("rchar: ")?.trim().parse().ok())
-}
-
-fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
-}
-
-/// The only handler of `driver`, started by `call` if none runs.
-fn the_handler(driver: &Driver, call: &dyn Fn() -> Result<(), umd::Error>) -> u32 {
-    if driver.handler_pids().is_empty() {
-        call().expect("the first request starts a handler");
-    }
-    let pids = driver.handler_pids();
-    assert_eq!(pids.len(), 1, "{pids:?}");
-    pids[0]
-}
-
-/// Runs `call` on another thread, kills the handler once it has read the
-/// request, and returns the call's result.
-fn kill_during_request<T: Send>(pid: u32, call: impl FnOnce() -> T + Send) -> T {
-    let before = rchar(pid).expect("the handler's read count");
-    std::thread::scope(|s| {
-        let t = s.spawn(call);
-        assert!(wait_until(|| rchar(pid).is_some_and(|r| r > before)), "the handler never read the request");
-        kill(pid);
-        t.join().expect("the call does not panic")
-    })
-}
-
-/// Kill the idle handler and wait until it has exited, then call: twenty times,
-/// each call succeeds and counts a restart.
-fn idle_death_is_noticed(driver: &Driver, call: &dyn Fn() -> Result<(), umd::Error>) {
-    let before = driver.stats();
-    for round in 0..20 {
-        let pid = the_handler(driver, call);
-        kill(pid);
-        assert!(wait_until(|| is_zombie(pid)), "handler {pid} did not exit");
-        call().unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert!(!driver.handler_pids().contains(&pid));
-    }
-    let s = driver.stats();
-    assert_eq!((s.restarts - before.restarts, s.failures - before.failures), (20, 0), "{s:?}");
-}
-
-/// Kill the idle handler and call at once: twenty times, each call succeeds.
-fn death_at_call_time_is_recovered(driver: &Driver, call: &dyn Fn() -> Result<(), umd::Error>) {
-    let before = driver.stats();
-    for round in 0..20 {
-        kill(the_handler(driver, call));
-        call().unwrap_or_else(|e| panic!("round {round}: {e}"));
-    }
-    let s = driver.stats();
-    assert_eq!((s.restarts - before.restarts, s.failures - before.failures), (20, 0), "{s:?}");
 }

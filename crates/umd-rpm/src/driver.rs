@@ -10,7 +10,7 @@ use umd_rpm_wire::{
 };
 use umd_wire::decode::Budget;
 
-use crate::check::{self, Checked};
+use crate::check::{self, CheckError, Checked, CheckedHeaders};
 
 /// The driver's name.
 pub const DRIVER_NAME: &str = "rpm";
@@ -33,6 +33,34 @@ pub enum DescribeError {
     /// allows ([`umd_rpm_wire::max_memory`]), or cannot be derived.
     #[error("{0}")]
     Files(check::CheckError),
+}
+
+/// Why the manager refused the handler's reply (the handler is then shut down
+/// as lying or broken): the source of [`umd::Error::BadReply`], and of a failed
+/// start-up probe ([`umd::Error::find_source`] finds it).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The reply does not decode within its bounds.
+    #[error("{0}")]
+    Decode(#[from] umd_rpm_wire::ReplyError),
+    /// The description does not match the input ([`check::check_headers`]).
+    #[error("{0}")]
+    Check(#[from] CheckError),
+}
+
+/// Decodes the handler's description of `input` and checks the headers
+/// against it, charging what it builds to a budget of [`max_memory`] that the
+/// caller goes on charging: every description, the start-up probe's too,
+/// goes through this.
+fn check_reply<'a>(
+    command: Command,
+    input: &'a [u8],
+    reply: &[u8],
+) -> Result<(CheckedHeaders<'a>, Budget), ReplyError> {
+    let mut budget = Budget::new(max_memory(input.len()));
+    let d = Description::decode_charging(reply, input.len(), &mut budget)?;
+    let headers = check::check_headers(command, input, d)?;
+    Ok((headers, budget))
 }
 
 /// The smallest database header: an immutable region of one entry, no data.
@@ -93,18 +121,12 @@ impl RpmDriver {
             .timeout(timeout)
             .pool_size(handlers)
             .args(args)
-            .provider(move |_| program().map_err(|e| e.to_string()))
-            .post_start(|s| {
-                // The probe's reply goes through the same bounds as any other.
-                let req = [&[Command::DbHeader as u8][..], PROBE];
-                s.call_bounded(Request::Parts(&req), max_description(PROBE.len()), |reply| {
-                    let mut budget = Budget::new(max_memory(PROBE.len()));
-                    let d = Description::decode_charging(reply, PROBE.len(), &mut budget)
-                        .map_err(|e| e.to_string())?;
-                    check::check(Command::DbHeader, PROBE, d, &mut budget)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
+            .program(program)
+            // The probe's reply goes through the same bounds and checks as any
+            // other, the file list included.
+            .probe(Command::DbHeader as u8, PROBE, max_description(PROBE.len()), |reply| {
+                let (headers, mut budget) = check_reply(Command::DbHeader, PROBE, reply)?;
+                headers.with_files(&mut budget).map(drop).map_err(ReplyError::Check)
             })
             .build();
         RpmDriver { driver }
@@ -127,14 +149,9 @@ impl RpmDriver {
         if input.len() > MAX_INPUT {
             return Err(DescribeError::TooLarge(input.len()));
         }
-        let req = [&[command as u8][..], input];
         let (headers, mut budget) =
-            self.driver.call_bounded(Request::Parts(&req), max_description(input.len()), |reply| {
-                let mut budget = Budget::new(max_memory(input.len()));
-                let d = Description::decode_charging(reply, input.len(), &mut budget)
-                    .map_err(|e| e.to_string())?;
-                let headers = check::check_headers(command, input, d).map_err(|e| e.to_string())?;
-                Ok((headers, budget))
+            self.driver.command(command as u8, input, max_description(input.len()), |reply| {
+                check_reply(command, input, reply)
             })?;
         headers.with_files(&mut budget).map_err(DescribeError::Files)
     }
@@ -147,7 +164,7 @@ impl RpmDriver {
     pub fn db_blobs(&self, db: &SealedMemfd) -> Result<Vec<DbBlob>, DescribeError> {
         let db_len = usize::try_from(db.len().saturating_sub(1)).unwrap_or(usize::MAX);
         let blobs = self.driver.call_bounded(Request::Memfd(db), DbBlobs::max_reply(db_len), |reply| {
-            DbBlobs::decode(reply, db_len).map_err(|e| e.to_string())
+            DbBlobs::decode(reply, db_len).map_err(ReplyError::Decode)
         })?;
         Ok(blobs.headers)
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use umd::{Driver, LatencySummary, Policy, PolicySummary, Program, Request};
+use umd::{Driver, LatencySummary, Policy, PolicySummary, Program, Request, Session, SessionError};
 use umd_blobs::SAMPLE_HANDLER;
 
 pub use umd::wire_sample::{REPLY_LEN, REQUEST_LEN, SIZES};
@@ -78,21 +78,76 @@ fn all_zero(b: &[u8]) -> bool {
     acc.iter().chain(tail).all(|&x| x == 0)
 }
 
+/// What is wrong with a sample reply ([`check_reply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The reply is not [`REPLY_LEN`] bytes long.
+    #[error("reply is {0} bytes, expected {REPLY_LEN}")]
+    Length(usize),
+    /// The requested byte is not 1.
+    #[error("byte {index} is {value:#04x}, expected 0x01")]
+    NotSet {
+        /// The requested offset.
+        index: usize,
+        /// What the byte is.
+        value: u8,
+    },
+    /// Another byte is set too.
+    #[error("byte {other} is set too (only byte {index} may be)")]
+    Extra {
+        /// The requested offset.
+        index: usize,
+        /// The first other byte that is not 0.
+        other: usize,
+    },
+}
+
+/// A rejected reply to a request for `offset`: the source of
+/// [`umd::Error::BadReply`] from [`SampleDriver::request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{offset}: {error}")]
+pub struct BadReply {
+    /// The offset asked for.
+    pub offset: Offset,
+    /// What is wrong with the reply.
+    #[source]
+    pub error: ReplyError,
+}
+
 /// Checks a reply: exactly [`REPLY_LEN`] bytes, byte `offset` is 1, every other
 /// byte is 0. Returns what is wrong otherwise.
-pub fn check_reply(offset: Offset, reply: &[u8]) -> Result<(), String> {
+pub fn check_reply(offset: Offset, reply: &[u8]) -> Result<(), ReplyError> {
     if reply.len() != REPLY_LEN {
-        return Err(format!("reply is {} bytes, expected {REPLY_LEN}", reply.len()));
+        return Err(ReplyError::Length(reply.len()));
     }
     let i = offset.get();
     if reply[i] != 1 {
-        return Err(format!("byte {i} is {:#04x}, expected 0x01", reply[i]));
+        return Err(ReplyError::NotSet { index: i, value: reply[i] });
     }
     if !all_zero(&reply[..i]) || !all_zero(&reply[i + 1..]) {
         let other = reply.iter().enumerate().find(|&(j, &b)| j != i && b != 0).map(|(j, _)| j).unwrap_or(i);
-        return Err(format!("byte {other} is set too (only byte {i} may be)"));
+        return Err(ReplyError::Extra { index: i, other });
     }
     Ok(())
+}
+
+/// Why the start-up probe failed: the sample's `post_start` error (the source
+/// of [`umd::StartError::PostStart`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{offset}: {source}")]
+pub struct ProbeError {
+    /// The offset probed (0).
+    pub offset: Offset,
+    /// What went wrong: a [`SessionError::BadReply`] holds the [`ReplyError`].
+    pub source: SessionError,
+}
+
+/// The sample's `post_start`: offset 0 must come back right before a handler
+/// serves anyone.
+pub fn post_start(s: &mut Session<'_>) -> Result<(), ProbeError> {
+    let offset = Offset(0);
+    s.call(Request::Bytes(&offset.to_request()), |r| check_reply(offset, r))
+        .map_err(|source| ProbeError { offset, source })
 }
 
 /// Where the handler program comes from.
@@ -163,11 +218,7 @@ impl SampleDriver {
                     HandlerSource::Path(_) => format!("handler program {e}"),
                 })
             })
-            .post_start(|s| {
-                let zero = Offset(0);
-                s.call(Request::Bytes(&zero.to_request()), |r| check_reply(zero, r))
-                    .map_err(|e| format!("offset 0: {e}"))
-            })
+            .post_start(post_start)
             .build();
         SampleDriver { driver, source }
     }
@@ -179,9 +230,11 @@ impl SampleDriver {
     }
 
     /// Sends `offset` and verifies the reply (the kernel sample's entry point).
+    /// A wrong reply is an [`umd::Error::BadReply`] whose source is a
+    /// [`BadReply`].
     pub fn request(&self, offset: Offset) -> Result<(), umd::Error> {
         self.driver.call(Request::Bytes(&offset.to_request()), |r| {
-            check_reply(offset, r).map_err(|e| format!("{offset}: {e}"))
+            check_reply(offset, r).map_err(|error| BadReply { offset, error })
         })
     }
 
@@ -328,7 +381,7 @@ mod tests {
         r[1024] = 1;
         assert!(check_reply(o, &r).is_ok());
         r[REPLY_LEN - 1] = 1;
-        assert!(check_reply(o, &r).unwrap_err().contains("131071"));
+        assert_eq!(check_reply(o, &r), Err(ReplyError::Extra { index: 1024, other: 131071 }));
         r[REPLY_LEN - 1] = 0;
         r[1024] = 2;
         assert!(check_reply(o, &r).is_err());

@@ -130,8 +130,7 @@ impl Client {
         let mut body = Vec::new();
         while body.len() < h.len {
             let have = body.len();
-            let target = h.len.min(have.saturating_mul(2).max(have + (64 << 10)));
-            body.resize(target, 0);
+            body.resize(umd_wire::chan::grown(have, h.len), 0);
             self.stream.read_exact(&mut body[have..])?;
         }
         Ok(proto::decode(&body)?)

@@ -460,24 +460,7 @@ impl Hosts {
     pub fn stats(&self) -> Vec<DriverStats> {
         DriverName::ALL
             .into_iter()
-            .map(|d| {
-                let s = self.driver(d).stats();
-                DriverStats {
-                    driver: d.as_str().into(),
-                    requests: s.requests,
-                    failures: s.failures,
-                    loads: s.loads,
-                    unloads: s.unloads,
-                    starts: s.starts,
-                    restarts: s.restarts,
-                    deadline_kills: s.deadline_kills,
-                    handler_failures: s.handler_failures,
-                    violations: s.violations,
-                    p50_ns: s.latency.p50_ns,
-                    p99_ns: s.latency.p99_ns,
-                    max_ns: s.latency.max_ns,
-                }
-            })
+            .map(|d| DriverStats { driver: d.as_str().into(), stats: self.driver(d).stats() })
             .collect()
     }
 }

@@ -9,6 +9,10 @@
 //! | "UM" | version | kind | body length LE | body (postcard) ...
 //! ```
 //!
+//! The header is umd-wire's [`FrameHeader`]: the same magic, version and
+//! layout as between the manager and its handlers, a request being
+//! [`umd_wire::Kind::Request`] and a response [`umd_wire::Kind::Reply`].
+//!
 //! The receiver checks magic, version, kind and length *before* it reads or
 //! allocates the body: a frame longer than the receiver's limit is refused
 //! without reading it. The body is read into a buffer that grows as its bytes
@@ -27,13 +31,9 @@
 
 use serde::{Deserialize, Serialize};
 use umd_wire::decode::{Budget, Charge, DecodeError};
+use umd_wire::{FrameHeader, HeaderError};
 
-/// First two bytes of every frame.
-pub const MAGIC: [u8; 2] = *b"UM";
-/// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
-/// Size of the frame header.
-pub const HEADER_LEN: usize = 8;
+pub use umd_wire::{HEADER_LEN, MAGIC, VERSION};
 /// Default (and largest configurable) request body: keyrings, signature and data
 /// of one verification travel in one request.
 pub const DEFAULT_MAX_REQUEST: usize = 8 << 20;
@@ -63,12 +63,21 @@ pub fn max_decoded(len: usize) -> usize {
 
 /// Which way a frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Kind {
-    /// Client to service.
-    Request = 0,
-    /// Service to client.
-    Response = 1,
+    /// Client to service ([`umd_wire::Kind::Request`] on the wire).
+    Request,
+    /// Service to client ([`umd_wire::Kind::Reply`] on the wire).
+    Response,
+}
+
+impl Kind {
+    /// The frame kind on the wire.
+    pub fn wire(self) -> umd_wire::Kind {
+        match self {
+            Kind::Request => umd_wire::Kind::Request,
+            Kind::Response => umd_wire::Kind::Reply,
+        }
+    }
 }
 
 /// Why a frame header was refused.
@@ -108,28 +117,29 @@ pub struct Header {
 }
 
 impl Header {
-    /// Checks a header: magic, version, kind and `len <= limit`.
+    /// Checks a header: magic, version, kind and `len <= limit`
+    /// ([`FrameHeader::decode`], then the kind this side expects).
     pub fn parse(b: &[u8; HEADER_LEN], want: Kind, limit: usize) -> Result<Header, FrameError> {
-        if b[..2] != MAGIC {
-            return Err(FrameError::Magic([b[0], b[1]]));
-        }
-        if b[2] != VERSION {
-            return Err(FrameError::Version(b[2]));
-        }
-        if b[3] != want as u8 {
+        let limits = umd_wire::Limits { max_inline: u32::try_from(limit).unwrap_or(u32::MAX), max_memfd: 0 };
+        let h = FrameHeader::decode(b, &limits).map_err(|e| match e {
+            HeaderError::Magic(m) => FrameError::Magic(m),
+            HeaderError::Version(v) => FrameError::Version(v),
+            // A kind of the manager's channel (a memfd frame) is no kind here.
+            HeaderError::Kind(k) => FrameError::Kind(k),
+            HeaderError::MemfdBody(_) => FrameError::Kind(b[3]),
+            HeaderError::TooLarge { len, .. } => {
+                FrameError::TooLarge { len: usize::try_from(len).unwrap_or(usize::MAX), limit }
+            }
+        })?;
+        if h.kind != want.wire() {
             return Err(FrameError::Kind(b[3]));
         }
-        let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-        if len > limit {
-            return Err(FrameError::TooLarge { len, limit });
-        }
-        Ok(Header { len })
+        Ok(Header { len: h.len as usize })
     }
 
     /// The header of a body of `len` bytes.
     pub fn bytes(kind: Kind, len: u32) -> [u8; HEADER_LEN] {
-        let l = len.to_le_bytes();
-        [MAGIC[0], MAGIC[1], VERSION, kind as u8, l[0], l[1], l[2], l[3]]
+        FrameHeader::new(kind.wire(), len).encode()
     }
 }
 
@@ -528,35 +538,14 @@ pub struct ServiceStatus {
     pub drivers: Vec<DriverStatus>,
 }
 
-/// A driver's counters (`umd::Stats`, as sent on the wire).
+/// A driver's counters: [`umd::Stats`] itself, every counter and the whole
+/// latency summary, so nothing the manager counts is lost on the way.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriverStats {
     /// Driver.
     pub driver: String,
-    /// Requests.
-    pub requests: u64,
-    /// Failed requests.
-    pub failures: u64,
-    /// Loads.
-    pub loads: u64,
-    /// Unloads.
-    pub unloads: u64,
-    /// Handler starts.
-    pub starts: u64,
-    /// Handler restarts.
-    pub restarts: u64,
-    /// Deadline kills.
-    pub deadline_kills: u64,
-    /// Handler failures.
-    pub handler_failures: u64,
-    /// Seccomp violations.
-    pub violations: u64,
-    /// Latency p50, nanoseconds.
-    pub p50_ns: u64,
-    /// Latency p99, nanoseconds.
-    pub p99_ns: u64,
-    /// Largest latency, nanoseconds.
-    pub max_ns: u64,
+    /// Its counters.
+    pub stats: umd::Stats,
 }
 
 /// `ctl stats`.
@@ -593,7 +582,12 @@ mod tests {
         let f = encode(Kind::Request, &Request::Ctl(CtlRequest::Status)).unwrap();
         let h: [u8; 8] = f[..8].try_into().unwrap();
         assert!(Header::parse(&h, Kind::Request, 100).is_ok());
-        assert_eq!(Header::parse(&h, Kind::Response, 100), Err(FrameError::Kind(0)));
+        assert_eq!(Header::parse(&h, Kind::Response, 100), Err(FrameError::Kind(1)));
+        // umd-wire's header: the same bytes as a manager's request frame.
+        assert_eq!(h, FrameHeader::new(umd_wire::Kind::Request, (f.len() - HEADER_LEN) as u32).encode());
+        let mut memfd = h;
+        memfd[3] = umd_wire::Kind::MemfdRequest as u8;
+        assert_eq!(Header::parse(&memfd, Kind::Request, 100), Err(FrameError::Kind(4)));
         let mut bad = h;
         bad[2] = 9;
         assert_eq!(Header::parse(&bad, Kind::Request, 100), Err(FrameError::Version(9)));
@@ -607,11 +601,11 @@ mod tests {
     #[test]
     fn the_examples_in_docs_protocol_md_are_exact() {
         let f = encode(Kind::Request, &Request::Sample { offset: 4096 }).unwrap();
-        assert_eq!(f, [0x55, 0x4d, 1, 0, 3, 0, 0, 0, 0x00, 0x80, 0x20]);
+        assert_eq!(f, [0x55, 0x4d, 1, 1, 3, 0, 0, 0, 0x00, 0x80, 0x20]);
         let e =
             Response::Error(ServiceError { kind: ErrorKind::Denied, message: "permission denied".into() });
         let f = encode(Kind::Response, &e).unwrap();
-        let mut want = vec![0x55, 0x4d, 1, 1, 0x14, 0, 0, 0, 6, 0, 0x11];
+        let mut want = vec![0x55, 0x4d, 1, 2, 0x14, 0, 0, 0, 6, 0, 0x11];
         want.extend_from_slice(b"permission denied");
         assert_eq!(f, want);
     }

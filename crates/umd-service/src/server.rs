@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::net::{RecvFlags, SendFlags};
+use umd_wire::chan::{self, ChanError, Endpoint};
 
 use crate::config::{Config, ConfigError, Peer};
 use crate::drivers::{self, Hosts};
@@ -345,6 +345,12 @@ impl Server {
 
     fn admit(&self, stream: UnixStream) {
         let sh = &self.shared;
+        // Every read and write on a connection is bounded by a deadline
+        // (`umd_wire::chan`): the socket must never block.
+        if let Err(e) = stream.set_nonblocking(true) {
+            tracing::warn!("making a connection non-blocking: {e}; connection dropped");
+            return;
+        }
         let peer = match peer_of(&stream) {
             Ok(p) => p,
             Err(e) => {
@@ -546,40 +552,46 @@ fn wait_readable(
     }
 }
 
-/// Reads exactly `buf.len()` bytes by `deadline`. `Ok(false)`: end of file
-/// before the first byte. Reads first and polls only when nothing is there (the
-/// usual request arrives whole: one `recv` for the header, one for the body).
-fn read_exact(stream: &UnixStream, buf: &mut [u8], deadline: Instant) -> io::Result<bool> {
-    let mut done = 0;
-    while done < buf.len() {
-        match rustix::net::recv(stream, &mut buf[done..], RecvFlags::DONTWAIT) {
-            Ok((0, _)) if done == 0 => return Ok(false),
-            Ok((0, _)) => {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"))
-            }
-            Ok((n, _)) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => match wait_readable(stream.as_fd(), deadline, None)? {
-                Wait::Ready => {}
-                _ => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "frame not complete by its deadline"))
-                }
-            },
-            Err(e) => return Err(e.into()),
-        }
+/// The connection as a channel end of `umd_wire::chan` (a Unix stream socket:
+/// sends use `MSG_NOSIGNAL`; the stream is non-blocking, every wait is a
+/// `poll` bounded by the deadline).
+fn endpoint(stream: &UnixStream) -> Endpoint<'_> {
+    Endpoint { rx: stream.as_fd(), tx: stream.as_fd(), socket: true }
+}
+
+/// A channel error as the connection reports it (`TimedOut` is counted as a
+/// stalled client).
+fn chan_error(e: ChanError, timeout: &'static str) -> io::Error {
+    match e {
+        ChanError::Timeout => io::Error::new(io::ErrorKind::TimedOut, timeout),
+        ChanError::Eof { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"),
+        ChanError::Io { source, .. } => source,
+        e => io::Error::other(e.to_string()),
     }
-    Ok(true)
+}
+
+/// Reads exactly `buf.len()` bytes by `deadline` (`chan::read_exact`: reads
+/// first and polls only when nothing is there, so the usual request arrives
+/// in one `recvmsg` for the header and one for the body). `Ok(false)`: end of
+/// file before the first byte. Descriptors a client passes are closed.
+fn read_exact(stream: &UnixStream, buf: &mut [u8], deadline: Instant) -> io::Result<bool> {
+    let mut fds = Vec::new();
+    match chan::read_exact(endpoint(stream), buf, &mut fds, Some(deadline)) {
+        Ok(()) => Ok(true),
+        Err(ChanError::Eof { got: 0, .. }) => Ok(false),
+        Err(e) => Err(chan_error(e, "frame not complete by its deadline")),
+    }
 }
 
 /// Reads a body of `len` bytes by `deadline` into a buffer that grows as the
-/// bytes arrive (doubling, at least 64 KiB at a time), never from the announced
-/// length alone: a client that announces a large frame and stalls holds its
-/// reservation, not the memory.
+/// bytes arrive ([`chan::grown`]), never from the announced length alone: a
+/// client that announces a large frame and stalls holds its reservation, not
+/// the memory.
 fn read_body(stream: &UnixStream, len: usize, deadline: Instant) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     while body.len() < len {
         let have = body.len();
-        let target = len.min(have.saturating_mul(2).max(have + (64 << 10)));
+        let target = chan::grown(have, len);
         body.try_reserve_exact(target - have).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
         body.resize(target, 0);
         if !read_exact(stream, &mut body[have..], deadline)? {
@@ -589,26 +601,9 @@ fn read_body(stream: &UnixStream, len: usize, deadline: Instant) -> io::Result<V
     Ok(body)
 }
 
-fn write_all(stream: &UnixStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
-    while !buf.is_empty() {
-        match rustix::net::send(stream, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-            Ok(n) => buf = &buf[n..],
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read its reply"));
-                }
-                let t = timespec(deadline - now);
-                let mut fds = [PollFd::new(stream, PollFlags::OUT)];
-                match poll(&mut fds, Some(&t)) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+fn write_all(stream: &UnixStream, buf: &[u8], deadline: Instant) -> io::Result<()> {
+    chan::write_all(endpoint(stream), &[buf], None, Some(deadline))
+        .map_err(|e| chan_error(e, "client does not read its reply"))
 }
 
 fn send_response(stream: &UnixStream, r: &Response, deadline: Instant) -> io::Result<()> {

@@ -329,6 +329,22 @@ const FIRST_READ: usize = 4096;
 /// The least a frame's receive buffer grows by at a time (it doubles beyond).
 pub const GROW_STEP: usize = 64 << 10;
 
+/// The size a receive buffer holding `have` bytes of a `len`-byte payload
+/// grows to next: doubling, at least [`GROW_STEP`] more, never past `len`. A
+/// buffer grown this way as bytes arrive, never from the announced length
+/// alone, holds no more than twice what a peer sent and one step: a peer that
+/// announces a large frame and stalls costs what it sent.
+///
+/// ```
+/// use umd_wire::chan::{grown, GROW_STEP};
+/// assert_eq!(grown(0, 1 << 30), GROW_STEP);
+/// assert_eq!(grown(1 << 20, 1 << 30), 2 << 20);
+/// assert_eq!(grown(1 << 20, 1_500_000), 1_500_000);
+/// ```
+pub fn grown(have: usize, len: usize) -> usize {
+    len.min(have.saturating_mul(2).max(have.saturating_add(GROW_STEP)))
+}
+
 /// Receives one frame, checking the header against `limits` before any payload is
 /// read, and refusing bytes beyond the frame (only one message may be in flight).
 /// `buf` is reused across calls; it grows as the payload arrives (doubling, at
@@ -368,8 +384,7 @@ pub fn recv_frame(
         // receiver's memory than it has sent (twice that at most, and one
         // [`GROW_STEP`]).
         if buf.len() <= have {
-            let target = len.min(have.saturating_mul(2).max(have + GROW_STEP));
-            buf.resize(target, 0);
+            buf.resize(grown(have, len), 0);
         }
         let end = buf.len().min(len);
         let n = read_some(ep, &mut [IoSliceMut::new(&mut buf[have..end])], &mut fds, deadline)?;

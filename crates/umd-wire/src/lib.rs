@@ -10,7 +10,8 @@
 //! * **Framed** — every message is a [`FrameHeader`] (8 bytes) followed by its
 //!   payload. The header carries a magic, a version, a [`Kind`] and the payload
 //!   length, which both sides check against an explicit maximum *before* reading or
-//!   allocating anything.
+//!   allocating anything. The service protocol (`umd-service`) frames its
+//!   messages with the same header ([`Kind::Request`] and [`Kind::Reply`]).
 //!
 //! A framed payload may instead travel as a sealed memfd passed with `SCM_RIGHTS`
 //! ([`Kind::MemfdRequest`] / [`Kind::MemfdReply`]): the frame then carries only the

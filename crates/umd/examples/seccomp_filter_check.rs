@@ -146,7 +146,7 @@ fn sample_driver() -> Driver {
                 if r.first() == Some(&1) {
                     Ok(())
                 } else {
-                    Err("offset 0 not set".into())
+                    Err("offset 0 not set")
                 }
             })
         })

@@ -7,6 +7,12 @@ use std::time::Duration;
 
 use umd_wire::chan::ChanError;
 
+use crate::sandbox::SandboxError;
+
+/// An error from a driver's own code (a reply check, a `post_start` hook), kept
+/// whole: [`Error::find_source`] gives it back as the driver's own type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// How a handler process ended, as far as the manager saw it. The first recorded
 /// cause is kept: a handler that crashed and was then reaped reports the crash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,12 +130,12 @@ pub enum Error {
     },
     /// A freshly started handler failed its start (start-up handshake, confinement
     /// check or `post_start`) and was killed.
-    #[error("driver {driver}: handler failed its start check: {reason} ({fate})")]
+    #[error("driver {driver}: handler failed its start check: {source} ({fate})")]
     PostStart {
         /// Driver name.
         driver: String,
-        /// What went wrong.
-        reason: String,
+        /// Which step failed, and why.
+        source: StartError,
         /// What became of the handler.
         fate: HandlerFate,
     },
@@ -175,6 +181,9 @@ pub enum Error {
         timeout: Duration,
         /// Whether the whole request had been written before the deadline passed.
         delivered: bool,
+        /// What became of the handler: killed by the manager, unless it died
+        /// by itself just before.
+        fate: HandlerFate,
     },
     /// The handler answered with an error frame (framed mode): it is alive and
     /// keeps serving.
@@ -189,15 +198,58 @@ pub enum Error {
     },
     /// The manager's check of the reply failed: the handler is considered broken and
     /// was shut down.
-    #[error("driver {driver}: request {request}: reply rejected: {reason}")]
+    #[error("driver {driver}: request {request}: reply rejected: {source}")]
     BadReply {
         /// Driver name.
         driver: String,
         /// Request number.
         request: u64,
-        /// Why the reply was rejected.
-        reason: String,
+        /// Why the reply was rejected: the error the caller's check returned,
+        /// as its own type ([`Error::find_source`]).
+        source: BoxError,
     },
+}
+
+/// Why a freshly started handler failed its start ([`Error::PostStart`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The start-up handshake with a runtime handler failed (it did not take
+    /// its confinement, or broke the wire format).
+    #[error("start-up handshake: {0}")]
+    Handshake(#[source] ChanError),
+    /// The handler is not confined as the policy says (checked in `/proc`).
+    /// Boxed: [`Error`] stays small, for callers that wrap it.
+    #[error("{0}")]
+    Confinement(#[source] Box<SandboxError>),
+    /// The driver's `post_start` hook refused the handler: its error, as the
+    /// hook returned it (often a [`SessionError`]).
+    #[error("{0}")]
+    PostStart(#[source] BoxError),
+    /// The driver's `post_start` hook panicked (its message, if it had one).
+    #[error("post_start hook panicked: {0}")]
+    Panicked(String),
+}
+
+/// Why an exchange during `post_start` ([`Session::call`](crate::Session::call))
+/// failed. The handler is then killed as failing its start, whatever the hook
+/// makes of the error.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The start deadline passed before the reply came.
+    #[error("no reply before the start deadline")]
+    Deadline,
+    /// The channel failed (the handler died, or broke the wire format).
+    #[error("{0}")]
+    Channel(#[source] ChanError),
+    /// The request does not fit the driver's wire format.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The handler answered with an error frame (untrusted, length-limited text).
+    #[error("the handler refused the input: {0}")]
+    Handler(String),
+    /// The hook's check rejected the reply: its error, as its own type.
+    #[error("{0}")]
+    BadReply(#[source] BoxError),
 }
 
 fn retry_note(retried: bool) -> &'static str {
@@ -257,6 +309,43 @@ impl Error {
     /// opposed to a usage or system error): the CLI maps it to exit status 1.
     pub fn is_verdict(&self) -> bool {
         matches!(self, Error::BadReply { .. } | Error::PostStart { .. } | Error::Handler { .. })
+    }
+
+    /// The first error of type `E` among this error's sources, nearest first:
+    /// how a caller gets back the error its check returned (or its `post_start`
+    /// hook, or the one a [`SessionError`] carries) as the driver's own type,
+    /// and the channel's or the sandbox's errors.
+    ///
+    /// ```
+    /// # use umd::{Error, error::{BoxError, StartError, SessionError}, HandlerFate};
+    /// #[derive(Debug, thiserror::Error, PartialEq)]
+    /// #[error("byte {0} is wrong")]
+    /// struct Wrong(usize);
+    ///
+    /// let e = Error::BadReply { driver: "d".into(), request: 1, source: Box::new(Wrong(3)) };
+    /// assert_eq!(e.find_source::<Wrong>(), Some(&Wrong(3)));
+    /// assert_eq!(e.to_string(), "driver d: request 1: reply rejected: byte 3 is wrong");
+    ///
+    /// // Through a post_start hook that passed its exchange's error on.
+    /// let hook: BoxError = Box::new(SessionError::BadReply(Box::new(Wrong(0))));
+    /// let e = Error::PostStart {
+    ///     driver: "d".into(),
+    ///     source: StartError::PostStart(hook),
+    ///     fate: HandlerFate::KilledByManager("failed its start"),
+    /// };
+    /// assert_eq!(e.find_source::<Wrong>(), Some(&Wrong(0)));
+    /// assert!(matches!(e.find_source::<SessionError>(), Some(SessionError::BadReply(_))));
+    /// ```
+    pub fn find_source<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            // A boxed source (`StartError::Confinement`) is its content.
+            if let Some(found) = e.downcast_ref::<E>().or_else(|| e.downcast_ref::<Box<E>>().map(|b| &**b)) {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
     }
 
     /// The driver the error concerns.

@@ -19,7 +19,7 @@
 //!   [`idempotent`](DriverBuilder::idempotent) drivers, [`Error::retryable`],
 //!   [`Error::delivered`], [`Driver::kill_handlers`]).
 //! * [`Program`] and [`loader::spawn`] — the loader.
-//! * [`handler`] — the manager's side of one running handler (the exchange).
+//! * [`exchange`] — the manager's side of the exchange with one running handler.
 //!
 //! ```
 //! use umd::{Driver, Program, RawSizes};
@@ -39,15 +39,17 @@
 
 pub mod confine;
 pub mod error;
-pub mod handler;
+pub mod exchange;
 pub mod loader;
 mod log;
 pub mod manager;
 pub mod sandbox;
 pub mod stats;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
-pub use error::{Error, HandlerFate};
-pub use handler::{FramedConfig, Reply, Request, Wire};
+pub use error::{BoxError, Error, HandlerFate, SessionError, StartError};
+pub use exchange::{FramedConfig, Reply, Request, Wire};
 pub use loader::{Program, ProgramKind, Transport};
 pub use manager::{Driver, DriverBuilder, DriverConfig, Session, Status};
 pub use sandbox::{Policy, PolicySummary};

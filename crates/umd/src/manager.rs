@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use umd_wire::chan::ChanError;
 
-use crate::error::{Error, HandlerFate};
-use crate::handler::{CallError, FramedConfig, Handler, Request, Wire};
+use crate::error::{BoxError, Error, HandlerFate, SessionError, StartError};
+use crate::exchange::{CallError, FramedConfig, Handler, Request, Wire};
 use crate::loader::{self, Program, ProgramKind, SpawnSpec, Transport};
 use crate::sandbox::{Policy, PolicySummary, Prepared};
 use crate::stats::{Counters, Stats};
@@ -51,8 +51,9 @@ const EXIT_GRACE: Duration = Duration::from_millis(50);
 const CLOSED_GRACE: Duration = Duration::from_millis(500);
 
 /// The `post_start` hook: a real exchange with a freshly started handler that must
-/// succeed before the handler serves anyone.
-pub type PostStart = Arc<dyn Fn(&mut Session<'_>) -> Result<(), String> + Send + Sync>;
+/// succeed before the handler serves anyone. Its error is kept whole in
+/// [`StartError::PostStart`].
+pub type PostStart = Arc<dyn Fn(&mut Session<'_>) -> Result<(), BoxError> + Send + Sync>;
 
 /// The on-demand loader (the kernel's `request_module`): given the driver, returns
 /// its program, or why it cannot be provided. It runs with the driver lock
@@ -68,31 +69,32 @@ pub struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Sends `req` to this handler and passes the reply to `check`.
-    pub fn call<T>(
+    /// Sends `req` to this handler and passes the reply to `check`; the
+    /// check's error comes back whole in [`SessionError::BadReply`].
+    pub fn call<T, E: Into<BoxError>>(
         &mut self,
         req: Request<'_>,
-        check: impl FnOnce(&[u8]) -> Result<T, String>,
-    ) -> Result<T, String> {
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<T, SessionError> {
         self.call_bounded(req, usize::MAX, check)
     }
 
     /// As [`Session::call`], refusing a reply larger than `max_reply` bytes
     /// before it is read (see [`Driver::call_bounded`]).
-    pub fn call_bounded<T>(
+    pub fn call_bounded<T, E: Into<BoxError>>(
         &mut self,
         req: Request<'_>,
         max_reply: usize,
-        check: impl FnOnce(&[u8]) -> Result<T, String>,
-    ) -> Result<T, String> {
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<T, SessionError> {
         match self.handler.exchange(self.wire, req, max_reply, self.deadline) {
-            Ok(reply) => check(reply.as_bytes()),
+            Ok(reply) => check(reply.as_bytes()).map_err(|e| SessionError::BadReply(e.into())),
             Err(CallError::Chan(ChanError::Timeout) | CallError::Send(ChanError::Timeout)) => {
-                Err("no reply before the start deadline".into())
+                Err(SessionError::Deadline)
             }
-            Err(CallError::Chan(e) | CallError::Send(e)) => Err(e.to_string()),
-            Err(CallError::BadRequest(r)) => Err(format!("bad request: {r}")),
-            Err(CallError::Handler(m)) => Err(format!("the handler refused the input: {m}")),
+            Err(CallError::Chan(e) | CallError::Send(e)) => Err(SessionError::Channel(e)),
+            Err(CallError::BadRequest(r)) => Err(SessionError::BadRequest(r)),
+            Err(CallError::Handler(m)) => Err(SessionError::Handler(m)),
         }
     }
 
@@ -193,13 +195,39 @@ impl DriverBuilder {
         self
     }
 
-    /// The check each started handler must pass before it serves.
-    pub fn post_start(
+    /// The check each started handler must pass before it serves. Its error is
+    /// kept whole in [`Error::PostStart`] ([`StartError::PostStart`]).
+    pub fn post_start<E: Into<BoxError>>(
         mut self,
-        f: impl Fn(&mut Session<'_>) -> Result<(), String> + Send + Sync + 'static,
+        f: impl Fn(&mut Session<'_>) -> Result<(), E> + Send + Sync + 'static,
     ) -> Self {
-        self.post_start = Some(Arc::new(f));
+        self.post_start = Some(Arc::new(move |s| f(s).map_err(Into::into)));
         self
+    }
+
+    /// A provider that starts `program` whenever a request finds none loaded
+    /// (an embedded blob, or a program a test substitutes for it); its error
+    /// is what [`Error::NotAvailable`] says.
+    pub fn program(self, program: impl Fn() -> std::io::Result<Program> + Send + Sync + 'static) -> Self {
+        self.provider(move |_| program().map_err(|e| e.to_string()))
+    }
+
+    /// A `post_start` that sends `command` followed by `input` (as
+    /// [`Driver::command`] does) and checks the reply with `check`, refusing a
+    /// reply larger than `max_reply` bytes from its header: the start-up
+    /// probe of a driver whose requests are a command byte and an input, held
+    /// to the same bound as any request about an input of that size.
+    pub fn probe<E: Into<BoxError>>(
+        self,
+        command: u8,
+        input: &'static [u8],
+        max_reply: usize,
+        check: impl Fn(&[u8]) -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.post_start(move |s| {
+            let req = [&[command][..], input];
+            s.call_bounded(Request::Parts(&req), max_reply, &check)
+        })
     }
 
     /// The on-demand loader called when a request finds no program loaded.
@@ -285,7 +313,7 @@ fn pipe_size_for(len: usize) -> Option<usize> {
 /// let driver = Driver::builder("echo")
 ///     .framed(FramedConfig::default())
 ///     .provider(|_driver| Program::runtime_blob("echo", umd_blobs::ECHO_HANDLER).map_err(|e| e.to_string()))
-///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo".into()) }))
+///     .post_start(|s| s.call(Request::Bytes(b"ping"), |r| if r == b"ping" { Ok(()) } else { Err("bad echo") }))
 ///     .build();
 /// assert_eq!(driver.send_recv(b"hello").unwrap(), b"hello");
 /// driver.unload();
@@ -695,19 +723,22 @@ impl Driver {
                 extra_syscalls: policy.extra_syscalls.clone(),
             };
             if let Err(e) = handler.handshake(&config, deadline) {
-                return Err(self.failed_start(handler, format!("start-up handshake: {e}")));
+                return Err(self.failed_start(handler, StartError::Handshake(e)));
             }
         }
         if let Err(e) = crate::sandbox::verify(pid, &loaded.sandbox) {
-            return Err(self.failed_start(handler, e.to_string()));
+            return Err(self.failed_start(handler, StartError::Confinement(Box::new(e))));
         }
         if let Some(hook) = &self.inner.post_start {
             let mut session = Session { handler: &mut handler, wire: &self.inner.config.wire, deadline };
             // A panicking hook is a failed start: the handler is killed and the
             // slot freed like after any failure, instead of unwinding past the
             // pool's bookkeeping (which would leave the slot taken forever).
-            let checked = std::panic::catch_unwind(AssertUnwindSafe(|| hook(&mut session)))
-                .unwrap_or_else(|p| Err(format!("post_start hook panicked: {}", panic_message(&*p))));
+            let checked = match std::panic::catch_unwind(AssertUnwindSafe(|| hook(&mut session))) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(StartError::PostStart(e)),
+                Err(p) => Err(StartError::Panicked(panic_message(&*p).to_string())),
+            };
             if let Err(reason) = checked {
                 return Err(self.failed_start(handler, reason));
             }
@@ -717,14 +748,14 @@ impl Driver {
 
     /// Kills a handler that failed its start (handshake, confinement check or
     /// `post_start`) and builds the error.
-    fn failed_start(&self, mut handler: Handler, reason: String) -> Error {
+    fn failed_start(&self, mut handler: Handler, reason: StartError) -> Error {
         self.inner.counters.post_start_failures.fetch_add(1, Relaxed);
         let fate = handler.process.shut_down(EXIT_GRACE, "failed its start");
         self.count_fate(&fate);
         let pid = handler.process.pid();
         self.forget_pid(pid);
         tracing::warn!(driver = %self.name(), pid, %fate, "handler start failed: {reason}");
-        Error::PostStart { driver: self.name().into(), reason, fate }
+        Error::PostStart { driver: self.name().into(), source: reason, fate }
     }
 
     fn count_fate(&self, fate: &HandlerFate) {
@@ -801,10 +832,14 @@ impl Driver {
     /// Sends a request and hands the reply to `check`, which returns the value the
     /// caller wants or why the reply is wrong (then the handler is shut down as
     /// broken). This is `umd_mgmt_send_recv` with a verifying caller.
-    pub fn call<T>(
+    ///
+    /// The check's error is kept whole as the source of [`Error::BadReply`]: the
+    /// caller gets its own type back with [`Error::find_source`]. (It is boxed
+    /// only when a reply is rejected; an accepted reply costs no allocation.)
+    pub fn call<T, E: Into<BoxError>>(
         &self,
         req: Request<'_>,
-        check: impl FnOnce(&[u8]) -> Result<T, String>,
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, Error> {
         self.call_bounded(req, usize::MAX, check)
     }
@@ -815,11 +850,11 @@ impl Driver {
     /// down. A driver whose replies scale with its requests bounds each reply
     /// by its request, so a lying handler cannot make the manager receive more
     /// than that request allows.
-    pub fn call_bounded<T>(
+    pub fn call_bounded<T, E: Into<BoxError>>(
         &self,
         req: Request<'_>,
         max_reply: usize,
-        check: impl FnOnce(&[u8]) -> Result<T, String>,
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, Error> {
         let started = Instant::now();
         let request = self.inner.next_request.fetch_add(1, Relaxed) + 1;
@@ -836,12 +871,12 @@ impl Driver {
         r
     }
 
-    fn call_inner<T>(
+    fn call_inner<T, E: Into<BoxError>>(
         &self,
         request: u64,
         req: Request<'_>,
         max_reply: usize,
-        check: impl FnOnce(&[u8]) -> Result<T, String>,
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, Error> {
         let mut retried = false;
         loop {
@@ -865,9 +900,9 @@ impl Driver {
                     self.release(handler);
                     Ok(v)
                 }
-                Ok(Err(reason)) => {
+                Ok(Err(rejected)) => {
                     self.discard(handler, Duration::ZERO, "reply rejected");
-                    Err(Error::BadReply { driver: self.name().into(), request, reason })
+                    Err(Error::BadReply { driver: self.name().into(), request, source: rejected.into() })
                 }
                 Err(panic) => {
                     self.inner.counters.failures.fetch_add(1, Relaxed);
@@ -917,8 +952,14 @@ impl Driver {
     /// would likely hang again).
     fn missed_deadline(&self, handler: Handler, request: u64, delivered: bool) -> Error {
         self.inner.counters.deadline_kills.fetch_add(1, Relaxed);
-        self.discard(handler, Duration::ZERO, "missed its deadline");
-        Error::Deadline { driver: self.name().into(), request, timeout: self.inner.config.timeout, delivered }
+        let fate = self.discard(handler, Duration::ZERO, "missed its deadline");
+        Error::Deadline {
+            driver: self.name().into(),
+            request,
+            timeout: self.inner.config.timeout,
+            delivered,
+            fate,
+        }
     }
 
     /// Takes a pool slot and makes sure a live handler fills it: an idle one
@@ -967,9 +1008,24 @@ impl Driver {
         }
     }
 
+    /// Sends a request made of a `command` byte followed by `input` (gathered
+    /// from the two, not copied into one buffer) and checks the reply as
+    /// [`Driver::call_bounded`] does: a reply announcing more than `max_reply`
+    /// bytes is refused from its header. A driver whose replies describe its
+    /// input bounds each by that input's size.
+    pub fn command<T, E: Into<BoxError>>(
+        &self,
+        command: u8,
+        input: &[u8],
+        max_reply: usize,
+        check: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<T, Error> {
+        self.call_bounded(Request::Parts(&[&[command][..], input]), max_reply, check)
+    }
+
     /// Sends `request` bytes and returns a copy of the reply.
     pub fn send_recv(&self, request: &[u8]) -> Result<Vec<u8>, Error> {
-        self.call(Request::Bytes(request), |r| Ok(r.to_vec()))
+        self.call(Request::Bytes(request), |r| Ok::<_, std::convert::Infallible>(r.to_vec()))
     }
 
     /// Counters covering every handler this driver started.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Sub-buckets per power of two: bucket bounds are within 1/8 (12.5 %) of the value.
 const SUB: u32 = 8;
@@ -96,7 +96,7 @@ impl Histogram {
 }
 
 /// Latency percentiles (upper bucket bounds, at most 12.5 % above the true value).
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LatencySummary {
     /// Number of recorded calls.
     pub count: u64,
@@ -150,8 +150,9 @@ impl Counters {
     }
 }
 
-/// A snapshot of a driver's counters, covering every handler of its pool.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+/// A snapshot of a driver's counters, covering every handler of its pool. The
+/// service sends it to its clients as it is (`umd ctl stats`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stats {
     /// Calls made (`send_recv`/`call`), successful or not.
     pub requests: u64,

@@ -129,7 +129,7 @@ fn inline_request_over_max_inline_is_refused_before_anything_is_sent() {
 fn memfd_request_on_a_pipe_channel_is_refused() {
     let driver = echo_driver("pipememfd", "echo", FramedConfig::default());
     let m = SealedMemfd::build(c"umd-test-request", 16, |b| b.fill(1)).expect("memfd");
-    match driver.call(Request::Memfd(&m), |r| Ok(r.len())) {
+    match driver.call(Request::Memfd(&m), |r| Ok::<_, std::convert::Infallible>(r.len())) {
         Err(e @ Error::BadRequest { .. }) => assert!(e.to_string().contains("cannot pass memfds"), "{e}"),
         other => panic!("expected a bad request, got {other:?}"),
     }

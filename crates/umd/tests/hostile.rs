@@ -9,7 +9,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::*;
-use umd::{Driver, Error, HandlerFate, Request};
+use umd::{Driver, Error, HandlerFate, Request, SessionError, StartError};
+use umd_sample::{ProbeError, ReplyError};
 use umd_wire::chan::ChanError;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +148,9 @@ fn stderr_flood_is_drained_and_the_request_still_meets_its_deadline() {
 fn handler_exiting_at_start_fails_the_load_with_its_exit_status() {
     let (driver, calls) = hostile_driver("exit0", &["exit-at-start"], TIMEOUT);
     match request(&driver, 1024) {
-        Err(e @ Error::PostStart { .. }) => {
+        Err(e @ Error::PostStart { source: StartError::PostStart(_), fate: HandlerFate::Exited(3), .. }) => {
+            // The probe met a closed channel.
+            assert!(matches!(e.find_source::<SessionError>(), Some(SessionError::Channel(_))), "{e:?}");
             assert!(e.to_string().contains("exited with status 3"), "{e}");
         }
         other => panic!("expected a post_start error, got {other:?}"),
@@ -155,7 +158,7 @@ fn handler_exiting_at_start_fails_the_load_with_its_exit_status() {
     assert!(!driver.is_loaded());
     assert!(driver.handler_pids().is_empty());
     match driver.load(hostile_program()) {
-        Err(e @ Error::PostStart { .. }) => assert!(e.to_string().contains("status 3"), "{e}"),
+        Err(Error::PostStart { fate: HandlerFate::Exited(3), .. }) => {}
         other => panic!("expected a post_start error from load, got {other:?}"),
     }
     assert!(!driver.is_loaded());
@@ -168,7 +171,17 @@ fn handler_exiting_at_start_fails_the_load_with_its_exit_status() {
 fn failing_post_start_leaves_the_driver_unloaded() {
     let (driver, calls) = hostile_driver("badstart", &["bad-post-start"], TIMEOUT);
     match driver.load(hostile_program()) {
-        Err(e @ Error::PostStart { .. }) => assert!(e.to_string().contains("offset 0"), "{e}"),
+        Err(e @ Error::PostStart { source: StartError::PostStart(_), .. }) => {
+            // The sample's probe: byte 0 did not come back set.
+            let probe = e.find_source::<ProbeError>().expect("the sample's probe error");
+            assert_eq!(probe.offset.get(), 0, "{e}");
+            assert_eq!(
+                e.find_source::<ReplyError>(),
+                Some(&ReplyError::NotSet { index: 0, value: 0 }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("offset 0"), "{e}");
+        }
         other => panic!("expected a post_start error, got {other:?}"),
     }
     assert!(!driver.is_loaded());
@@ -190,6 +203,12 @@ fn wrong_byte_is_a_bad_reply_and_the_handler_is_shut_down() {
     match request(&driver, 1024) {
         Err(e @ Error::BadReply { .. }) => {
             assert!(e.is_verdict());
+            // The check's own error, whole.
+            assert_eq!(
+                e.find_source::<ReplyError>(),
+                Some(&ReplyError::NotSet { index: 1024, value: 0 }),
+                "{e}"
+            );
             assert!(e.to_string().contains("byte 1024"), "{e}");
         }
         other => panic!("expected a rejected reply, got {other:?}"),
@@ -400,7 +419,10 @@ fn unload_during_a_slow_request_lets_it_finish_then_kills_its_handler() {
 fn memfd_request_on_a_raw_driver_is_a_bad_request() {
     let (driver, _) = hostile_driver("rawmemfd", &[], TIMEOUT);
     let m = umd::SealedMemfd::build(c"req", 4, |b| b.fill(0)).expect("memfd");
-    assert!(matches!(driver.call(Request::Memfd(&m), |_| Ok(())), Err(Error::BadRequest { .. })));
+    assert!(matches!(
+        driver.call(Request::Memfd(&m), |_| Ok::<_, std::convert::Infallible>(())),
+        Err(Error::BadRequest { .. })
+    ));
     request(&driver, 8).expect("the handler was not disturbed");
     assert_eq!(driver.stats().handler_failures, 0);
 }
@@ -416,7 +438,8 @@ fn handler_hanging_in_post_start_is_killed_at_the_start_deadline() {
         .build();
     let started = Instant::now();
     match driver.load(hostile_program()) {
-        Err(e @ Error::PostStart { .. }) => {
+        Err(e @ Error::PostStart { fate: HandlerFate::KilledByManager(_), .. }) => {
+            assert!(matches!(e.find_source::<SessionError>(), Some(SessionError::Deadline)), "{e:?}");
             let text = e.to_string();
             assert!(text.contains("no reply before the start deadline"), "{text}");
             assert!(text.contains("killed by the manager"), "{text}");
@@ -433,7 +456,7 @@ fn handler_hanging_in_post_start_is_killed_at_the_start_deadline() {
 fn handler_crashing_in_post_start_reports_the_signal() {
     let (driver, _) = hostile_driver("startcrash", &["crash-mid-reply", "0"], TIMEOUT);
     match request(&driver, 1024) {
-        Err(e @ Error::PostStart { .. }) => assert!(e.to_string().contains("SIGABRT"), "{e}"),
+        Err(Error::PostStart { fate: HandlerFate::Signaled(libc::SIGABRT), .. }) => {}
         other => panic!("expected a post_start error, got {other:?}"),
     }
     assert!(!driver.is_loaded());
@@ -476,7 +499,9 @@ fn panicking_post_start_hook_is_a_failed_start_not_a_wedged_driver() {
         .build();
     with_watchdog("requests after a panicking post_start", Duration::from_secs(20), || {
         match request(&driver, 1) {
-            Err(e @ Error::PostStart { .. }) => assert!(e.to_string().contains("panicked"), "{e}"),
+            Err(Error::PostStart { source: StartError::Panicked(message), .. }) => {
+                assert_eq!(message, "a buggy post_start hook")
+            }
             other => panic!("expected a post_start error, got {other:?}"),
         }
         assert!(!driver.is_loaded());

@@ -54,7 +54,9 @@ fn handlers_join_a_limited_control_group_that_is_removed_on_unload() {
         .policy(Policy { cgroup: Some(limits), ..strict_policy() })
         .provider(|_| Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).map_err(|e| e.to_string()))
         .build();
-    driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok(())).expect("request");
+    driver
+        .call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok::<_, std::convert::Infallible>(()))
+        .expect("request");
     let pid = driver.handler_pids()[0];
     let groups = umd_groups(pid);
     assert_eq!(groups.len(), 2, "one group per controller: {groups:?}");
@@ -92,7 +94,9 @@ fn pid_namespace_makes_the_handler_process_one_of_its_own_namespace() {
                 Program::runtime_blob("sample", umd_blobs::SAMPLE_HANDLER).map_err(|e| e.to_string())
             })
             .build();
-        if let Err(e) = driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok(())) {
+        if let Err(e) =
+            driver.call(Request::Bytes(&0u32.to_le_bytes()), |_| Ok::<_, std::convert::Infallible>(()))
+        {
             if sandbox_required() {
                 panic!("PID namespace unavailable (user ns {user}): {e}");
             }
@@ -105,7 +109,9 @@ fn pid_namespace_makes_the_handler_process_one_of_its_own_namespace() {
         assert_eq!(pids.last(), Some(&1), "the handler is process 1 of its namespace: {pids:?}");
         assert_eq!(pids.len(), 2, "{pids:?}");
         // It still serves, and dies with its driver.
-        driver.call(Request::Bytes(&4096u32.to_le_bytes()), |r| Ok(r[4096])).expect("second request");
+        driver
+            .call(Request::Bytes(&4096u32.to_le_bytes()), |r| Ok::<_, std::convert::Infallible>(r[4096]))
+            .expect("second request");
         driver.unload();
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "handler {pid} reaped");
     }

@@ -144,7 +144,9 @@ fn cycle(seen: &mut Seen) -> Result<(), String> {
         .provider(|_| Ok(echo_program()))
         .build();
     let m = SealedMemfd::build(c"leak-request", 2 << 20, |b| b.fill(3)).map_err(|e| e.to_string())?;
-    let n = d.call(Request::Memfd(&m), |r| Ok(r.len())).map_err(|e| e.to_string())?;
+    let n = d
+        .call(Request::Memfd(&m), |r| Ok::<_, std::convert::Infallible>(r.len()))
+        .map_err(|e| e.to_string())?;
     if n != 2 << 20 {
         return Err(format!("echo of a memfd returned {n} bytes"));
     }

@@ -183,7 +183,7 @@ fn a_missed_deadline_is_not_retried() {
         .idempotent(true)
         .build();
     match request(&driver, 1024) {
-        Err(e @ Error::Deadline { .. }) => {
+        Err(e @ Error::Deadline { fate: HandlerFate::KilledByManager(_), .. }) => {
             assert!(!e.retryable(), "{e}");
             assert!(e.delivered(), "{e}");
         }

@@ -24,7 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use umd::{Driver, Error, HandlerFate, Policy, Program, RawSizes, Request};
+use umd::sandbox::SandboxError;
+use umd::{Driver, Error, HandlerFate, Policy, Program, RawSizes, Request, StartError};
 use umd_wire::chan::ChanError;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -737,7 +738,17 @@ fn handler_that_only_pretends_to_confine_itself_is_refused_and_killed() {
     // seccomp filter; the manager reads /proc and refuses it.
     let driver = malicious_driver("liar", strict_policy(), TIMEOUT, &["pretend-confined"]);
     match attack(&driver, "ping") {
-        Err(e @ Error::PostStart { .. }) => {
+        Err(
+            e @ Error::PostStart {
+                source: StartError::Confinement(_),
+                fate: HandlerFate::KilledByManager(_),
+                ..
+            },
+        ) => {
+            assert!(
+                matches!(e.find_source::<SandboxError>(), Some(SandboxError::NotConfined { .. })),
+                "{e:?}"
+            );
             let text = e.to_string();
             assert!(text.contains("not confined as the policy says"), "{text}");
             assert!(text.contains("Seccomp 0"), "{text}");

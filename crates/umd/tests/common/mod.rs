@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use umd::{Driver, Program, Request, Session};
+use umd::{Driver, Program, Request};
 use umd_sample::{check_reply, Offset};
 
 /// The hostile handler as a program.
@@ -27,10 +27,7 @@ pub fn echo_program() -> Program {
 }
 
 /// The sample's `post_start`: offset 0 must come back right.
-pub fn sample_post_start(s: &mut Session<'_>) -> Result<(), String> {
-    let zero = Offset::new(0).expect("0 is a valid offset");
-    s.call(Request::Bytes(&zero.to_request()), |r| check_reply(zero, r)).map_err(|e| format!("offset 0: {e}"))
-}
+pub use umd_sample::post_start as sample_post_start;
 
 /// A raw sample-format driver running the hostile handler with `args`, whose
 /// provider counts its calls.
@@ -200,7 +197,9 @@ pub fn malicious_driver(name: &str, policy: umd::Policy, timeout: Duration, args
 
 /// Sends one attack (or `ping`) and returns the reply as text.
 pub fn attack(driver: &Driver, request: &str) -> Result<String, umd::Error> {
-    driver.call(Request::Bytes(request.as_bytes()), |r| Ok(String::from_utf8_lossy(r).into_owned()))
+    driver.call(Request::Bytes(request.as_bytes()), |r| {
+        Ok::<_, std::convert::Infallible>(String::from_utf8_lossy(r).into_owned())
+    })
 }
 
 /// Whether sandbox tests must fail, rather than skip, when the kernel lacks a

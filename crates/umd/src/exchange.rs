@@ -1,5 +1,9 @@
-//! The manager's side of one running **handler**: its process, its channel, and
-//! the request/reply exchange in either wire mode.
+//! The **exchange**: the manager's side of the conversation with one running
+//! handler (the handler itself is the sandboxed program, built on `umd-handler`
+//! or speaking the raw wire format). Here live the started process as the
+//! manager holds it, its channel, the start-up handshake and the request/reply
+//! exchange in either wire mode; [`crate::manager`] decides what to do with its
+//! outcome.
 //!
 //! Nothing here trusts the handler: every read is bounded by the deadline and by
 //! the sizes the wire mode fixes, a reply longer than announced is an error, and
