@@ -24,6 +24,8 @@
 //! for a packet other than a signature), as docs/gpgv.md says.
 //! The table is printed (`--nocapture`).
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,6 +50,7 @@ enum Verdict {
     Accept,
     Refuse,
 }
+use common::gpg::Gpg;
 use Verdict::*;
 
 struct Case {
@@ -302,36 +305,13 @@ fn crlf(b: u8) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Documents signed here.
 
-struct Gpg(PathBuf);
-
-impl Gpg {
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&self.0)
-            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running gpg");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf").arg("--homedir").arg(&self.0).args(["--kill", "gpg-agent"]).status();
-    }
-}
-
 /// Rows signed here over a real `InRelease` text: dash-escapes, and two hash
 /// algorithms in two signature blocks.
 fn signed_here(dir: &Path, text: &[u8]) -> Vec<Case> {
     let home = dir.join("gnupg");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = Gpg(home);
+    let gpg = Gpg::new(home);
     for who in ["a", "b"] {
         gpg.run(&["--quick-gen-key", &format!("{who} <{who}@umd.invalid>"), "ed25519", "sign", "never"]);
     }

@@ -23,6 +23,8 @@
 //! The tools are installed by `scripts/test`; when one is missing the tests skip
 //! loudly, or fail under `UMD_REQUIRE_SANDBOX=1` (CI).
 
+mod common;
+
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,8 @@ use openpgp::serialize::stream::{Armorer, Message, Signer};
 use openpgp::serialize::MarshalInto;
 use openpgp::types::{Curve, KeyFlags, ReasonForRevocation, SignatureType};
 use umd_testkeys::{primary_keypair, signing_keypair};
+
+use common::gpg::Gpg;
 
 // ---------------------------------------------------------------------------
 // Verdicts, tools, cases.
@@ -486,76 +490,6 @@ fn run_and_check(title: &str, cases: &[Case], skip: &[Tool]) {
 
 // ---------------------------------------------------------------------------
 // Making the corpus.
-
-/// gpg in a private home.
-struct Gpg {
-    home: PathBuf,
-}
-
-impl Gpg {
-    fn new(home: PathBuf) -> Gpg {
-        std::fs::create_dir(&home).expect("gpg home");
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
-        Gpg { home }
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&self.home)
-            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running gpg");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
-
-    /// Fingerprints of `uid`'s keys, primary first.
-    fn fingerprints(&self, uid: &str) -> Vec<String> {
-        let listing = String::from_utf8(self.run(&["--with-colons", "--list-keys", uid])).expect("UTF-8");
-        listing
-            .lines()
-            .filter(|l| l.starts_with("fpr:"))
-            .filter_map(|l| l.split(':').nth(9))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Makes a key (`gpg --quick-gen-key`) and returns its fingerprint.
-    fn key(&self, uid: &str, algo: &str, usage: &str, expire: &str, extra: &[&str]) -> String {
-        let mut args = extra.to_vec();
-        args.extend(["--quick-gen-key", uid, algo, usage, expire]);
-        self.run(&args);
-        self.fingerprints(uid).remove(0)
-    }
-
-    /// Exports `who`'s certificate as a binary keyring file (gpgv needs binary).
-    fn export(&self, who: &str, to: &Path) {
-        std::fs::write(to, self.run(&["--export", who])).expect("writing a keyring");
-    }
-
-    /// Signs `data` as `signer` (a fingerprint with `!`): `how` is
-    /// `--detach-sign`, `--clearsign`, ….
-    fn sign(&self, signer: &[&str], how: &[&str], data: &Path, to: &Path) {
-        let mut args: Vec<&str> = Vec::new();
-        for s in signer {
-            args.extend(["-u", s]);
-        }
-        args.extend(how);
-        args.extend(["-o", to.to_str().expect("UTF-8 path"), data.to_str().expect("UTF-8 path")]);
-        self.run(&args);
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        // Stop the agent gpg started for this home before the directory goes.
-        let _ =
-            Command::new("gpgconf").arg("--homedir").arg(&self.home).args(["--kill", "gpg-agent"]).status();
-    }
-}
 
 /// The signed text: trailing whitespace, a dash-escaped line, a "From " line and
 /// no final line ending exercise cleartext canonicalization.

@@ -5,9 +5,12 @@
 //! time override: the key is made by gpg to expire a few seconds into the
 //! test, and the test waits.
 
+mod common;
 mod svc;
 
-use std::path::{Path, PathBuf};
+use common::gpg::Gpg;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,34 +30,12 @@ fn gpg_present() -> bool {
     false
 }
 
-struct Gpg(PathBuf);
-
-impl Gpg {
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&self.0)
-            .args(["--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running gpg");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
-
-    fn clearsign(&self, who: &str, text: &str, to: &Path) {
-        let input = self.0.join("text");
-        std::fs::write(&input, text).unwrap();
-        let signer = format!("{who}@umd.invalid");
-        self.run(&["-u", &signer, "--clearsign", "-o", to.to_str().unwrap(), input.to_str().unwrap()]);
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf").arg("--homedir").arg(&self.0).args(["--kill", "gpg-agent"]).status();
-    }
+/// Clear-signs `text` as `who@umd.invalid` into `to`.
+fn clearsign(gpg: &Gpg, who: &str, text: &str, to: &Path) {
+    let input = gpg.home.join("text");
+    std::fs::write(&input, text).unwrap();
+    let signer = format!("{who}@umd.invalid");
+    gpg.run(&["-u", &signer, "--clearsign", "-o", to.to_str().unwrap(), input.to_str().unwrap()]);
 }
 
 fn now() -> u64 {
@@ -85,7 +66,7 @@ fn the_service_and_in_process_verify_agree_before_and_after_a_key_expires() {
     let home = svc.dir.join("gnupg");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = Gpg(home);
+    let gpg = Gpg::new(home);
     // A expires EXPIRY seconds after it is made; B never.
     let made = now();
     gpg.run(&["--quick-gen-key", "A <a@umd.invalid>", "ed25519", "sign", &format!("seconds={EXPIRY}")]);
@@ -93,9 +74,9 @@ fn the_service_and_in_process_verify_agree_before_and_after_a_key_expires() {
     let keyring = svc.dir.join("keyring.gpg");
     std::fs::write(&keyring, gpg.run(&["--export"])).unwrap();
     let by_a = svc.dir.join("by-a.asc");
-    gpg.clearsign("a", "Origin: umd time test\nSigned-By: A\n", &by_a);
+    clearsign(&gpg, "a", "Origin: umd time test\nSigned-By: A\n", &by_a);
     let by_b = svc.dir.join("by-b.asc");
-    gpg.clearsign("b", "Origin: umd time test\nSigned-By: B\n", &by_b);
+    clearsign(&gpg, "b", "Origin: umd time test\nSigned-By: B\n", &by_b);
 
     // Before A expires: both good, both ways (the service now holds the
     // keyring, checked, in its cache).
@@ -114,7 +95,7 @@ fn the_service_and_in_process_verify_agree_before_and_after_a_key_expires() {
     // creation time is later than any time the service saw before).
     std::thread::sleep(Duration::from_secs(2));
     let later = svc.dir.join("by-b-later.asc");
-    gpg.clearsign("b", "Origin: umd time test\nSigned-By: B, later\n", &later);
+    clearsign(&gpg, "b", "Origin: umd time test\nSigned-By: B, later\n", &later);
     let (l, r, out) = both(&svc, &keyring, &later);
     assert_eq!((l, r), (0, 0), "a document signed after the keyring was first used\n{out}");
 
