@@ -13,16 +13,7 @@ use common::{text, umd};
 
 fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // Rebuilt on each run, in one place (nothing piles up).
-        let dir = common::scratch().join("rpm-corpus");
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
-        let out =
-            Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
-        assert!(out.status.success(), "rpm-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
+    DIR.get_or_init(|| common::rpm_corpus("rpm-corpus"))
 }
 
 fn p(path: &Path) -> &str {
@@ -31,10 +22,7 @@ fn p(path: &Path) -> &str {
 
 /// A fresh directory for one test's key and list.
 fn workdir(name: &str) -> PathBuf {
-    let d = corpus().join("work").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::workdir(corpus(), name)
 }
 
 fn build(dir: &Path, extra: &[&str]) -> (std::process::Output, PathBuf, PathBuf) {

@@ -26,15 +26,7 @@ use common::{text, umd};
 
 fn corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = common::scratch().join("rpm-corpus-fapolicyd");
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
-        let out =
-            Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
-        assert!(out.status.success(), "rpm-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
+    DIR.get_or_init(|| common::rpm_corpus("rpm-corpus-fapolicyd"))
 }
 
 fn p(path: &Path) -> &str {
@@ -43,10 +35,7 @@ fn p(path: &Path) -> &str {
 
 /// A fresh directory for one test.
 fn workdir(name: &str) -> PathBuf {
-    let d = corpus().join("work").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::workdir(corpus(), name)
 }
 
 /// `umd digests build` over `packages` with `--fapolicyd-trust`: the JSON

@@ -120,3 +120,23 @@ fn toolchain_missing(why: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// Builds the RPM corpus (`scripts/rpm-corpus`: signed packages, their keys,
+/// an rpm database) afresh in `scratch()/name` and returns its directory.
+/// Each test binary builds its own, once (rebuilt on each run: nothing piles up).
+pub fn rpm_corpus(name: &str) -> PathBuf {
+    let dir = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rpm-corpus");
+    let out = Command::new(&script).arg(&dir).output().expect("running scripts/rpm-corpus (needs rpm, gpg)");
+    assert!(out.status.success(), "rpm-corpus failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+/// A fresh, empty directory `base/work/name` for one test.
+pub fn workdir(base: &Path, name: &str) -> PathBuf {
+    let d = base.join("work").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
