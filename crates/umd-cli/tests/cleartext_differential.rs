@@ -539,15 +539,7 @@ fn cleartext_verdicts_and_output_equal_gpgvs_on_documents_made_from_real_inrelea
             .filter(|c| c.name.ends_with("as is") || c.name.contains("CR LF") || c.name.contains("trailing")),
     );
     // This machine's apt lists, as they are and with trailing blanks.
-    let mut live: Vec<PathBuf> = std::fs::read_dir("/var/lib/apt/lists")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with("_InRelease"))
-                .collect()
-        })
-        .unwrap_or_default();
-    live.sort();
+    let live = common::apt_inrelease_lists();
     let home = dir.path().join("probe-home");
     std::fs::create_dir_all(&home).unwrap();
     for p in &live {

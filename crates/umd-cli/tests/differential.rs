@@ -1020,14 +1020,7 @@ fn verdicts_on_the_committed_debian_files_agree_with_gpgv_sq_and_apt() {
 
 #[test]
 fn verdicts_on_this_machines_apt_lists_agree_with_gpgv_sq_and_apt() {
-    let lists: Vec<PathBuf> = std::fs::read_dir("/var/lib/apt/lists")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with("_InRelease"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let lists = common::apt_inrelease_lists();
     let keyrings: Vec<PathBuf> = std::fs::read_dir("/usr/share/keyrings")
         .map(|d| {
             d.filter_map(Result::ok)

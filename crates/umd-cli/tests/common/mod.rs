@@ -140,3 +140,18 @@ pub fn workdir(base: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// This machine's apt `InRelease` lists (`/var/lib/apt/lists/*_InRelease`),
+/// sorted; none where apt has none.
+pub fn apt_inrelease_lists() -> Vec<PathBuf> {
+    let mut lists: Vec<PathBuf> = std::fs::read_dir("/var/lib/apt/lists")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("_InRelease"))
+                .collect()
+        })
+        .unwrap_or_default();
+    lists.sort();
+    lists
+}
