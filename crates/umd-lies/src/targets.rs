@@ -71,8 +71,7 @@ pub fn pgp_check(data: &[u8]) {
     // A fixed reference time, so that an input always does the same.
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
     if let Ok(certs) = umd_pgp::cert::certificates(&packets, &policy, at) {
-        let _ =
-            umd_pgp::verify::verify(&certs, &packets, umd_pgp::verify::Data::Detached(stream), &policy, at);
+        let _ = umd_pgp::verify::verify(&certs, &packets, umd_pgp::verify::Data::Detached(stream), &policy);
     }
 }
 

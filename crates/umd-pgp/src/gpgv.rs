@@ -874,7 +874,7 @@ impl Verifier {
             Ok(s) => s,
             Err(e) => return report.fail(Exit::Error, format!("keyring: {e}")),
         };
-        let reports = verify::verify(&signers, &packets, data, &self.policy, at);
+        let reports = verify::verify(&signers, &packets, data, &self.policy);
         let sigs = sigs_of(&packets);
         let check = Check {
             signers: &signers,

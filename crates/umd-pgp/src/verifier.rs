@@ -288,7 +288,7 @@ impl Verifier {
         let packets = self.driver.describe(&stream)?;
         only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
-        let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy, at);
+        let reports = verify::verify(&signers, &packets, Data::Detached(data), &self.policy);
         Ok(Outcome { reports, text: None })
     }
 
@@ -306,7 +306,7 @@ impl Verifier {
         let packets = self.driver.describe(signature)?;
         only_signatures(&packets)?;
         let signers = self.signers(&packets, at)?;
-        let reports = verify::verify(&signers, &packets, Data::Binary(data), &self.policy, at);
+        let reports = verify::verify(&signers, &packets, Data::Binary(data), &self.policy);
         Ok(Outcome { reports, text: None })
     }
 
@@ -320,7 +320,7 @@ impl Verifier {
         only_signatures(&packets)?;
         c.check_hash_headers(packets.iter().filter_map(Checked::signature))?;
         let signers = self.signers(&packets, at)?;
-        let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy, at);
+        let reports = verify::verify(&signers, &packets, Data::Canonical(&c.signed), &self.policy);
         Ok(Outcome { reports, text: Some(c.text) })
     }
 }

@@ -149,13 +149,14 @@ pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
 }
 
 /// Verifies every signature packet in `signatures` over `data` against
-/// `keyring` (certificates as of `at`), at the reference time `at`.
+/// `keyring`. A signature is judged at the reference time its certificate was
+/// validated at ([`ValidCert::at`]): there is no other time to give, so a key
+/// valid at one time cannot vouch for a signature judged at another.
 pub fn verify(
     keyring: &[ValidCert],
     signatures: &[Checked<'_>],
     data: Data<'_>,
     policy: &Policy,
-    at: SystemTime,
 ) -> Vec<SigReport> {
     let mut text_cache: Option<Vec<u8>> = None;
     // Hashers that have taken in the data (and nothing after), for each form
@@ -195,7 +196,7 @@ pub fn verify(
                     // cheap checks, and at most once per prefix.
                     let mut digest = None;
                     for (cert, key) in &found {
-                        let verdict = cheap_checks(key, sig, policy, at).and_then(|valid| {
+                        let verdict = cheap_checks(key, sig, policy, cert.at()).and_then(|valid| {
                             let digest = digest.get_or_insert_with(|| {
                                 let (crlf_form, bytes): (bool, &[u8]) = match (data, sig.sig_type()) {
                                     (Data::Detached(d), 0x01) => {
