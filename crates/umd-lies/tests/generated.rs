@@ -61,14 +61,23 @@ fn rpm_inputs() -> &'static [rpm::Honest] {
     })
 }
 
-/// Judges a reply about pgp input `which`: within the figure, and never
-/// accepted with another result.
-fn pgp_judged(which: usize, reply: &[u8]) -> Result<bool, String> {
-    let honest = &pgp_inputs()[which];
+/// Judges `reply` about a pgp input: within the figure, and never accepted
+/// with another result.
+fn pgp_judged(honest: &pgp::Honest, reply: &[u8]) -> Result<bool, String> {
     let (r, peak) = measure(|| pgp::judge(honest, reply));
     let bound = figure(honest.stream.len() + 1);
     if peak > bound {
         return Err(format!("{peak} bytes for a {}-byte stream (bound {bound})", honest.stream.len()));
+    }
+    r
+}
+
+/// As [`pgp_judged`], about an rpm input.
+fn rpm_judged(honest: &rpm::Honest, reply: &[u8]) -> Result<bool, String> {
+    let (r, peak) = measure(|| rpm::judge(honest, reply));
+    let bound = figure(honest.input.len() + 1);
+    if peak > bound {
+        return Err(format!("{peak} bytes for a {}-byte input (bound {bound})", honest.input.len()));
     }
     r
 }
@@ -79,26 +88,14 @@ fn pgp_case(which: usize, choices: &[u8]) -> Result<bool, String> {
     let _serial = serial();
     let inputs = pgp_inputs();
     let honest = &inputs[which % inputs.len()];
-    let reply = pgp::lie(honest, choices);
-    let (r, peak) = measure(|| pgp::judge(honest, &reply));
-    let bound = figure(honest.stream.len() + 1);
-    if peak > bound {
-        return Err(format!("{peak} bytes for a {}-byte stream (bound {bound})", honest.stream.len()));
-    }
-    r
+    pgp_judged(honest, &pgp::lie(honest, choices))
 }
 
 fn rpm_case(which: usize, choices: &[u8]) -> Result<bool, String> {
     let _serial = serial();
     let inputs = rpm_inputs();
     let honest = &inputs[which % inputs.len()];
-    let reply = rpm::lie(honest, choices);
-    let (r, peak) = measure(|| rpm::judge(honest, &reply));
-    let bound = figure(honest.input.len() + 1);
-    if peak > bound {
-        return Err(format!("{peak} bytes for a {}-byte input (bound {bound})", honest.input.len()));
-    }
-    r
+    rpm_judged(honest, &rpm::lie(honest, choices))
 }
 
 #[test]
@@ -123,11 +120,11 @@ fn every_honest_input_is_accepted_by_the_manager() {
 fn every_vector_grown_to_the_bound_stays_within_the_figure_and_is_refused_or_equal() {
     let _serial = serial();
     let mut refused = 0;
-    for which in 0..pgp_inputs().len() {
+    for (which, honest) in pgp_inputs().iter().enumerate() {
         for kind in 0..5u8 {
             for pick in [0u8, 7] {
-                let reply = pgp::grown(&pgp_inputs()[which], &[kind, pick, pick, pick, pick]);
-                let accepted = pgp_judged(which, &reply)
+                let reply = pgp::grown(honest, &[kind, pick, pick, pick, pick]);
+                let accepted = pgp_judged(honest, &reply)
                     .unwrap_or_else(|e| panic!("pgp input {which}, kind {kind}: {e}"));
                 refused += usize::from(!accepted);
             }
@@ -137,10 +134,8 @@ fn every_vector_grown_to_the_bound_stays_within_the_figure_and_is_refused_or_equ
         for kind in 0..3u8 {
             for pick in [0u8, 7, 200] {
                 let reply = rpm::grown(honest, &[kind, pick, pick, pick, pick]);
-                let (r, peak) = measure(|| rpm::judge(honest, &reply));
-                let bound = figure(honest.input.len() + 1);
-                assert!(peak <= bound, "rpm input {which}, kind {kind}: {peak} bytes (bound {bound})");
-                let accepted = r.unwrap_or_else(|e| panic!("rpm input {which}, kind {kind}: {e}"));
+                let accepted = rpm_judged(honest, &reply)
+                    .unwrap_or_else(|e| panic!("rpm input {which}, kind {kind}: {e}"));
                 refused += usize::from(!accepted);
             }
         }
