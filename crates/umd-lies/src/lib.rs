@@ -83,6 +83,13 @@ impl<'a> Choices<'a> {
         v % n
     }
 
+    /// True once in `n` draws, and never once the bytes are used up: a
+    /// rare or costly lie must be asked for, or every input that ends at
+    /// the draw (most of a fuzzer's short inputs) would make it.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        !self.is_empty() && self.below(n) == 0
+    }
+
     /// A 32-bit number.
     pub fn u32(&mut self) -> u32 {
         u32::from_be_bytes([self.byte(), self.byte(), self.byte(), self.byte()])

@@ -38,10 +38,10 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut out = postcard::to_allocvec(&d).unwrap_or_default();
     // Some lies are made of bytes: embedded signatures nested past what the
     // type holds, or the encoding itself changed.
-    match c.below(8) {
-        0 => out = nested(1 + c.below(1 << 16)),
-        1 => corrupt_byte(&mut out, &mut c),
-        _ => {}
+    if c.one_in(8) {
+        out = nested(1 + c.below(1 << 16));
+    } else if c.one_in(7) {
+        corrupt_byte(&mut out, &mut c);
     }
     out
 }
@@ -100,7 +100,7 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
         7 => {
             // What is left of the bound (measured only here: encoding the
             // description is most of a lie's cost), once in `GROWTH_ODDS`.
-            if c.below(GROWTH_ODDS) == 0 {
+            if c.one_in(GROWTH_ODDS) {
                 let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
                 grow_somewhere(d, c, room.saturating_sub(used))
             }

@@ -44,7 +44,7 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut c = Choices::new(choices);
     let d = mutated(&honest.description, max_description(honest.input.len()), &mut c, mutate);
     let mut out = d.encode().unwrap_or_default();
-    if c.below(8) == 0 {
+    if c.one_in(8) {
         corrupt_byte(&mut out, &mut c);
     }
     out
@@ -113,7 +113,7 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
         _ => {
             // What is left of the bound (measured only here, as in `pgp`),
             // once in `GROWTH_ODDS`.
-            if c.below(GROWTH_ODDS) == 0 {
+            if c.one_in(GROWTH_ODDS) {
                 let used = d.encode().map_or(0, |b| b.len());
                 grow_somewhere(d, c, room.saturating_sub(used))
             }
@@ -182,7 +182,7 @@ fn value(v: &mut Value, c: &mut Choices) {
         ),
     }
     // The same values in another variant.
-    if c.below(8) == 0 {
+    if c.one_in(8) {
         let taken = std::mem::replace(v, Value::Opaque);
         *v = match taken {
             Value::String(s) => Value::Bin(s),
