@@ -4,7 +4,8 @@ use umd_pgp::packet::{self, Checked};
 use umd_pgp_wire::{max_description, Body, Description, Field, Key, Packet, Sig, Subpacket};
 
 use crate::{
-    bytes, corrupt_byte, elements, grow, mutated, number, pick, same_as_honest, vector, Choices, GROWTH_ODDS,
+    bytes, corrupt_byte, elements, encoded_len, grow, mutated, number, pick, same_as_honest, vector, Choices,
+    GROWTH_ODDS,
 };
 
 /// An honest input: the stream, its honest description, and what the
@@ -53,7 +54,7 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
 pub fn grown(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut c = Choices::new(choices);
     let mut d = honest.description.clone();
-    let used = postcard::to_allocvec(&d).map_or(0, |b| b.len());
+    let used = encoded_len(&d);
     grow_somewhere(&mut d, &mut c, max_description(honest.stream.len()).saturating_sub(used));
     postcard::to_allocvec(&d).unwrap_or_default()
 }
@@ -98,10 +99,9 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
             }
         }
         7 => {
-            // What is left of the bound (measured only here: encoding the
-            // description is most of a lie's cost), once in `GROWTH_ODDS`.
+            // Growth into what is left of the bound, once in `GROWTH_ODDS`.
             if c.one_in(GROWTH_ODDS) {
-                let used = postcard::to_allocvec(&*d).map_or(0, |b| b.len());
+                let used = encoded_len(&*d);
                 grow_somewhere(d, c, room.saturating_sub(used))
             }
         }

@@ -11,7 +11,8 @@ use umd_rpm_wire::{max_description, max_memory, Command, Description, Entry, Hea
 use umd_wire::decode::Budget;
 
 use crate::{
-    bytes, corrupt_byte, elements, grow, mutated, number, same_as_honest, vector, Choices, GROWTH_ODDS,
+    bytes, corrupt_byte, elements, encoded_len, grow, mutated, number, same_as_honest, vector, Choices,
+    GROWTH_ODDS,
 };
 
 /// An honest input: the command, the bytes, and the honest description.
@@ -57,7 +58,7 @@ pub fn lie(honest: &Honest, choices: &[u8]) -> Vec<u8> {
 pub fn grown(honest: &Honest, choices: &[u8]) -> Vec<u8> {
     let mut c = Choices::new(choices);
     let mut d = honest.description.clone();
-    let used = d.encode().map_or(0, |b| b.len());
+    let used = encoded_len(&d);
     grow_somewhere(&mut d, &mut c, max_description(honest.input.len()).saturating_sub(used));
     d.encode().unwrap_or_default()
 }
@@ -111,10 +112,9 @@ fn mutate(d: &mut Description, room: usize, c: &mut Choices) {
             }
         }
         _ => {
-            // What is left of the bound (measured only here, as in `pgp`),
-            // once in `GROWTH_ODDS`.
+            // Growth into what is left of the bound, once in `GROWTH_ODDS`.
             if c.one_in(GROWTH_ODDS) {
-                let used = d.encode().map_or(0, |b| b.len());
+                let used = encoded_len(&d);
                 grow_somewhere(d, c, room.saturating_sub(used))
             }
         }
